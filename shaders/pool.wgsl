@@ -1,0 +1,82 @@
+// Max pooling (any window and stride, floor mode, no padding) with the argmax kept for the
+// backward pass, and global average pooling. Tensors are (N, C, H, W); `planes` = N*C.
+
+struct Params { planes: u32, h: u32, w: u32, oh: u32, ow: u32, k: u32, stride: u32, _pad: u32 }
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> arg: array<u32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn maxpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = gid.x + gid.y * nwg.x * 256u;
+    if (idx >= p.planes * p.oh * p.ow) { return; }
+    let plane = idx / (p.oh * p.ow);
+    let oh = (idx / p.ow) % p.oh;
+    let ow = idx % p.ow;
+    let base = plane * p.h * p.w;
+    var best = -3.402823e38;
+    var best_i = base + oh * p.stride * p.w + ow * p.stride;
+    for (var r = 0u; r < p.k; r++) {
+        for (var s = 0u; s < p.k; s++) {
+            let i = base + (oh * p.stride + r) * p.w + ow * p.stride + s;
+            let v = x[i];
+            // strict '>' keeps the first maximum: ties resolve to the lowest index
+            if (v > best) { best = v; best_i = i; }
+        }
+    }
+    y[idx] = best;
+    arg[idx] = best_i;
+}
+
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> argb: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> pb: Params;
+
+// One thread per input element gathers from every window that may contain it.
+@compute @workgroup_size(256)
+fn maxpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = gid.x + gid.y * nwg.x * 256u;
+    if (idx >= pb.planes * pb.h * pb.w) { return; }
+    let plane = idx / (pb.h * pb.w);
+    let hh = (idx / pb.w) % pb.h;
+    let ww = idx % pb.w;
+    // windows oh with oh*stride <= hh < oh*stride + k
+    let oh_lo = select(0u, (hh + 1u - pb.k + pb.stride - 1u) / pb.stride, hh + 1u > pb.k);
+    let ow_lo = select(0u, (ww + 1u - pb.k + pb.stride - 1u) / pb.stride, ww + 1u > pb.k);
+    let oh_hi = min(hh / pb.stride + 1u, pb.oh);
+    let ow_hi = min(ww / pb.stride + 1u, pb.ow);
+    var sum = 0.0;
+    for (var oh = oh_lo; oh < oh_hi; oh++) {
+        for (var ow = ow_lo; ow < ow_hi; ow++) {
+            let o = (plane * pb.oh + oh) * pb.ow + ow;
+            if (argb[o] == idx) { sum += dy[o]; }
+        }
+    }
+    dx[idx] = sum;
+}
+
+struct AvgParams { planes: u32, hw: u32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<storage, read> ax: array<f32>;
+@group(0) @binding(1) var<storage, read_write> ay: array<f32>;
+@group(0) @binding(2) var<uniform> pa: AvgParams;
+
+@compute @workgroup_size(64)
+fn avgpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = gid.x + gid.y * nwg.x * 64u;
+    if (plane >= pa.planes) { return; }
+    var s = 0.0;
+    for (var i = 0u; i < pa.hw; i++) { s += ax[plane * pa.hw + i]; }
+    ay[plane] = s / f32(pa.hw);
+}
+
+// ax here is dy (one value per plane) and ay is dx.
+@compute @workgroup_size(256)
+fn avgpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= pa.planes * pa.hw) { return; }
+    ay[i] = ax[i / pa.hw] / f32(pa.hw);
+}

@@ -1,0 +1,39 @@
+// Momentum SGD with L2 weight decay (Caffe/PyTorch form):
+//   v = momentum * v + (g + wd * w);  w = w - lr * v
+// `sgd_masked` multiplies the gradient and the weight by a 0/1 mask so pruned weights stay
+// exactly zero during masked retraining (SPEC.md §3). lr and momentum live in `hyper` so the
+// prepared dispatches stay valid while the schedule changes them.
+
+struct Params { n: u32, weight_decay: f32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read> hyper: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= p.n) { return; }
+    let vel = hyper[1] * v[i] + g[i] + p.weight_decay * w[i];
+    v[i] = vel;
+    w[i] = w[i] - hyper[0] * vel;
+}
+
+@group(0) @binding(0) var<storage, read> gm: array<f32>;
+@group(0) @binding(1) var<storage, read> hm: array<f32>;
+@group(0) @binding(2) var<storage, read> mask: array<f32>;
+@group(0) @binding(3) var<storage, read_write> wm: array<f32>;
+@group(0) @binding(4) var<storage, read_write> vm: array<f32>;
+@group(0) @binding(5) var<uniform> pm: Params;
+
+@compute @workgroup_size(256)
+fn sgd_masked(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= pm.n) { return; }
+    let m = mask[i];
+    let vel = hm[1] * vm[i] + m * (gm[i] + pm.weight_decay * wm[i]);
+    vm[i] = vel * m;
+    wm[i] = (wm[i] - hm[0] * vel) * m;
+}

@@ -1,0 +1,63 @@
+// Fused softmax + cross-entropy over logits (B, classes). Rows i >= valid are batch padding: they
+// get zero gradient and no loss. `hyper[2]` holds `valid` (as f32) so one prepared dispatch
+// serves full and partial batches.
+
+struct Params { batch: u32, classes: u32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<u32>;
+@group(0) @binding(2) var<storage, read> hyper: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+// stats[2i] = loss of row i, stats[2i+1] = 1 if its argmax equals the label.
+@compute @workgroup_size(64)
+fn softmax_xent(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= p.batch) { return; }
+    let valid = u32(hyper[2]);
+    let base = i * p.classes;
+    if (i >= valid) {
+        for (var c = 0u; c < p.classes; c++) { dlogits[base + c] = 0.0; }
+        stats[2u * i] = 0.0;
+        stats[2u * i + 1u] = 0.0;
+        return;
+    }
+    var mx = logits[base];
+    var arg = 0u;
+    for (var c = 1u; c < p.classes; c++) {
+        let v = logits[base + c];
+        if (v > mx) { mx = v; arg = c; }
+    }
+    var z = 0.0;
+    for (var c = 0u; c < p.classes; c++) { z += exp(logits[base + c] - mx); }
+    let label = labels[i];
+    let inv_b = 1.0 / f32(valid);
+    for (var c = 0u; c < p.classes; c++) {
+        let sm = exp(logits[base + c] - mx) / z;
+        dlogits[base + c] = (sm - select(0.0, 1.0, c == label)) * inv_b;
+    }
+    stats[2u * i] = log(z) + mx - logits[base + label];
+    stats[2u * i + 1u] = select(0.0, 1.0, arg == label);
+}
+
+struct SumParams { batch: u32, _p0: u32, _p1: u32, _p2: u32 }
+
+@group(0) @binding(0) var<storage, read> st: array<f32>;
+@group(0) @binding(1) var<storage, read_write> metrics: array<f32>;
+@group(0) @binding(2) var<uniform> ps: SumParams;
+
+// metrics += (sum of losses, number correct, rows counted). The host resets it and reads it
+// rarely, which keeps read-backs out of the training loop. Loss sums use a compensated sum.
+@compute @workgroup_size(1)
+fn accumulate_metrics() {
+    var l = 0.0;
+    var c = 0.0;
+    for (var i = 0u; i < ps.batch; i++) {
+        l += st[2u * i];
+        c += st[2u * i + 1u];
+    }
+    metrics[0] += l;
+    metrics[1] += c;
+}

@@ -1,0 +1,201 @@
+//! Instance → adapter → device, the one route every kernel launch goes through
+//! (as in wgpu's `hello_compute`), plus buffer creation and read-back.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::kernel::Kernel;
+
+/// A GPU buffer of 32-bit elements (f32 or u32). Cheap to clone: clones share the buffer.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    pub buf: Arc<wgpu::Buffer>,
+    /// Number of 32-bit elements.
+    pub len: usize,
+}
+
+impl Tensor {
+    pub fn bytes(&self) -> u64 {
+        (self.len * 4) as u64
+    }
+}
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    /// Kernels proven against their CPU reference skip naga's bounds checks (2× faster GEMM on
+    /// lavapipe) unless AUTOCOMPRESS_BOUNDS_CHECKS=1 asks to keep them everywhere.
+    pub trusted: bool,
+    pub(super) kernels: Mutex<HashMap<String, Arc<Kernel>>>,
+}
+
+fn device_type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+pub const NO_ADAPTER_HELP: &str = "no GPU adapter found (Vulkan, Metal or DX12). Install your GPU's \
+driver, or on Debian/Ubuntu the CPU Vulkan driver lavapipe: \
+`apt-get install -y mesa-vulkan-drivers libvulkan1`";
+
+impl Gpu {
+    /// Picks the best adapter (discrete > integrated > CPU), or the one whose name contains
+    /// `wanted` (case-insensitive), from `--adapter` or `AUTOCOMPRESS_ADAPTER`.
+    pub fn new(wanted: Option<&str>) -> Result<Gpu> {
+        let env_choice = std::env::var("AUTOCOMPRESS_ADAPTER").ok();
+        let wanted = wanted.map(str::to_string).or(env_choice);
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        // GL adapters lack the compute features we rely on; keep them as a last resort only.
+        adapters.sort_by_key(|a| {
+            let i = a.get_info();
+            (i.backend == wgpu::Backend::Gl, device_type_rank(i.device_type))
+        });
+        if adapters.is_empty() {
+            bail!(NO_ADAPTER_HELP);
+        }
+        let adapter = match &wanted {
+            Some(w) => {
+                let lw = w.to_lowercase();
+                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                adapters
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&lw))
+                    .ok_or_else(|| anyhow!("no adapter matches '{w}'; available: {}", names.join(", ")))?
+            }
+            None => adapters.remove(0),
+        };
+        let info = adapter.get_info();
+        // Ask for the adapter's real limits: lavapipe allows 128 MiB storage bindings, GPUs more.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("autocompress"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .with_context(|| format!("could not open device on adapter '{}'", info.name))?;
+        let trusted = std::env::var("AUTOCOMPRESS_BOUNDS_CHECKS").map(|v| v != "1").unwrap_or(true);
+        Ok(Gpu { device, queue, info, limits, trusted, kernels: Mutex::new(HashMap::new()) })
+    }
+
+    /// "llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan, Cpu]"
+    pub fn describe(&self) -> String {
+        format!("{} [{:?}, {:?}]", self.info.name, self.info.backend, self.info.device_type)
+    }
+
+    pub fn max_binding_bytes(&self) -> u64 {
+        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+    }
+
+    /// A zero-filled storage buffer of `len` 32-bit elements.
+    pub fn tensor(&self, len: usize, label: &str) -> Result<Tensor> {
+        let bytes = (len.max(1) * 4) as u64;
+        if bytes > self.max_binding_bytes() {
+            bail!(
+                "tensor '{label}' needs {} MiB, above this adapter's storage binding limit of {} MiB: \
+                 use a smaller --batch-size",
+                bytes >> 20,
+                self.max_binding_bytes() >> 20
+            );
+        }
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Tensor { buf: Arc::new(buf), len })
+    }
+
+    pub fn upload<T: bytemuck::Pod>(&self, data: &[T], label: &str) -> Result<Tensor> {
+        assert_eq!(std::mem::size_of::<T>(), 4, "tensors hold 32-bit elements");
+        let t = self.tensor(data.len(), label)?;
+        self.write(&t, data);
+        Ok(t)
+    }
+
+    pub fn write<T: bytemuck::Pod>(&self, t: &Tensor, data: &[T]) {
+        self.write_at(t, 0, data)
+    }
+
+    /// Writes `data` at element offset `at`. Ordered with respect to later submissions.
+    pub fn write_at<T: bytemuck::Pod>(&self, t: &Tensor, at: usize, data: &[T]) {
+        debug_assert!(at + data.len() <= t.len);
+        if !data.is_empty() {
+            self.queue.write_buffer(&t.buf, (at * 4) as u64, bytemuck::cast_slice(data));
+        }
+    }
+
+    pub fn uniform<T: bytemuck::Pod>(&self, value: &T, label: &str) -> wgpu::Buffer {
+        let size = (std::mem::size_of::<T>() as u64).max(16).next_multiple_of(16);
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&buf, 0, bytemuck::bytes_of(value));
+        buf
+    }
+
+    /// Reads a whole tensor back (waits for all submitted work).
+    pub fn read<T: bytemuck::Pod>(&self, t: &Tensor) -> Result<Vec<T>> {
+        self.read_range(t, 0, t.len)
+    }
+
+    pub fn read_range<T: bytemuck::Pod>(&self, t: &Tensor, at: usize, len: usize) -> Result<Vec<T>> {
+        let bytes = (len * 4) as u64;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("staging"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&t.buf, (at * 4) as u64, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow!("GPU poll failed: {e}"))?;
+        rx.recv()
+            .map_err(|_| anyhow!("GPU read-back channel closed"))?
+            .map_err(|e| anyhow!("GPU read-back failed: {e}"))?;
+        let view = slice.get_mapped_range().map_err(|e| anyhow!("GPU map failed: {e:?}"))?;
+        let out = bytemuck::cast_slice::<u8, T>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Blocks until the GPU has finished all submitted work.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| anyhow!("GPU poll failed: {e}"))
+    }
+
+    /// Copies `len` elements between tensors, recorded into `enc`.
+    pub fn copy(enc: &mut wgpu::CommandEncoder, src: &Tensor, src_at: usize, dst: &Tensor, dst_at: usize, len: usize) {
+        enc.copy_buffer_to_buffer(&src.buf, (src_at * 4) as u64, &dst.buf, (dst_at * 4) as u64, (len * 4) as u64);
+    }
+}

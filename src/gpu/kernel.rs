@@ -1,0 +1,175 @@
+//! Compiled kernels (one pipeline per shader entry point, cached) and prepared dispatches.
+//!
+//! Every shader follows one convention: group 0, storage bindings numbered in declaration order,
+//! then one uniform `Params` struct as the last binding.
+
+use anyhow::Result;
+use std::sync::Arc;
+
+use super::context::{Gpu, Tensor};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+pub struct Kernel {
+    pub name: String,
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    pub bindings: Vec<Access>,
+}
+
+/// Shader source of a kernel family, with `{{KEY}}` placeholders filled in.
+pub struct Source {
+    pub family: &'static str,
+    pub text: String,
+}
+
+impl Gpu {
+    /// The kernel `entry` of `src`, compiled on first use. `storage` lists the storage bindings in
+    /// order; the uniform params binding follows them. `trusted` kernels skip naga's bounds checks
+    /// when the context allows it (they are proven against their CPU reference in tests/).
+    pub fn kernel(&self, src: &Source, entry: &str, storage: &[Access], trusted: bool) -> Arc<Kernel> {
+        let key = format!("{}:{}:{}", src.family, entry, hash(&src.text));
+        let mut cache = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = cache.get(&key) {
+            return k.clone();
+        }
+        let desc = wgpu::ShaderModuleDescriptor {
+            label: Some(src.family),
+            source: wgpu::ShaderSource::Wgsl(src.text.as_str().into()),
+        };
+        let module = if trusted && self.trusted {
+            // SAFETY: only kernels whose indexing is proven in-bounds by their CPU-reference tests
+            // are created this way, and their launchers check every index range on the host.
+            unsafe { self.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+        } else {
+            self.device.create_shader_module(desc)
+        };
+        let mut entries: Vec<wgpu::BindGroupLayoutEntry> = storage
+            .iter()
+            .enumerate()
+            .map(|(i, a)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: *a == Access::Read },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: storage.len() as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        });
+        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(entry),
+            entries: &entries,
+        });
+        let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let k = Arc::new(Kernel { name: key.clone(), pipeline, layout, bindings: storage.to_vec() });
+        cache.insert(key, k.clone());
+        k
+    }
+
+    /// Prepares one launch: binds `buffers` (in binding order) and a fresh uniform holding `params`.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &self,
+        kernel: &Arc<Kernel>,
+        buffers: &[&Tensor],
+        params: &P,
+        groups: [u32; 3],
+    ) -> Result<Dispatch> {
+        debug_assert_eq!(buffers.len(), kernel.bindings.len(), "{}", kernel.name);
+        let uniform = self.uniform(params, &kernel.name);
+        let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| wgpu::BindGroupEntry { binding: i as u32, resource: t.buf.as_entire_binding() })
+            .collect();
+        entries.push(wgpu::BindGroupEntry { binding: buffers.len() as u32, resource: uniform.as_entire_binding() });
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&kernel.name),
+            layout: &kernel.layout,
+            entries: &entries,
+        });
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            anyhow::bail!("kernel {} needs {:?} workgroups, above the adapter limit {max} per dimension", kernel.name, groups);
+        }
+        Ok(Dispatch { kernel: kernel.clone(), bind, groups, _uniform: uniform })
+    }
+
+    /// Records `plan` into one compute pass of a new encoder and submits it.
+    pub fn run(&self, plan: &[Dispatch]) {
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        record(&mut enc, plan);
+        self.queue.submit([enc.finish()]);
+    }
+}
+
+/// One prepared kernel launch: pipeline, bound buffers and workgroup counts. Built once, replayed
+/// every step, so training loops allocate nothing.
+pub struct Dispatch {
+    kernel: Arc<Kernel>,
+    bind: wgpu::BindGroup,
+    groups: [u32; 3],
+    _uniform: wgpu::Buffer,
+}
+
+pub fn record(enc: &mut wgpu::CommandEncoder, plan: &[Dispatch]) {
+    if plan.is_empty() {
+        return;
+    }
+    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+    for d in plan {
+        if d.groups.contains(&0) {
+            continue;
+        }
+        pass.set_pipeline(&d.kernel.pipeline);
+        pass.set_bind_group(0, &d.bind, &[]);
+        pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+    }
+}
+
+/// Workgroup counts covering `n` threads with 1-D workgroups of `wg` threads, folded into two
+/// dimensions when `n` exceeds the per-dimension limit. Shaders recover the flat index as
+/// `gid.x + gid.y * num_workgroups.x * wg`.
+pub fn grid1d(n: usize, wg: u32) -> [u32; 3] {
+    let groups = (n as u64).div_ceil(wg as u64).max(1);
+    if groups <= 65535 {
+        [groups as u32, 1, 1]
+    } else {
+        let y = groups.div_ceil(65535);
+        [groups.div_ceil(y) as u32, y as u32, 1]
+    }
+}
+
+fn hash(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}

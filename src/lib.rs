@@ -1,0 +1,5 @@
+//! autocompress: AutoCompress structured pruning (Liu et al., AAAI 2020) for CNNs,
+//! with every tensor operation a custom WGSL compute shader run through wgpu.
+
+pub mod data;
+pub mod gpu;

@@ -1,0 +1,37 @@
+//! Shared test support: one GPU context per test binary, seeded random data, and the naive CPU
+//! reference of every kernel.
+#![allow(dead_code)]
+
+pub mod reference;
+
+use autocompress::gpu::Gpu;
+use rand::{Rng, SeedableRng};
+use std::sync::OnceLock;
+
+/// The test GPU. Under CI=true a missing adapter fails the test instead of skipping it.
+pub fn gpu() -> Option<&'static Gpu> {
+    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| match Gpu::new(None) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            if std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false) {
+                panic!("CI is set and no GPU adapter was found: {e}");
+            }
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    })
+    .as_ref()
+}
+
+pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| r.gen_range(-1.0f32..1.0)).collect()
+}
+
+/// max |a-b| / max(1, max|b|): a relative error that is stable for values near zero.
+pub fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let scale = b.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+    a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
