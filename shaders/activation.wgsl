@@ -1,4 +1,6 @@
 // ReLU. The backward pass reads the forward output: y > 0 exactly where x > 0.
+// Element-wise kernels here and elsewhere loop with a grid stride over a capped number of
+// workgroups: CPU drivers pay a fixed cost per workgroup, GPUs are still kept full.
 
 struct Params { n: u32, _p0: u32, _p1: u32, _p2: u32 }
 
@@ -8,9 +10,9 @@ struct Params { n: u32, _p0: u32, _p1: u32, _p2: u32 }
 
 @compute @workgroup_size(256)
 fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if (i >= p.n) { return; }
-    y[i] = max(x[i], 0.0);
+    for (var i = gid.x; i < p.n; i += nwg.x * 256u) {
+        y[i] = max(x[i], 0.0);
+    }
 }
 
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
@@ -20,7 +22,7 @@ fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 
 @compute @workgroup_size(256)
 fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if (i >= pb.n) { return; }
-    dx[i] = select(0.0, dy[i], yb[i] > 0.0);
+    for (var i = gid.x; i < pb.n; i += nwg.x * 256u) {
+        dx[i] = select(0.0, dy[i], yb[i] > 0.0);
+    }
 }

@@ -21,27 +21,35 @@ struct Params {
 @group(0) @binding(3) var<uniform> p: Params;
 
 // col is [kcp][chunk*ohwp], or [chunk*ohwp][kcp] when transposed (the B operand of dW = dY·colᵀ).
+// Grid-stride over the destination; indices split with udiv (integer division is scalar on CPUs).
 @compute @workgroup_size(256)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * 256u;
     let ncols = p.chunk * p.ohwp;
-    if (idx >= p.kcp * ncols) { return; }
+    for (var idx = gid.x; idx < p.kcp * ncols; idx += nwg.x * 256u) {
     var j: u32;
     var q: u32;
-    if (p.transposed != 0u) { q = idx / p.kcp; j = idx % p.kcp; } else { j = idx / ncols; q = idx % ncols; }
-    let img = q / p.ohwp;
-    let pix = q % p.ohwp;
+    if (p.transposed != 0u) {
+        q = udiv(idx, p.kcp);
+        j = idx - q * p.kcp;
+    } else {
+        j = udiv(idx, ncols);
+        q = idx - j * ncols;
+    }
+    let img = udiv(q, p.ohwp);
+    let pix = q - img * p.ohwp;
     var v = 0.0;
     if (j < p.kc && pix < p.oh * p.ow) {
         let e = tbl[j];
         let ch = e >> 16u;
-        let ih = i32((pix / p.ow) * p.stride + ((e >> 8u) & 255u)) - i32(p.pad);
-        let iw = i32((pix % p.ow) * p.stride + (e & 255u)) - i32(p.pad);
+        let oh = udiv(pix, p.ow);
+        let ih = i32(oh * p.stride + ((e >> 8u) & 255u)) - i32(p.pad);
+        let iw = i32((pix - oh * p.ow) * p.stride + (e & 255u)) - i32(p.pad);
         if (ih >= 0 && iw >= 0 && u32(ih) < p.h && u32(iw) < p.w) {
             v = x[(((p.n0 + img) * p.c + ch) * p.h + u32(ih)) * p.w + u32(iw)];
         }
     }
     col[idx] = v;
+    }
 }
 
 @group(0) @binding(0) var<storage, read> dcol: array<f32>;
@@ -53,31 +61,33 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 // element, so the fold is a deterministic gather without atomics. dcol is [kcp][chunk*ohwp].
 @compute @workgroup_size(256)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * 256u;
     let plane = pb.h * pb.w;
-    if (idx >= pb.chunk * pb.c * plane) { return; }
-    let img = idx / (pb.c * plane);
-    let ch = (idx / plane) % pb.c;
-    let hh = (idx % plane) / pb.w;
-    let ww = idx % pb.w;
+    for (var idx = gid.x; idx < pb.chunk * pb.c * plane; idx += nwg.x * 256u) {
+    let pl = udiv(idx, plane);
+    let pix = idx - pl * plane;
+    let img = udiv(pl, pb.c);
+    let ch = pl - img * pb.c;
+    let hh = udiv(pix, pb.w);
+    let ww = pix - hh * pb.w;
     let ncols = pb.chunk * pb.ohwp;
     var sum = 0.0;
     for (var r = 0u; r < pb.r; r++) {
         let th = i32(hh + pb.pad) - i32(r);
-        if (th < 0 || u32(th) % pb.stride != 0u) { continue; }
-        let oh = u32(th) / pb.stride;
-        if (oh >= pb.oh) { continue; }
+        if (th < 0) { continue; }
+        let oh = udiv(u32(th), pb.stride);
+        if (oh * pb.stride != u32(th) || oh >= pb.oh) { continue; }
         for (var s = 0u; s < pb.s; s++) {
             let tw = i32(ww + pb.pad) - i32(s);
-            if (tw < 0 || u32(tw) % pb.stride != 0u) { continue; }
-            let ow = u32(tw) / pb.stride;
-            if (ow >= pb.ow) { continue; }
+            if (tw < 0) { continue; }
+            let ow = udiv(u32(tw), pb.stride);
+            if (ow * pb.stride != u32(tw) || ow >= pb.ow) { continue; }
             let j = itbl[pb.inv_off + (ch * pb.r + r) * pb.s + s];
             if (j == 0xffffffffu) { continue; }
             sum += dcol[j * ncols + img * pb.ohwp + oh * pb.ow + ow];
         }
     }
-    dx[(pb.n0 * pb.c) * plane + idx] = sum;
+    dx[pb.n0 * pb.c * plane + idx] = sum;
+    }
 }
 
 // db[k] = sum over n < N, i < P of dy[(n*K + k)*P + i]: one workgroup per channel, strided

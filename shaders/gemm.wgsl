@@ -63,12 +63,13 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             let nb = (col0 + j * WX) * 4u;
             for (var q = 0u; q < 4u; q++) {
                 let n = nb + q;
-                let inner = n % p.n_inner;
+                let outer = udiv(n, p.n_inner);
+                let inner = n - outer * p.n_inner;
                 if (n >= p.n || inner >= p.n_valid) { continue; }
                 var v = acc[i][j][q];
                 if (p.bias_mode == 1u) { v += bias[p.bias_off + m]; }
                 if (p.bias_mode == 2u) { v += bias[p.bias_off + n]; }
-                let idx = p.c_off + m * p.c_rs + (n / p.n_inner) * p.c_bs + inner * p.c_cs;
+                let idx = p.c_off + m * p.c_rs + outer * p.c_bs + inner * p.c_cs;
                 if (p.accumulate != 0u) { v += c[idx]; }
                 c[idx] = v;
             }
@@ -91,15 +92,17 @@ struct PackParams {
 
 @compute @workgroup_size(256)
 fn pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if (i >= q.rp * q.cp) { return; }
-    let r = i / q.cp;
-    let cc = i % q.cp;
-    let ri = r % q.r_in;
-    let ci = cc % q.c_in;
+    for (var i = gid.x; i < q.rp * q.cp; i += nwg.x * 256u) {
+    let r = udiv(i, q.cp);
+    let cc = i - r * q.cp;
+    let ro = udiv(r, q.r_in);
+    let ri = r - ro * q.r_in;
+    let co = udiv(cc, q.c_in);
+    let ci = cc - co * q.c_in;
     var v = 0.0;
     if (r < q.rows && cc < q.cols && ri < q.r_valid && ci < q.c_valid) {
-        v = src[q.s_off + (r / q.r_in) * q.s_rb + ri * q.s_rs + (cc / q.c_in) * q.s_cb + ci * q.s_cs];
+        v = src[q.s_off + ro * q.s_rb + ri * q.s_rs + co * q.s_cb + ci * q.s_cs];
     }
     dst[q.d_off + i] = v;
+    }
 }

@@ -1,5 +1,6 @@
 // Max pooling (any window and stride, floor mode, no padding) with the argmax kept for the
 // backward pass, and global average pooling. Tensors are (N, C, H, W); `planes` = N*C.
+// All loop with a grid stride over flat indices.
 
 struct Params { planes: u32, h: u32, w: u32, oh: u32, ow: u32, k: u32, stride: u32, _pad: u32 }
 
@@ -10,11 +11,12 @@ struct Params { planes: u32, h: u32, w: u32, oh: u32, ow: u32, k: u32, stride: u
 
 @compute @workgroup_size(256)
 fn maxpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * 256u;
-    if (idx >= p.planes * p.oh * p.ow) { return; }
-    let plane = idx / (p.oh * p.ow);
-    let oh = (idx / p.ow) % p.oh;
-    let ow = idx % p.ow;
+    let ohw = p.oh * p.ow;
+    for (var idx = gid.x; idx < p.planes * ohw; idx += nwg.x * 256u) {
+    let plane = udiv(idx, ohw);
+    let pix = idx - plane * ohw;
+    let oh = udiv(pix, p.ow);
+    let ow = pix - oh * p.ow;
     let base = plane * p.h * p.w;
     var best = -3.402823e38;
     var best_i = base + oh * p.stride * p.w + ow * p.stride;
@@ -28,6 +30,7 @@ fn maxpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     }
     y[idx] = best;
     arg[idx] = best_i;
+    }
 }
 
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
@@ -38,16 +41,17 @@ fn maxpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 // One thread per input element gathers from every window that may contain it.
 @compute @workgroup_size(256)
 fn maxpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * 256u;
-    if (idx >= pb.planes * pb.h * pb.w) { return; }
-    let plane = idx / (pb.h * pb.w);
-    let hh = (idx / pb.w) % pb.h;
-    let ww = idx % pb.w;
+    let hw = pb.h * pb.w;
+    for (var idx = gid.x; idx < pb.planes * hw; idx += nwg.x * 256u) {
+    let plane = udiv(idx, hw);
+    let pix = idx - plane * hw;
+    let hh = udiv(pix, pb.w);
+    let ww = pix - hh * pb.w;
     // windows oh with oh*stride <= hh < oh*stride + k
-    let oh_lo = select(0u, (hh + 1u - pb.k + pb.stride - 1u) / pb.stride, hh + 1u > pb.k);
-    let ow_lo = select(0u, (ww + 1u - pb.k + pb.stride - 1u) / pb.stride, ww + 1u > pb.k);
-    let oh_hi = min(hh / pb.stride + 1u, pb.oh);
-    let ow_hi = min(ww / pb.stride + 1u, pb.ow);
+    let oh_lo = select(0u, udiv(hh + 1u - pb.k + pb.stride - 1u, pb.stride), hh + 1u > pb.k);
+    let ow_lo = select(0u, udiv(ww + 1u - pb.k + pb.stride - 1u, pb.stride), ww + 1u > pb.k);
+    let oh_hi = min(udiv(hh, pb.stride) + 1u, pb.oh);
+    let ow_hi = min(udiv(ww, pb.stride) + 1u, pb.ow);
     var sum = 0.0;
     for (var oh = oh_lo; oh < oh_hi; oh++) {
         for (var ow = ow_lo; ow < ow_hi; ow++) {
@@ -56,6 +60,7 @@ fn maxpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         }
     }
     dx[idx] = sum;
+    }
 }
 
 struct AvgParams { planes: u32, hw: u32, _p0: u32, _p1: u32 }
@@ -66,17 +71,17 @@ struct AvgParams { planes: u32, hw: u32, _p0: u32, _p1: u32 }
 
 @compute @workgroup_size(64)
 fn avgpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let plane = gid.x + gid.y * nwg.x * 64u;
-    if (plane >= pa.planes) { return; }
-    var s = 0.0;
-    for (var i = 0u; i < pa.hw; i++) { s += ax[plane * pa.hw + i]; }
-    ay[plane] = s / f32(pa.hw);
+    for (var plane = gid.x; plane < pa.planes; plane += nwg.x * 64u) {
+        var s = 0.0;
+        for (var i = 0u; i < pa.hw; i++) { s += ax[plane * pa.hw + i]; }
+        ay[plane] = s / f32(pa.hw);
+    }
 }
 
 // ax here is dy (one value per plane) and ay is dx.
 @compute @workgroup_size(256)
 fn avgpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if (i >= pa.planes * pa.hw) { return; }
-    ay[i] = ax[i / pa.hw] / f32(pa.hw);
+    for (var i = gid.x; i < pa.planes * pa.hw; i += nwg.x * 256u) {
+        ay[i] = ax[udiv(i, pa.hw)] / f32(pa.hw);
+    }
 }

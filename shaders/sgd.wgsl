@@ -14,11 +14,13 @@ struct Params { n: u32, weight_decay: f32, _p0: u32, _p1: u32 }
 
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if (i >= p.n) { return; }
-    let vel = hyper[1] * v[i] + g[i] + p.weight_decay * w[i];
-    v[i] = vel;
-    w[i] = w[i] - hyper[0] * vel;
+    let lr = hyper[0];
+    let mom = hyper[1];
+    for (var i = gid.x; i < p.n; i += nwg.x * 256u) {
+        let vel = mom * v[i] + g[i] + p.weight_decay * w[i];
+        v[i] = vel;
+        w[i] = w[i] - lr * vel;
+    }
 }
 
 @group(0) @binding(0) var<storage, read> gm: array<f32>;
@@ -30,10 +32,12 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 
 @compute @workgroup_size(256)
 fn sgd_masked(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if (i >= pm.n) { return; }
-    let m = mask[i];
-    let vel = hm[1] * vm[i] + m * (gm[i] + pm.weight_decay * wm[i]);
-    vm[i] = vel * m;
-    wm[i] = (wm[i] - hm[0] * vel) * m;
+    let lr = hm[0];
+    let mom = hm[1];
+    for (var i = gid.x; i < pm.n; i += nwg.x * 256u) {
+        let m = mask[i];
+        let vel = mom * vm[i] + m * (gm[i] + pm.weight_decay * wm[i]);
+        vm[i] = vel * m;
+        wm[i] = (wm[i] - lr * vel) * m;
+    }
 }

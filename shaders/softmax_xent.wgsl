@@ -45,11 +45,13 @@ fn softmax_xent(@builtin(global_invocation_id) gid: vec3<u32>) {
 struct SumParams { batch: u32, _p0: u32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<storage, read> st: array<f32>;
-@group(0) @binding(1) var<storage, read_write> metrics: array<f32>;
-@group(0) @binding(2) var<uniform> ps: SumParams;
+@group(0) @binding(1) var<storage, read> hy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> metrics: array<f32>;
+@group(0) @binding(3) var<uniform> ps: SumParams;
 
-// metrics += (sum of losses, number correct, rows counted). The host resets it and reads it
-// rarely, which keeps read-backs out of the training loop. Loss sums use a compensated sum.
+// metrics[0] += sum of losses, metrics[1] += number correct, and metrics[2 + hyper[3]] = this
+// batch's loss sum: a ring of recent steps, so the host can name the step where the loss went
+// NaN while reading back only every few dozen steps.
 @compute @workgroup_size(1)
 fn accumulate_metrics() {
     var l = 0.0;
@@ -60,4 +62,5 @@ fn accumulate_metrics() {
     }
     metrics[0] += l;
     metrics[1] += c;
+    metrics[2u + u32(hy[3])] = l;
 }

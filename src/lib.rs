@@ -3,3 +3,9 @@
 
 pub mod data;
 pub mod gpu;
+pub mod io;
+pub mod model;
+pub mod train;
+pub mod prune;
+pub mod bench;
+pub mod report;

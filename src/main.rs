@@ -1,1 +1,341 @@
-fn main() {}
+//! The autocompress command line (DESIGN.md, "The command-line contract").
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use autocompress::data::{self, LoadOptions};
+use autocompress::gpu::Gpu;
+use autocompress::model::{zoo, Architecture, Network, Weights};
+use autocompress::prune::count::count;
+use autocompress::report::{layer_table, Adapter, Report, Snapshot};
+use autocompress::train::{self, Schedule, TrainConfig};
+use autocompress::{bench, io};
+
+#[derive(Parser)]
+#[command(name = "autocompress", version, about = "Automatic structured pruning of CNNs with custom WGSL kernels")]
+struct Cli {
+    /// Use the adapter whose name contains this text (also AUTOCOMPRESS_ADAPTER).
+    #[arg(long, global = true)]
+    adapter: Option<String>,
+    /// No progress bars or per-epoch lines.
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train a dense model and save it with its report.
+    Train(TrainArgs),
+    /// Test accuracy of a saved model.
+    Eval(EvalArgs),
+    /// Convolution forward GFLOP/s per shape, and training images/s.
+    Bench(BenchArgs),
+    /// Per-layer table of a model file.
+    Inspect { file: PathBuf },
+}
+
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// digits, mnist, fashion-mnist, cifar-10 or folder.
+    #[arg(long, default_value = "digits")]
+    dataset: String,
+    /// Data directory (default: $AUTOCOMPRESS_DATA/<dataset>, else datasets/<dataset>).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Fraction of the training files held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    val_fraction: f32,
+    /// Use only this many training images (fast experiments).
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Use only this many test images.
+    #[arg(long)]
+    limit_test: Option<usize>,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// A zoo model: digits-cnn, lenet5.
+    #[arg(long, default_value = "digits-cnn")]
+    model: String,
+    /// A model described in JSON (overrides --model).
+    #[arg(long)]
+    model_json: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f32>,
+    #[arg(long, allow_negative_numbers = true)]
+    momentum: Option<f32>,
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f32>,
+    /// cosine, step or constant.
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Linear warm-up epochs.
+    #[arg(long)]
+    warmup: Option<f32>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run directory (model.safetensors, report.json, …).
+    #[arg(long, default_value = "runs/train")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[arg(long)]
+    model_file: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// Timed runs per measurement (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    reps: usize,
+    /// Only shapes whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Training steps timed for the images/s figure (0 skips it).
+    #[arg(long, default_value_t = 40)]
+    train_steps: usize,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let progress = !cli.quiet;
+    match cli.cmd {
+        Cmd::Train(a) => cmd_train(a, cli.adapter.as_deref(), progress),
+        Cmd::Eval(a) => cmd_eval(a, cli.adapter.as_deref()),
+        Cmd::Bench(a) => cmd_bench(a, cli.adapter.as_deref()),
+        Cmd::Inspect { file } => cmd_inspect(&file),
+    }
+}
+
+fn open_gpu(adapter: Option<&str>, progress: bool) -> Result<Gpu> {
+    let gpu = Gpu::new(adapter)?;
+    if progress {
+        eprintln!("adapter: {}", gpu.describe());
+    }
+    Ok(gpu)
+}
+
+fn load_data(a: &DataArgs, seed: u64) -> Result<data::Data> {
+    if !(0.0..1.0).contains(&a.val_fraction) {
+        bail!("--val-fraction must be in [0, 1), found {}", a.val_fraction);
+    }
+    let dir = data::resolve_dir(&a.dataset, a.data.as_deref());
+    let opts = LoadOptions { val_fraction: a.val_fraction, seed, limit_train: a.limit_train, limit_test: a.limit_test };
+    data::load(&a.dataset, Some(&dir), &opts)
+}
+
+/// Per-model defaults: the schedules the README's figures were measured with.
+fn defaults(model: &str) -> TrainConfig {
+    let base = TrainConfig {
+        epochs: 10,
+        batch_size: 64,
+        lr: 0.02,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+        schedule: Schedule::Cosine,
+        warmup_epochs: 0.0,
+        seed: 1,
+    };
+    match model {
+        "digits-cnn" => TrainConfig { epochs: 30, batch_size: 32, lr: 0.05, ..base },
+        // Caffe's LeNet-5 solver rate, with a short warm-up and cosine decay.
+        "lenet5" => TrainConfig { lr: 0.01, warmup_epochs: 0.2, ..base },
+        _ => base,
+    }
+}
+
+fn parse_schedule(s: &str) -> Result<Schedule> {
+    Ok(match s {
+        "cosine" => Schedule::Cosine,
+        "constant" => Schedule::Constant,
+        "step" => Schedule::Step { every: 10, gamma: 0.1 },
+        other => bail!("unknown --schedule '{other}': choose cosine, step or constant"),
+    })
+}
+
+fn snapshot(arch: &Architecture, test_accuracy: f64) -> Result<Snapshot> {
+    let c = count(arch)?;
+    Ok(Snapshot { test_accuracy, params: c.params, flops: c.flops })
+}
+
+fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
+    let t0 = Instant::now();
+    let model_name = a.model_json.as_ref().map_or(a.model.clone(), |p| p.display().to_string());
+    let mut cfg = defaults(&a.model);
+    cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
+    cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
+    cfg.lr = a.lr.unwrap_or(cfg.lr);
+    cfg.momentum = a.momentum.unwrap_or(cfg.momentum);
+    cfg.weight_decay = a.weight_decay.unwrap_or(cfg.weight_decay);
+    cfg.warmup_epochs = a.warmup.unwrap_or(cfg.warmup_epochs);
+    if let Some(s) = &a.schedule {
+        cfg.schedule = parse_schedule(s)?;
+    }
+    cfg.seed = a.seed;
+    cfg.validate()?;
+
+    let data = load_data(&a.data, a.seed)?;
+    let arch = match &a.model_json {
+        Some(p) => {
+            let arch = Architecture::from_json_file(p)?;
+            if arch.input != data.shape || arch.classes != data.classes {
+                bail!(
+                    "{}: model takes {:?} inputs and {} classes, data set {} has {:?} and {}",
+                    p.display(),
+                    arch.input,
+                    arch.classes,
+                    data.name,
+                    data.shape,
+                    data.classes
+                );
+            }
+            arch
+        }
+        None => zoo::build(&a.model, data.shape, data.classes)?,
+    };
+    let gpu = open_gpu(adapter, progress)?;
+    if progress {
+        eprintln!(
+            "training {} on {} ({} train / {} val / {} test images), {} epochs, batch {}, lr {}",
+            arch.name,
+            data.name,
+            data.train.len(),
+            data.val.len(),
+            data.test.len(),
+            cfg.epochs,
+            cfg.batch_size,
+            cfg.lr
+        );
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create run directory {}", a.out.display()))?;
+    io::write_json(&a.out.join("config.json"), &serde_json::json!({ "command": "train", "model": model_name, "dataset": data.name, "train": cfg }))?;
+    io::write_json(&a.out.join("model.json"), &arch)?;
+
+    let net = Network::new(&gpu, &arch, &Weights::init(&arch, a.seed)?, cfg.batch_size, cfg.weight_decay)?;
+    let model_path = a.out.join("model.safetensors");
+    // Each epoch's model replaces the last one atomically, so an interrupted or diverged run
+    // leaves the last good model on disk.
+    let logs = train::train(&gpu, &net, &data, &cfg, progress, |_| {
+        io::save_model(&model_path, &arch, &net.weights(&gpu)?, &[("dataset", data.name.clone())])
+    })?;
+    let (_, test_acc) = train::evaluate(&gpu, &net, &data.test)?;
+    let snap = snapshot(&arch, test_acc)?;
+    let report = Report {
+        command: "train".into(),
+        model: model_name,
+        dataset: data.name.clone(),
+        adapter: Adapter::of(&gpu),
+        seed: a.seed,
+        wall_seconds: t0.elapsed().as_secs_f64(),
+        baseline: snap,
+        final_: snap,
+        params_reduction: 1.0,
+        flops_reduction: 1.0,
+        val_accuracy: logs.last().map(|l| l.val_accuracy),
+        epochs: logs,
+    };
+    io::write_json(&a.out.join("report.json"), &report)?;
+    println!(
+        "test accuracy {:.2}% ({} params, {} FLOPs) in {:.0}s; model and report in {}",
+        100.0 * test_acc,
+        snap.params,
+        snap.flops,
+        report.wall_seconds,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn cmd_eval(a: EvalArgs, adapter: Option<&str>) -> Result<()> {
+    if a.batch_size == 0 {
+        bail!("--batch-size must be at least 1, found 0");
+    }
+    let (arch, weights, _) = io::load_model(&a.model_file)?;
+    let data = load_data(&a.data, a.seed)?;
+    if arch.input != data.shape || arch.classes != data.classes {
+        bail!(
+            "{} takes {:?} inputs and {} classes, data set {} has {:?} and {}",
+            a.model_file.display(),
+            arch.input,
+            arch.classes,
+            data.name,
+            data.shape,
+            data.classes
+        );
+    }
+    let gpu = open_gpu(adapter, false)?;
+    let net = Network::new(&gpu, &arch, &weights, a.batch_size, 0.0)?;
+    let (loss, acc) = train::evaluate(&gpu, &net, &data.test)?;
+    let c = count(&arch)?;
+    println!(
+        "{}",
+        serde_json::json!({ "model_file": a.model_file, "dataset": data.name, "test_images": data.test.len(),
+            "test_accuracy": acc, "test_loss": loss, "params": c.params, "flops": c.flops, "adapter": Adapter::of(&gpu) })
+    );
+    Ok(())
+}
+
+fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
+    let gpu = open_gpu(adapter, !a.json)?;
+    for s in bench::shapes() {
+        if a.filter.as_deref().is_some_and(|f| !s.name.contains(f)) {
+            continue;
+        }
+        let dense: Vec<u32> = (0..s.g.crs() as u32).collect();
+        let r = bench::conv_forward_bench(&gpu, s.name, "dense", &s.g, &dense, a.reps)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!("{:<12} {:<7} {:>9.3} ms {:>7.2} GFLOP/s  ({} MFLOP)", r.shape, r.variant, r.ms, r.gflops, r.flops / 1_000_000);
+        }
+    }
+    if a.train_steps > 0 && a.filter.is_none() {
+        let r = bench::train_bench(&gpu, "lenet5", [1, 28, 28], 64, a.train_steps)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!("train {} batch {}: {:.0} images/s ({:.1} ms/step)", r.model, r.batch, r.images_per_second, r.ms_per_step);
+        }
+    }
+    Ok(())
+}
+
+fn cmd_inspect(file: &Path) -> Result<()> {
+    let (arch, _, meta) = io::load_model(file)?;
+    let c = count(&arch)?;
+    println!("{} ({}), input {:?}, {} classes", file.display(), arch.name, arch.input, arch.classes);
+    if let Some(d) = meta.get("dataset") {
+        println!("trained on {d}");
+    }
+    print!("{}", layer_table(&c));
+    Ok(())
+}

@@ -34,3 +34,125 @@ fn gemm_matches_reference_on_awkward_shapes() {
         assert!(e < 1e-5, "gemm {m}x{k}x{n}: rel err {e}");
     }
 }
+
+/// Fails unless every element is finite and max|got − want| ≤ tol · max(1, max|want|).
+#[track_caller]
+fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    if let Some(i) = got.iter().position(|v| !v.is_finite()) {
+        panic!("{what}: element {i} is {} (expected {}): not written", got[i], want[i]);
+    }
+    let e = max_rel_err(got, want);
+    assert!(e <= tol, "{what}: relative error {e:e} above {tol:e}");
+}
+
+/// Shapes straddling the register tile: the 8-row (SHORT) and 16-row (DEFAULT) tiles, and the
+/// 128 columns of one workgroup.
+#[test]
+fn gemm_matches_reference_across_tile_boundaries() {
+    if gpu().is_none() { return; }
+    for &m in &[7, 8, 9, 15, 16, 17, 33] {
+        for &n in &[1, 4, 5, 127, 128, 129, 257] {
+            let k = 13;
+            let a = rand_vec(m * k, 10 + m as u64);
+            let b = rand_vec(k * n, 20 + n as u64);
+            assert_close(&format!("gemm {m}x{k}x{n}"), &gpu_matmul(&a, &b, m, k, n), &common::reference::matmul(&a, &b, m, k, n), 1e-5);
+        }
+    }
+}
+
+/// C = C + A·B + bias with A, B, C and the bias all at offsets inside larger buffers; entries of
+/// C outside the block, and columns n..np of the padded B, are left alone.
+#[test]
+fn gemm_accumulates_with_bias_and_offsets() {
+    let Some(g) = gpu() else { return };
+    let (m, k, n) = (11, 10, 9);
+    let (kp, np) = (12, 12);
+    let (a_off, b_off, c_off, bias_off, ld) = (8, 4, 3, 2, 10);
+    let a = rand_vec(m * k, 30);
+    let b = rand_vec(k * n, 31);
+    let bias = rand_vec(bias_off + m + 1, 32);
+    let c0 = rand_vec(c_off + m * ld + 5, 33);
+    let ta = g.upload(&a, "a").unwrap();
+    let tb = g.upload(&b, "b").unwrap();
+    let tbias = g.upload(&bias, "bias").unwrap();
+    let pa = g.upload(&vec![f32::NAN; a_off + m * kp], "pa").unwrap();
+    let pb = g.upload(&vec![f32::NAN; b_off + kp * np + 4], "pb").unwrap();
+    let tc = g.upload(&c0, "c").unwrap();
+    let out = OutMap { off: c_off, accumulate: true, ..OutMap::rows(ld) };
+    let plan = vec![
+        pack(g, &ta, &pa, &Pack { d_off: a_off, ..Pack::matrix(m, k, k, 1, false) }).unwrap(),
+        pack(g, &tb, &pb, &Pack { d_off: b_off, ..Pack::matrix(k, n, n, 1, true) }).unwrap(),
+        gemm(g, &Gemm { a: &pa, a_off, b: &pb, b_off, m, n, kp, np }, Bias::PerRow(&tbias, bias_off), &tc, out).unwrap(),
+    ];
+    g.run(&plan);
+    let prod = common::reference::matmul(&a, &b, m, k, n);
+    let mut want = c0.clone();
+    for i in 0..m {
+        for j in 0..n {
+            want[c_off + i * ld + j] += prod[i * n + j] + bias[bias_off + i];
+        }
+    }
+    let got: Vec<f32> = g.read(&tc).unwrap();
+    assert_close("gemm accumulate + bias + offsets", &got, &want, 1e-5);
+    for (i, (x, y)) in got.iter().zip(&c0).enumerate() {
+        let inside = i >= c_off && (i - c_off) / ld < m && (i - c_off) % ld < n;
+        assert!(inside || x == y, "C[{i}] outside the output block changed from {y} to {x}");
+    }
+}
+
+/// A linear layer in the transposed form: Y [B][O] = X [B][I] · Wᵀ + bias, computed as
+/// W [O][I] · Xᵀ [I][B] with the output map writing row m (an output) with stride 1 and
+/// column n (a sample) with stride O.
+#[test]
+fn gemm_writes_transposed_output() {
+    let Some(g) = gpu() else { return };
+    for &(batch, inp, outs) in &[(1, 3, 2), (13, 50, 10), (64, 120, 84), (5, 7, 17)] {
+        let x = rand_vec(batch * inp, 40);
+        let w = rand_vec(outs * inp, 41);
+        let bias = rand_vec(outs, 42);
+        let (ip, bp) = (inp.next_multiple_of(4), batch.next_multiple_of(4));
+        let tx = g.upload(&x, "x").unwrap();
+        let tw = g.upload(&w, "w").unwrap();
+        let tbias = g.upload(&bias, "bias").unwrap();
+        let pw = g.tensor(outs * ip, "pw").unwrap();
+        let pxt = g.tensor(ip * bp, "pxt").unwrap();
+        let y = g.upload(&vec![f32::NAN; batch * outs], "y").unwrap();
+        let big = u32::MAX as usize;
+        let out = OutMap { off: 0, rs: 1, bs: 0, cs: outs, n_inner: big, n_valid: big, accumulate: false };
+        let plan = vec![
+            pack(g, &tw, &pw, &Pack::matrix(outs, inp, inp, 1, false)).unwrap(),
+            pack(g, &tx, &pxt, &Pack::matrix(inp, batch, 1, inp, true)).unwrap(),
+            gemm(g, &Gemm { a: &pw, a_off: 0, b: &pxt, b_off: 0, m: outs, n: batch, kp: ip, np: bp }, Bias::PerRow(&tbias, 0), &y, out).unwrap(),
+        ];
+        g.run(&plan);
+        let wt: Vec<f32> = (0..inp * outs).map(|i| w[(i % outs) * inp + i / outs]).collect();
+        let mut want = common::reference::matmul(&x, &wt, batch, inp, outs);
+        want.iter_mut().enumerate().for_each(|(i, v)| *v += bias[i % outs]);
+        assert_close(&format!("linear {batch}x{inp} -> {outs}"), &g.read::<f32>(&y).unwrap(), &want, 1e-5);
+    }
+}
+
+/// The launcher checks every range on the host, since the kernel runs without bounds checks.
+#[test]
+fn gemm_rejects_inconsistent_shapes() {
+    let Some(g) = gpu() else { return };
+    let a = g.tensor(8 * 8, "a").unwrap();
+    let b = g.tensor(8 * 8, "b").unwrap();
+    let c = g.tensor(8 * 8, "c").unwrap();
+    let ok = Gemm { a: &a, a_off: 0, b: &b, b_off: 0, m: 8, n: 8, kp: 8, np: 8 };
+    assert!(gemm(g, &ok, Bias::None, &c, OutMap::rows(8)).is_ok());
+    let bad = [
+        ("kp not a multiple of 4", Gemm { kp: 6, ..ok }, 8, 0),
+        ("a_off not a multiple of 4", Gemm { a_off: 2, ..ok }, 8, 0),
+        ("A beyond its buffer", Gemm { m: 9, ..ok }, 7, 0),
+        ("B beyond its buffer", Gemm { b_off: 4, ..ok }, 8, 0),
+        ("n above np", Gemm { n: 9, ..ok }, 8, 0),
+        ("empty", Gemm { m: 0, ..ok }, 8, 0),
+        ("C too small", ok, 9, 0),
+        ("bias too short", ok, 8, 1),
+    ];
+    for (what, gm, ld, bias_off) in bad {
+        let bias = if bias_off > 0 { Bias::PerRow(&a, 64 - 7) } else { Bias::None };
+        assert!(gemm(g, &gm, bias, &c, OutMap::rows(ld)).is_err(), "gemm accepted: {what}");
+    }
+}

@@ -43,7 +43,7 @@ impl Tile {
             .replace("{{TN4}}", &self.tn4.to_string())
             .replace("{{WX}}", &self.wx.to_string())
             .replace("{{WY}}", &self.wy.to_string());
-        Source { family: "gemm", text }
+        Source::new("gemm", &text)
     }
 }
 
@@ -198,7 +198,11 @@ struct PackParams {
 }
 
 pub fn pack(gpu: &Gpu, src: &Tensor, dst: &Tensor, p: &Pack) -> Result<Dispatch> {
-    debug_assert!(p.d_off + p.rp * p.cp <= dst.len, "pack destination too small");
+    ensure!(p.d_off + p.rp * p.cp <= dst.len, "pack destination too small");
+    let (ro, ri) = (p.rows.saturating_sub(1) / p.r_in, (p.rows.saturating_sub(1) % p.r_in).min(p.r_valid.saturating_sub(1)));
+    let (co, ci) = (p.cols.saturating_sub(1) / p.c_in, (p.cols.saturating_sub(1) % p.c_in).min(p.c_valid.saturating_sub(1)));
+    let last = p.s_off + ro * p.s_rb + ri * p.s_rs + co * p.s_cb + ci * p.s_cs;
+    ensure!(p.rows == 0 || p.cols == 0 || last < src.len, "pack reads index {last} beyond a source of {} elements", src.len);
     let k = gpu.kernel(&Tile::DEFAULT.source(), "pack", &[Access::Read, Access::ReadWrite], false);
     let c = |x: usize| x.min(u32::MAX as usize) as u32;
     let params = PackParams {

@@ -21,10 +21,19 @@ pub struct Kernel {
     pub bindings: Vec<Access>,
 }
 
-/// Shader source of a kernel family, with `{{KEY}}` placeholders filled in.
+/// Shader source of a kernel family, with `{{KEY}}` placeholders filled in and
+/// `shaders/common.wgsl` prepended.
 pub struct Source {
     pub family: &'static str,
     pub text: String,
+}
+
+pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
+
+impl Source {
+    pub fn new(family: &'static str, body: &str) -> Source {
+        Source { family, text: format!("{COMMON_WGSL}\n{body}") }
+    }
 }
 
 impl Gpu {
@@ -133,9 +142,9 @@ impl Gpu {
 /// One prepared kernel launch: pipeline, bound buffers and workgroup counts. Built once, replayed
 /// every step, so training loops allocate nothing.
 pub struct Dispatch {
-    kernel: Arc<Kernel>,
+    pub kernel: Arc<Kernel>,
     bind: wgpu::BindGroup,
-    groups: [u32; 3],
+    pub groups: [u32; 3],
     _uniform: wgpu::Buffer,
 }
 
@@ -154,17 +163,14 @@ pub fn record(enc: &mut wgpu::CommandEncoder, plan: &[Dispatch]) {
     }
 }
 
-/// Workgroup counts covering `n` threads with 1-D workgroups of `wg` threads, folded into two
-/// dimensions when `n` exceeds the per-dimension limit. Shaders recover the flat index as
-/// `gid.x + gid.y * num_workgroups.x * wg`.
+/// Most workgroups a grid-stride kernel is launched with: enough to fill a large GPU, few
+/// enough that a CPU driver's fixed per-workgroup cost stays small.
+pub const MAX_GROUPS: usize = 1024;
+
+/// Workgroup counts for a grid-stride loop over `n` elements with workgroups of `wg` threads:
+/// shaders run `for (i = gid.x; i < n; i += num_workgroups.x * wg)`.
 pub fn grid1d(n: usize, wg: u32) -> [u32; 3] {
-    let groups = (n as u64).div_ceil(wg as u64).max(1);
-    if groups <= 65535 {
-        [groups as u32, 1, 1]
-    } else {
-        let y = groups.div_ceil(65535);
-        [groups.div_ceil(y) as u32, y as u32, 1]
-    }
+    [n.div_ceil(wg as usize).clamp(1, MAX_GROUPS) as u32, 1, 1]
 }
 
 fn hash(s: &str) -> u64 {

@@ -10,7 +10,7 @@ const R: Access = Access::Read;
 const W: Access = Access::ReadWrite;
 
 fn src(family: &'static str, text: &'static str) -> Source {
-    Source { family, text: text.to_string() }
+    Source::new(family, text)
 }
 fn conv_src() -> Source {
     src("conv2d", include_str!("../../shaders/conv2d.wgsl"))
@@ -85,19 +85,18 @@ fn conv_params(g: &ConvGeom, kc: usize, n0: usize, chunk: usize, transposed: boo
 /// Columns of images n0..n0+chunk into `col`: [kcp][chunk·ohwp], or [chunk·ohwp][kcp] transposed.
 #[allow(clippy::too_many_arguments)]
 pub fn im2col(gpu: &Gpu, x: &Tensor, tbl: &Tensor, col: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize, transposed: bool) -> Result<Dispatch> {
-    let total = kc.next_multiple_of(4) * chunk * g.ohwp();
-    ensure!(total <= col.len && (n0 + chunk) * g.c * g.h * g.w <= x.len, "im2col out of range");
-    let k = gpu.kernel(&conv_src(), "im2col", &[R, R, W], false);
-    gpu.dispatch(&k, &[x, tbl, col], &conv_params(g, kc, n0, chunk, transposed), grid1d(total, 256))
+    let kcp = kc.next_multiple_of(4);
+    ensure!(kcp * chunk * g.ohwp() <= col.len && (n0 + chunk) * g.c * g.h * g.w <= x.len, "im2col out of range");
+    let k = gpu.kernel(&conv_src(), "im2col", &[R, R, W], true);
+    gpu.dispatch(&k, &[x, tbl, col], &conv_params(g, kc, n0, chunk, transposed), grid1d(kcp * chunk * g.ohwp(), 256))
 }
 
 /// Folds dcol ([kcp][chunk·ohwp]) back into dx for images n0..n0+chunk (overwrites).
 #[allow(clippy::too_many_arguments)]
 pub fn col2im(gpu: &Gpu, dcol: &Tensor, tbl: &Tensor, dx: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> Result<Dispatch> {
-    let total = chunk * g.c * g.h * g.w;
     ensure!((n0 + chunk) * g.c * g.h * g.w <= dx.len, "col2im out of range");
     let k = gpu.kernel(&conv_src(), "col2im", &[R, R, W], false);
-    gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk, false), grid1d(total, 256))
+    gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk, false), grid1d(chunk * g.c * g.h * g.w, 256))
 }
 
 /// db[k] (+)= Σ_{n,p} dy[(n·K + k)·P + p]
@@ -186,11 +185,14 @@ pub fn softmax_xent(gpu: &Gpu, logits: &Tensor, labels: &Tensor, hyper: &Tensor,
     gpu.dispatch(&k, &[logits, labels, hyper, dlogits, stats], &[batch as u32, classes as u32, 0, 0], [batch.div_ceil(64) as u32, 1, 1])
 }
 
-/// metrics[0] += Σ loss, metrics[1] += Σ correct.
-pub fn accumulate_metrics(gpu: &Gpu, stats: &Tensor, metrics: &Tensor, batch: usize) -> Result<Dispatch> {
-    ensure!(metrics.len >= 2, "metrics buffer too small");
-    let k = gpu.kernel(&xent_src(), "accumulate_metrics", &[R, W], false);
-    gpu.dispatch(&k, &[stats, metrics], &[batch as u32, 0, 0, 0], [1, 1, 1])
+/// Slots of the per-step loss ring in the metrics buffer (after the two running sums).
+pub const LOSS_RING: usize = 64;
+
+/// metrics[0] += Σ loss, metrics[1] += Σ correct, metrics[2 + hyper[3]] = this batch's Σ loss.
+pub fn accumulate_metrics(gpu: &Gpu, stats: &Tensor, hyper: &Tensor, metrics: &Tensor, batch: usize) -> Result<Dispatch> {
+    ensure!(metrics.len >= 2 + LOSS_RING && hyper.len >= 4, "metrics buffer too small");
+    let k = gpu.kernel(&xent_src(), "accumulate_metrics", &[R, R, W], false);
+    gpu.dispatch(&k, &[stats, hyper, metrics], &[batch as u32, 0, 0, 0], [1, 1, 1])
 }
 
 #[repr(C)]

@@ -32,6 +32,9 @@ pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
 /// max |a-b| / max(1, max|b|): a relative error that is stable for values near zero.
 pub fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
+    if a.iter().chain(b).any(|x| !x.is_finite()) {
+        return f32::INFINITY;
+    }
     let scale = b.iter().fold(1.0f32, |m, x| m.max(x.abs()));
     a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }

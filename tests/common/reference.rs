@@ -1,4 +1,7 @@
-//! Naive CPU twins of the kernels, written for clarity, not speed.
+//! Naive CPU twins of the kernels, written for clarity, not speed. They accumulate in f64 and
+//! share no code with the GPU launchers: output sizes are computed here from first principles.
+
+use autocompress::gpu::ops::ConvGeom;
 
 /// C[m][n] = sum_k A[m][k] B[k][n]
 pub fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
@@ -13,4 +16,247 @@ pub fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
         }
     }
     c
+}
+
+// ------------------------------------------------------------------------------------ conv2d
+
+/// Output height and width of a convolution (floor mode): (H + 2·pad − R) / stride + 1.
+pub fn conv_out(g: &ConvGeom) -> (usize, usize) {
+    ((g.h + 2 * g.pad - g.r) / g.stride + 1, (g.w + 2 * g.pad - g.s) / g.stride + 1)
+}
+
+/// The flat index into x (N, C, H, W) read by tap (r, s) of output pixel (oh, ow), or None when
+/// the tap falls in the zero padding.
+fn tap(g: &ConvGeom, n: usize, c: usize, oh: usize, ow: usize, r: usize, s: usize) -> Option<usize> {
+    let ih = (oh * g.stride + r) as isize - g.pad as isize;
+    let iw = (ow * g.stride + s) as isize - g.pad as isize;
+    if ih < 0 || iw < 0 || ih >= g.h as isize || iw >= g.w as isize {
+        return None;
+    }
+    Some(((n * g.c + c) * g.h + ih as usize) * g.w + iw as usize)
+}
+
+/// y (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C, R, S)) + bias (K).
+pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> Vec<f32> {
+    let (oh, ow) = conv_out(g);
+    let mut y = vec![0.0; g.n * g.k * oh * ow];
+    for n in 0..g.n {
+        for k in 0..g.k {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut s = bias.map_or(0.0, |b| b[k] as f64);
+                    for c in 0..g.c {
+                        for r in 0..g.r {
+                            for q in 0..g.s {
+                                if let Some(xi) = tap(g, n, c, i, j, r, q) {
+                                    s += x[xi] as f64 * w[((k * g.c + c) * g.r + r) * g.s + q] as f64;
+                                }
+                            }
+                        }
+                    }
+                    y[((n * g.k + k) * oh + i) * ow + j] = s as f32;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// dx (N, C, H, W) = the adjoint of the convolution applied to dy (N, K, OH, OW).
+pub fn conv2d_backward_data(dy: &[f32], w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (oh, ow) = conv_out(g);
+    let mut dx = vec![0.0f64; g.n * g.c * g.h * g.w];
+    for n in 0..g.n {
+        for k in 0..g.k {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let d = dy[((n * g.k + k) * oh + i) * ow + j] as f64;
+                    for c in 0..g.c {
+                        for r in 0..g.r {
+                            for q in 0..g.s {
+                                if let Some(xi) = tap(g, n, c, i, j, r, q) {
+                                    dx[xi] += d * w[((k * g.c + c) * g.r + r) * g.s + q] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx.into_iter().map(|v| v as f32).collect()
+}
+
+/// dw (K, C, R, S) = Σ_n,pixels dy · x at the tap.
+pub fn conv2d_backward_weight(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (oh, ow) = conv_out(g);
+    let mut dw = vec![0.0f64; g.k * g.c * g.r * g.s];
+    for n in 0..g.n {
+        for k in 0..g.k {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let d = dy[((n * g.k + k) * oh + i) * ow + j] as f64;
+                    for c in 0..g.c {
+                        for r in 0..g.r {
+                            for q in 0..g.s {
+                                if let Some(xi) = tap(g, n, c, i, j, r, q) {
+                                    dw[((k * g.c + c) * g.r + r) * g.s + q] += d * x[xi] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dw.into_iter().map(|v| v as f32).collect()
+}
+
+/// The GEMM view of images n0..n0+chunk: row j is the kept column `kept[j]` (an index into
+/// c·R·S), column `img·OHW + pixel`. Layout [kept.len()][chunk·OHW], no padding.
+pub fn im2col(x: &[f32], g: &ConvGeom, kept: &[usize], n0: usize, chunk: usize) -> Vec<f32> {
+    let (oh, ow) = conv_out(g);
+    let ncols = chunk * oh * ow;
+    let mut col = vec![0.0; kept.len() * ncols];
+    for (j, &kc) in kept.iter().enumerate() {
+        let (c, r, s) = (kc / (g.r * g.s), (kc / g.s) % g.r, kc % g.s);
+        for img in 0..chunk {
+            for i in 0..oh {
+                for q in 0..ow {
+                    if let Some(xi) = tap(g, n0 + img, c, i, q, r, s) {
+                        col[j * ncols + (img * oh + i) * ow + q] = x[xi];
+                    }
+                }
+            }
+        }
+    }
+    col
+}
+
+/// db[k] = Σ_n Σ_p dy[n][k][p] for dy (N, K, P).
+pub fn channel_sum(dy: &[f32], n: usize, k: usize, p: usize) -> Vec<f32> {
+    (0..k)
+        .map(|kk| {
+            let mut s = 0.0f64;
+            for nn in 0..n {
+                for i in 0..p {
+                    s += dy[(nn * k + kk) * p + i] as f64;
+                }
+            }
+            s as f32
+        })
+        .collect()
+}
+
+// ----------------------------------------------------------------------------------- pooling
+
+/// Max pooling of `planes` h×w planes with a k×k window (floor mode, no padding). Returns y and,
+/// for each output, the flat index into x of its maximum: the first one in row-major window
+/// order when several are equal.
+pub fn maxpool_forward(x: &[f32], planes: usize, h: usize, w: usize, k: usize, stride: usize) -> (Vec<f32>, Vec<u32>) {
+    let (oh, ow) = ((h - k) / stride + 1, (w - k) / stride + 1);
+    let mut y = Vec::with_capacity(planes * oh * ow);
+    let mut arg = Vec::with_capacity(planes * oh * ow);
+    for p in 0..planes {
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut best: Option<(f32, usize)> = None;
+                for r in 0..k {
+                    for s in 0..k {
+                        let xi = (p * h + i * stride + r) * w + j * stride + s;
+                        if best.is_none_or(|(b, _)| x[xi] > b) {
+                            best = Some((x[xi], xi));
+                        }
+                    }
+                }
+                let (b, bi) = best.unwrap();
+                y.push(b);
+                arg.push(bi as u32);
+            }
+        }
+    }
+    (y, arg)
+}
+
+/// dx: each output's gradient routed to its window's (first) maximum, summed over windows.
+pub fn maxpool_backward(x: &[f32], dy: &[f32], planes: usize, h: usize, w: usize, k: usize, stride: usize) -> Vec<f32> {
+    let (_, arg) = maxpool_forward(x, planes, h, w, k, stride);
+    let mut dx = vec![0.0f64; planes * h * w];
+    for (o, &a) in arg.iter().enumerate() {
+        dx[a as usize] += dy[o] as f64;
+    }
+    dx.into_iter().map(|v| v as f32).collect()
+}
+
+/// Global average pooling: y[plane] = mean of its hw values.
+pub fn avgpool_forward(x: &[f32], planes: usize, hw: usize) -> Vec<f32> {
+    (0..planes).map(|p| (x[p * hw..(p + 1) * hw].iter().map(|&v| v as f64).sum::<f64>() / hw as f64) as f32).collect()
+}
+
+pub fn avgpool_backward(dy: &[f32], planes: usize, hw: usize) -> Vec<f32> {
+    (0..planes * hw).map(|i| (dy[i / hw] as f64 / hw as f64) as f32).collect()
+}
+
+// -------------------------------------------------------------------------------- activation
+
+pub fn relu_forward(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect()
+}
+
+/// dx = dy where the forward input was positive, else 0.
+pub fn relu_backward(dy: &[f32], x: &[f32]) -> Vec<f32> {
+    dy.iter().zip(x).map(|(&d, &v)| if v > 0.0 { d } else { 0.0 }).collect()
+}
+
+// --------------------------------------------------------------------- softmax cross-entropy
+
+/// Per-row results of softmax + cross-entropy over logits (batch, classes).
+pub struct Xent {
+    /// −log softmax(logits)[label], 0 for rows ≥ valid.
+    pub loss: Vec<f32>,
+    /// 1 when the first maximum of the row is the label, 0 otherwise (and for rows ≥ valid).
+    pub correct: Vec<f32>,
+    /// d(mean loss over the valid rows)/dlogits; rows ≥ valid get 0.
+    pub dlogits: Vec<f32>,
+}
+
+pub fn softmax_xent(logits: &[f32], labels: &[u32], batch: usize, classes: usize, valid: usize) -> Xent {
+    let mut out = Xent { loss: vec![0.0; batch], correct: vec![0.0; batch], dlogits: vec![0.0; batch * classes] };
+    for i in 0..batch.min(valid) {
+        let row = &logits[i * classes..(i + 1) * classes];
+        let label = labels[i] as usize;
+        let mut arg = 0;
+        for (c, &v) in row.iter().enumerate().skip(1) {
+            if v > row[arg] {
+                arg = c;
+            }
+        }
+        let mx = row[arg] as f64;
+        let z: f64 = row.iter().map(|&v| (v as f64 - mx).exp()).sum();
+        out.loss[i] = (z.ln() + mx - row[label] as f64) as f32;
+        out.correct[i] = (arg == label) as u32 as f32;
+        for (c, &v) in row.iter().enumerate() {
+            let p = (v as f64 - mx).exp() / z;
+            let t = if c == label { 1.0 } else { 0.0 };
+            out.dlogits[i * classes + c] = ((p - t) / valid as f64) as f32;
+        }
+    }
+    out
+}
+
+// ----------------------------------------------------------------------------------- sgd
+
+/// One momentum-SGD step with L2 weight decay: v = momentum·v + g + wd·w; w −= lr·v.
+/// With a 0/1 mask, entries where the mask is 0 end the step at exactly 0 (weight and velocity).
+pub fn sgd(w: &mut [f32], v: &mut [f32], g: &[f32], mask: Option<&[f32]>, lr: f32, momentum: f32, wd: f32) {
+    for i in 0..w.len() {
+        if mask.is_some_and(|m| m[i] == 0.0) {
+            w[i] = 0.0;
+            v[i] = 0.0;
+            continue;
+        }
+        let vel = momentum as f64 * v[i] as f64 + g[i] as f64 + wd as f64 * w[i] as f64;
+        v[i] = vel as f32;
+        w[i] = (w[i] as f64 - lr as f64 * vel) as f32;
+    }
 }

@@ -1,0 +1,161 @@
+//! `bench`: convolution forward throughput per shape, and training throughput.
+
+use anyhow::Result;
+use serde::Serialize;
+use std::time::Instant;
+
+use crate::gpu::ops::{self, ConvGeom};
+use crate::gpu::{Dispatch, Gpu};
+use crate::model::network::{conv_chunk, conv_forward};
+use crate::model::{zoo, Hyper, Network, Weights};
+
+/// A named convolution shape; `vgg_mid` is the shape the speed targets are stated on.
+pub struct ConvShape {
+    pub name: &'static str,
+    pub g: ConvGeom,
+}
+
+pub fn shapes() -> Vec<ConvShape> {
+    let c = |name, n, c, h, k, r, stride, pad| ConvShape { name, g: ConvGeom { n, c, h, w: h, k, r, s: r, stride, pad } };
+    vec![
+        c("lenet_conv1", 64, 1, 28, 20, 5, 1, 0),
+        c("lenet_conv2", 64, 20, 12, 50, 5, 1, 0),
+        c("vgg_early", 32, 64, 32, 64, 3, 1, 1),
+        c("vgg_mid", 32, 128, 16, 128, 3, 1, 1),
+        c("vgg_late", 32, 512, 4, 512, 3, 1, 1),
+        c("resnet_down", 32, 64, 32, 128, 3, 2, 1),
+    ]
+}
+
+#[derive(Serialize, Debug)]
+pub struct ConvResult {
+    pub shape: String,
+    pub variant: String,
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+    pub r: usize,
+    pub s: usize,
+    pub stride: usize,
+    pub pad: usize,
+    /// Kept columns of the GEMM view (C·R·S when dense).
+    pub kept: usize,
+    pub flops: u64,
+    pub ms: f64,
+    pub gflops: f64,
+}
+
+/// Median wall time of `reps` submissions of `plan`, each waited for, after two warm-up runs.
+pub fn time_plan(gpu: &Gpu, plan: &[Dispatch], reps: usize) -> Result<f64> {
+    for _ in 0..2 {
+        gpu.run(plan);
+        gpu.wait()?;
+    }
+    let mut ms: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            gpu.run(plan);
+            gpu.wait().map(|_| t.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_>>()?;
+    ms.sort_by(|a, b| a.total_cmp(b));
+    Ok(ms[ms.len() / 2])
+}
+
+/// Times the forward pass of one convolution keeping the columns `kept` (all for dense).
+pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, kept: &[u32], reps: usize) -> Result<ConvResult> {
+    let kc = kept.len();
+    let chunk = conv_chunk(g, kc, (gpu.max_binding_bytes().min(256 << 20) / 4) as usize)?;
+    let x = gpu.upload(&pseudo_random(g.n * g.c * g.h * g.w), "x")?;
+    let w = gpu.upload(&pseudo_random(g.k * kc), "w")?;
+    let b = gpu.tensor(g.k, "b")?;
+    let y = gpu.tensor(g.n * g.k * g.ohw(), "y")?;
+    let sa = gpu.tensor(g.k * kc.next_multiple_of(4), "sa")?;
+    let col = gpu.tensor(kc.next_multiple_of(4) * chunk * g.ohwp(), "col")?;
+    let tbl = gpu.upload(&ops::column_table(g, kept)?, "tbl")?;
+    let plan = conv_forward(gpu, g, kc, chunk, &tbl, &x, &w, &b, &y, &sa, &col)?;
+    let ms = time_plan(gpu, &plan, reps)?;
+    let flops = 2 * (g.n * g.k * kc * g.ohw()) as u64;
+    Ok(ConvResult {
+        shape: name.to_string(),
+        variant: variant.to_string(),
+        n: g.n,
+        c: g.c,
+        h: g.h,
+        w: g.w,
+        k: g.k,
+        r: g.r,
+        s: g.s,
+        stride: g.stride,
+        pad: g.pad,
+        kept: kc,
+        flops,
+        ms,
+        gflops: flops as f64 / (ms * 1e6),
+    })
+}
+
+/// Median time of every dispatch of one training step, run one at a time: (pass, kernel, ms).
+pub fn profile_step(gpu: &Gpu, net: &Network, reps: usize) -> Result<Vec<(String, String, f64)>> {
+    let mut out = Vec::new();
+    for (pass, plan) in net.passes() {
+        for d in plan {
+            let ms = time_plan(gpu, std::slice::from_ref(d), reps)?;
+            let name = d.kernel.name.rsplit_once(':').map_or(d.kernel.name.as_str(), |x| x.0);
+            out.push((pass.to_string(), format!("{name} {:?}", d.groups), ms));
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Serialize, Debug)]
+pub struct TrainResult {
+    pub model: String,
+    pub batch: usize,
+    pub steps: usize,
+    pub images_per_second: f64,
+    pub ms_per_step: f64,
+}
+
+/// Training throughput of a zoo model on synthetic data (the data path is the same as `train`).
+pub fn train_bench(gpu: &Gpu, model: &str, input: [usize; 3], batch: usize, steps: usize) -> Result<TrainResult> {
+    let arch = zoo::build(model, input, 10)?;
+    let net = Network::new(gpu, &arch, &Weights::init(&arch, 1)?, batch, 5e-4)?;
+    let images = pseudo_random(batch * net.image_len());
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+    let h = Hyper { lr: 0.01, momentum: 0.9 };
+    for s in 0..3 {
+        net.load_batch(gpu, &images, &labels)?;
+        net.train_step(gpu, h, batch, s);
+    }
+    gpu.wait()?;
+    let t = Instant::now();
+    for s in 0..steps {
+        net.load_batch(gpu, &images, &labels)?;
+        net.train_step(gpu, h, batch, s);
+    }
+    net.read_metrics(gpu)?;
+    let secs = t.elapsed().as_secs_f64();
+    Ok(TrainResult {
+        model: model.to_string(),
+        batch,
+        steps,
+        images_per_second: (steps * batch) as f64 / secs,
+        ms_per_step: secs * 1e3 / steps as f64,
+    })
+}
+
+/// Deterministic data in [-1, 1) without pulling a generator into the timing path.
+fn pseudo_random(n: usize) -> Vec<f32> {
+    let mut x = 0x2545_f491_u32;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}

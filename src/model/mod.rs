@@ -1,0 +1,11 @@
+//! Layer types, the graph (a sequence of layers) and its shapes, the zoo, host weights, and the
+//! GPU network that runs forward and backward.
+
+pub mod graph;
+pub mod network;
+pub mod weights;
+pub mod zoo;
+
+pub use graph::{Architecture, Layer, Shape};
+pub use network::{Hyper, Network};
+pub use weights::Weights;

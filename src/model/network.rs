@@ -1,0 +1,505 @@
+//! A model on the GPU for a fixed batch size: parameters, gradients, velocities and activations
+//! allocated once, and the forward, loss, backward and update passes prepared once as lists of
+//! dispatches. A training step writes one batch, records the four lists into one encoder and
+//! submits it; metrics stay on the GPU until the host asks for them.
+
+use anyhow::{ensure, Context, Result};
+
+use super::graph::{Architecture, Layer, Shape};
+use super::weights::{NamedTensor, Weights};
+use crate::gpu::gemm::{gemm, pack, Bias, Gemm, OutMap, Pack};
+use crate::gpu::ops::{self, ConvGeom, PoolGeom, LOSS_RING};
+use crate::gpu::{record, Dispatch, Gpu, Tensor};
+
+/// One parameter tensor with its gradient, momentum and optional 0/1 mask.
+pub struct Param {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub w: Tensor,
+    pub g: Tensor,
+    pub v: Tensor,
+    pub mask: Option<Tensor>,
+    /// Weight decay applies to weights, not biases.
+    pub decay: bool,
+}
+
+/// Training hyper-parameters that the update pass reads from the GPU every step.
+#[derive(Clone, Copy, Debug)]
+pub struct Hyper {
+    pub lr: f32,
+    pub momentum: f32,
+}
+
+pub struct Network {
+    pub arch: Architecture,
+    pub batch: usize,
+    pub shapes: Vec<Shape>,
+    pub params: Vec<Param>,
+    pub weight_decay: f32,
+    input: Tensor,
+    labels: Tensor,
+    /// [lr, momentum, valid rows, loss-ring slot]
+    hyper: Tensor,
+    metrics: Tensor,
+    acts: Vec<Tensor>,
+    forward: Vec<Dispatch>,
+    loss: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+    update: Vec<Dispatch>,
+    /// Buffers only the prepared dispatches refer to, kept alive here.
+    _keep: Vec<Tensor>,
+}
+
+/// Running sums since the last reset, read back from the GPU.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub loss_sum: f64,
+    pub correct: f64,
+    /// Loss sum of each step, by ring slot (step % LOSS_RING).
+    pub ring: Vec<f32>,
+}
+
+/// Shared scratch sizes (elements): packed A operands, packed dY, and im2col columns.
+#[derive(Default)]
+struct Scratch {
+    a: usize,
+    b: usize,
+    col: usize,
+}
+
+impl Network {
+    pub fn new(gpu: &Gpu, arch: &Architecture, weights: &Weights, batch: usize, weight_decay: f32) -> Result<Network> {
+        ensure!(batch > 0, "batch size must be positive");
+        weights.check(arch)?;
+        let shapes = arch.shapes()?;
+        let [c0, h0, w0] = arch.input;
+        let input = gpu.tensor(batch * c0 * h0 * w0, "input")?;
+
+        let mut params = Vec::new();
+        for ps in arch.param_shapes()? {
+            for suffix in ["weight", "bias"] {
+                let t = weights.get(&format!("{}.{suffix}", ps.name))?;
+                params.push(Param {
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    w: gpu.upload(&t.data, &t.name)?,
+                    g: gpu.tensor(t.data.len(), "grad")?,
+                    v: gpu.tensor(t.data.len(), "velocity")?,
+                    mask: None,
+                    decay: suffix == "weight",
+                });
+            }
+        }
+
+        // Activations and their gradients; a flatten is a view of its input.
+        let mut acts: Vec<Tensor> = Vec::new();
+        let mut grads: Vec<Tensor> = Vec::new();
+        for (i, (layer, s)) in arch.layers.iter().zip(&shapes).enumerate() {
+            if matches!(layer, Layer::Flatten) {
+                acts.push(if i == 0 { input.clone() } else { acts[i - 1].clone() });
+                grads.push(if i == 0 { gpu.tensor(1, "unused")? } else { grads[i - 1].clone() });
+            } else {
+                acts.push(gpu.tensor(batch * s.len(), "activation")?);
+                grads.push(gpu.tensor(batch * s.len(), "activation grad")?);
+            }
+        }
+
+        let budget = (gpu.max_binding_bytes().min(256 << 20) / 4) as usize;
+        let mut need = Scratch::default();
+        let mut plans = Vec::new();
+        let mut prev = Shape::Chw(c0, h0, w0);
+        for (layer, s) in arch.layers.iter().zip(&shapes) {
+            plans.push(LayerPlan::new(layer, prev, *s, batch, budget, &mut need)?);
+            prev = *s;
+        }
+        let sa = gpu.tensor(need.a, "scratch a")?;
+        let sb = gpu.tensor(need.b, "scratch b")?;
+        let col = gpu.tensor(need.col, "scratch col")?;
+
+        let mut net_forward = Vec::new();
+        let mut net_backward = Vec::new();
+        let mut keep = vec![sa.clone(), sb.clone(), col.clone()];
+        let mut pi = 0;
+        for (i, plan) in plans.iter().enumerate() {
+            let x = if i == 0 { &input } else { &acts[i - 1] };
+            let dx = if i == 0 { None } else { Some(&grads[i - 1]) };
+            let (w, b) = if plan.has_params() {
+                pi += 2;
+                (Some(&params[pi - 2]), Some(&params[pi - 1]))
+            } else {
+                (None, None)
+            };
+            let io = LayerIo { x, y: &acts[i], dy: &grads[i], dx, w, b, sa: &sa, sb: &sb, col: &col };
+            let (f, bw, k) = plan.build(gpu, &io).with_context(|| format!("preparing layer {i}"))?;
+            net_forward.extend(f);
+            // backward runs in reverse layer order
+            net_backward.splice(0..0, bw);
+            keep.extend(k);
+        }
+
+        let classes = arch.classes;
+        let labels = gpu.tensor(batch, "labels")?;
+        let hyper = gpu.tensor(4, "hyper")?;
+        let stats = gpu.tensor(2 * batch, "stats")?;
+        let metrics = gpu.tensor(2 + LOSS_RING, "metrics")?;
+        let logits = acts.last().context("model has no layers")?;
+        let dlogits = grads.last().context("model has no layers")?;
+        let loss = vec![
+            ops::softmax_xent(gpu, logits, &labels, &hyper, dlogits, &stats, batch, classes)?,
+            ops::accumulate_metrics(gpu, &stats, &hyper, &metrics, batch)?,
+        ];
+        keep.push(stats);
+        keep.extend(grads);
+
+        let mut net = Network {
+            arch: arch.clone(),
+            batch,
+            shapes,
+            params,
+            weight_decay,
+            input,
+            labels,
+            hyper,
+            metrics,
+            acts,
+            forward: net_forward,
+            loss,
+            backward: net_backward,
+            update: Vec::new(),
+            _keep: keep,
+        };
+        net.rebuild_update(gpu)?;
+        Ok(net)
+    }
+
+    fn rebuild_update(&mut self, gpu: &Gpu) -> Result<()> {
+        self.update = self
+            .params
+            .iter()
+            .map(|p| ops::sgd(gpu, &p.g, &self.hyper, &p.w, &p.v, p.mask.as_ref(), if p.decay { self.weight_decay } else { 0.0 }))
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
+    /// Sets (or clears) the 0/1 mask of a parameter; masked entries are zeroed at once and stay
+    /// zero through every later update.
+    pub fn set_mask(&mut self, gpu: &Gpu, name: &str, mask: Option<&[f32]>) -> Result<()> {
+        let i = self.params.iter().position(|p| p.name == name).with_context(|| format!("no parameter '{name}'"))?;
+        match mask {
+            Some(m) => {
+                ensure!(m.len() == self.params[i].w.len, "mask for {name} has {} entries, the tensor {}", m.len(), self.params[i].w.len);
+                let w: Vec<f32> = gpu.read(&self.params[i].w)?;
+                let masked: Vec<f32> = w.iter().zip(m).map(|(a, b)| a * b).collect();
+                gpu.write(&self.params[i].w, &masked);
+                self.params[i].mask = Some(gpu.upload(m, "mask")?);
+            }
+            None => self.params[i].mask = None,
+        }
+        self.rebuild_update(gpu)
+    }
+
+    /// Uploads one batch: `images` holds `valid` ≤ batch images; the rest of the batch is ignored
+    /// by the loss.
+    pub fn load_batch(&self, gpu: &Gpu, images: &[f32], labels: &[u32]) -> Result<()> {
+        let valid = labels.len();
+        ensure!(valid > 0 && valid <= self.batch, "batch of {valid} rows for a network of batch {}", self.batch);
+        ensure!(images.len() == valid * self.image_len(), "batch images do not match the model input");
+        gpu.write(&self.input, images);
+        gpu.write(&self.labels, labels);
+        Ok(())
+    }
+
+    pub fn image_len(&self) -> usize {
+        self.arch.input.iter().product()
+    }
+
+    fn set_hyper(&self, gpu: &Gpu, h: Hyper, valid: usize, step: usize) {
+        gpu.write(&self.hyper, &[h.lr, h.momentum, valid as f32, (step % LOSS_RING) as f32]);
+    }
+
+    /// Forward, loss, backward and SGD update on the loaded batch, submitted as one command buffer.
+    pub fn train_step(&self, gpu: &Gpu, h: Hyper, valid: usize, step: usize) {
+        self.set_hyper(gpu, h, valid, step);
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        for plan in [&self.forward, &self.loss, &self.backward, &self.update] {
+            record(&mut enc, plan);
+        }
+        gpu.queue.submit([enc.finish()]);
+    }
+
+    /// Forward and loss only: accumulates loss and correct counts for the loaded batch.
+    pub fn eval_step(&self, gpu: &Gpu, valid: usize) {
+        self.set_hyper(gpu, Hyper { lr: 0.0, momentum: 0.0 }, valid, 0);
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        record(&mut enc, &self.forward);
+        record(&mut enc, &self.loss);
+        gpu.queue.submit([enc.finish()]);
+    }
+
+    /// Forward, loss and backward without the update: gradients land in each `Param::g`.
+    pub fn gradient_step(&self, gpu: &Gpu, valid: usize) {
+        self.set_hyper(gpu, Hyper { lr: 0.0, momentum: 0.0 }, valid, 0);
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        for plan in [&self.forward, &self.loss, &self.backward] {
+            record(&mut enc, plan);
+        }
+        gpu.queue.submit([enc.finish()]);
+    }
+
+    /// Every dispatch of a training step, by pass, for per-kernel timing.
+    pub fn passes(&self) -> [(&'static str, &[Dispatch]); 4] {
+        [("forward", &self.forward), ("loss", &self.loss), ("backward", &self.backward), ("update", &self.update)]
+    }
+
+    pub fn read_metrics(&self, gpu: &Gpu) -> Result<Metrics> {
+        let m: Vec<f32> = gpu.read(&self.metrics)?;
+        Ok(Metrics { loss_sum: m[0] as f64, correct: m[1] as f64, ring: m[2..].to_vec() })
+    }
+
+    pub fn reset_metrics(&self, gpu: &Gpu) {
+        gpu.write(&self.metrics, &[0.0f32; 2]);
+    }
+
+    /// The logits of the loaded batch after the last forward pass: [batch][classes].
+    pub fn logits(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        gpu.read(self.acts.last().context("model has no layers")?)
+    }
+
+    /// Copies the parameters back to the host.
+    pub fn weights(&self, gpu: &Gpu) -> Result<Weights> {
+        self.params
+            .iter()
+            .map(|p| Ok(NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data: gpu.read(&p.w)? }))
+            .collect::<Result<Vec<_>>>()
+            .map(|tensors| Weights { tensors })
+    }
+
+    /// Copies the gradients of the last backward pass to the host, named like the parameters.
+    pub fn gradients(&self, gpu: &Gpu) -> Result<Weights> {
+        self.params
+            .iter()
+            .map(|p| Ok(NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data: gpu.read(&p.g)? }))
+            .collect::<Result<Vec<_>>>()
+            .map(|tensors| Weights { tensors })
+    }
+
+    /// Overwrites the parameters (same architecture) and clears the momentum.
+    pub fn set_weights(&self, gpu: &Gpu, w: &Weights) -> Result<()> {
+        for p in &self.params {
+            let t = w.get(&p.name)?;
+            ensure!(t.shape == p.shape, "tensor {} has shape {:?}, the network {:?}", p.name, t.shape, p.shape);
+            gpu.write(&p.w, &t.data);
+            gpu.write(&p.v, &vec![0.0f32; p.v.len]);
+        }
+        Ok(())
+    }
+}
+
+/// Buffers one layer's dispatches read and write.
+struct LayerIo<'a> {
+    x: &'a Tensor,
+    y: &'a Tensor,
+    dy: &'a Tensor,
+    dx: Option<&'a Tensor>,
+    w: Option<&'a Param>,
+    b: Option<&'a Param>,
+    sa: &'a Tensor,
+    sb: &'a Tensor,
+    col: &'a Tensor,
+}
+
+/// A layer's geometry for this batch, decided before any buffer exists so scratch can be sized.
+enum LayerPlan {
+    Conv { g: ConvGeom, kept: Vec<u32>, chunk: usize },
+    Linear { n: usize, inputs: usize, units: usize },
+    Relu { n: usize },
+    MaxPool { g: PoolGeom },
+    AvgPool { planes: usize, hw: usize },
+    Flatten,
+}
+
+type Built = (Vec<Dispatch>, Vec<Dispatch>, Vec<Tensor>);
+
+impl LayerPlan {
+    fn new(layer: &Layer, inp: Shape, out: Shape, batch: usize, budget: usize, need: &mut Scratch) -> Result<LayerPlan> {
+        Ok(match (layer, inp) {
+            (Layer::Conv2d { filters, kernel, stride, padding, columns, .. }, Shape::Chw(c, h, w)) => {
+                let g = ConvGeom { n: batch, c, h, w, k: *filters, r: *kernel, s: *kernel, stride: *stride, pad: *padding };
+                let kept: Vec<u32> = match columns {
+                    Some(cols) => cols.clone(),
+                    None => (0..g.crs() as u32).collect(),
+                };
+                let (kcp, kp) = (kept.len().next_multiple_of(4), g.k.next_multiple_of(4));
+                let chunk = conv_chunk(&g, kept.len(), budget)?;
+                let per_image = kcp.max(kp) * g.ohwp();
+                need.a = need.a.max(g.k * kcp).max(kept.len() * kp);
+                need.b = need.b.max(kp * chunk * g.ohwp());
+                need.col = need.col.max(per_image * chunk);
+                LayerPlan::Conv { g, kept, chunk }
+            }
+            (Layer::Linear { units, .. }, Shape::Flat(inputs)) => {
+                let (bp, ip, op) = (batch.next_multiple_of(4), inputs.next_multiple_of(4), units.next_multiple_of(4));
+                need.a = need.a.max(units * ip).max(inputs * op);
+                need.b = need.b.max(op * bp);
+                need.col = need.col.max(ip * bp);
+                LayerPlan::Linear { n: batch, inputs, units: *units }
+            }
+            (Layer::Relu, s) => LayerPlan::Relu { n: batch * s.len() },
+            (Layer::MaxPool { size, stride }, Shape::Chw(c, h, w)) => {
+                LayerPlan::MaxPool { g: PoolGeom { planes: batch * c, h, w, k: *size, stride: *stride } }
+            }
+            (Layer::GlobalAvgPool, Shape::Chw(c, h, w)) => LayerPlan::AvgPool { planes: batch * c, hw: h * w },
+            (Layer::Flatten, _) => LayerPlan::Flatten,
+            (l, s) => anyhow::bail!("layer {l:?} cannot take input {s:?} (output {out:?})"),
+        })
+    }
+
+    fn has_params(&self) -> bool {
+        matches!(self, LayerPlan::Conv { .. } | LayerPlan::Linear { .. })
+    }
+
+    fn build(&self, gpu: &Gpu, io: &LayerIo) -> Result<Built> {
+        match self {
+            LayerPlan::Conv { g, kept, chunk } => conv(gpu, io, g, kept, *chunk),
+            LayerPlan::Linear { n, inputs, units } => linear(gpu, io, *n, *inputs, *units),
+            LayerPlan::Relu { n } => {
+                let b = match io.dx {
+                    Some(dx) => vec![ops::relu_backward(gpu, io.dy, io.y, dx, *n)?],
+                    None => vec![],
+                };
+                Ok((vec![ops::relu_forward(gpu, io.x, io.y, *n)?], b, vec![]))
+            }
+            LayerPlan::MaxPool { g } => {
+                let arg = gpu.tensor(g.planes * g.oh() * g.ow(), "argmax")?;
+                let f = vec![ops::maxpool_forward(gpu, io.x, io.y, &arg, g)?];
+                let b = match io.dx {
+                    Some(dx) => vec![ops::maxpool_backward(gpu, io.dy, &arg, dx, g)?],
+                    None => vec![],
+                };
+                Ok((f, b, vec![arg]))
+            }
+            LayerPlan::AvgPool { planes, hw } => {
+                let f = vec![ops::avgpool_forward(gpu, io.x, io.y, *planes, *hw)?];
+                let b = match io.dx {
+                    Some(dx) => vec![ops::avgpool_backward(gpu, io.dy, dx, *planes, *hw)?],
+                    None => vec![],
+                };
+                Ok((f, b, vec![]))
+            }
+            LayerPlan::Flatten => Ok((vec![], vec![], vec![])),
+        }
+    }
+}
+
+const ALL: usize = u32::MAX as usize;
+
+/// Convolution as GEMM over chunks of images (SPEC.md §1 GEMM view):
+///   forward  Y_n = W · col(X_n)            A = W [K][kcp],      B = col [kcp][chunk·ohwp]
+///   data     dcol = Wᵀ · dY, dX = fold(dcol) A = Wᵀ [kc][Kp],    B = dY [Kp][chunk·ohwp]
+///   weight   dW += dY · colᵀ               A = dY [K][chunk·ohwp], B = colᵀ [chunk·ohwp][kcp]
+fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Result<Built> {
+    let (w, b) = (io.w.context("conv without weights")?, io.b.context("conv without bias")?);
+    let kc = kept.len();
+    let (kcp, kp, ohw, ohwp) = (kc.next_multiple_of(4), g.k.next_multiple_of(4), g.ohw(), g.ohwp());
+    let tbl = gpu.upload(&ops::column_table(g, kept)?, "column table")?;
+
+    let f = conv_forward(gpu, g, kc, chunk, &tbl, io.x, &w.w, &b.w, io.y, io.sa, io.col)?;
+    let mut bw = vec![ops::channel_sum(gpu, io.dy, &b.g, g.n, g.k, ohw, false)?];
+    if io.dx.is_some() {
+        bw.push(pack(gpu, &w.w, io.sa, &Pack::matrix(kc, g.k, 1, kc, false))?);
+    }
+    for n0 in (0..g.n).step_by(chunk) {
+        let cs = chunk.min(g.n - n0);
+        let cols = cs * ohwp;
+
+        let dy_pack = Pack {
+            rows: g.k,
+            cols,
+            rp: kp,
+            cp: cols,
+            r_in: ALL,
+            r_valid: ALL,
+            c_in: ohwp,
+            c_valid: ohw,
+            s_off: n0 * g.k * ohw,
+            s_rb: 0,
+            s_rs: ohw,
+            s_cb: g.k * ohw,
+            s_cs: 1,
+            d_off: 0,
+        };
+        bw.push(pack(gpu, io.dy, io.sb, &dy_pack)?);
+        if let Some(dx) = io.dx {
+            let data = Gemm { a: io.sa, a_off: 0, b: io.sb, b_off: 0, m: kc, n: cols, kp, np: cols };
+            bw.push(gemm(gpu, &data, Bias::None, io.col, OutMap::rows(cols))?);
+            bw.push(ops::col2im(gpu, io.col, &tbl, dx, g, kc, n0, cs)?);
+        }
+        bw.push(ops::im2col(gpu, io.x, &tbl, io.col, g, kc, n0, cs, true)?);
+        let wgt = Gemm { a: io.sb, a_off: 0, b: io.col, b_off: 0, m: g.k, n: kc, kp: cols, np: kcp };
+        bw.push(gemm(gpu, &wgt, Bias::None, &w.g, OutMap { accumulate: n0 > 0, ..OutMap::rows(kc) })?);
+    }
+    Ok((f, bw, vec![tbl]))
+}
+
+/// Images per im2col chunk, so no column buffer exceeds `budget` elements.
+pub fn conv_chunk(g: &ConvGeom, kc: usize, budget: usize) -> Result<usize> {
+    let per_image = kc.next_multiple_of(4).max(g.k.next_multiple_of(4)) * g.ohwp();
+    ensure!(per_image <= budget, "one image's columns ({per_image} values) exceed the adapter's binding limit");
+    Ok((budget / per_image).clamp(1, g.n))
+}
+
+/// Forward dispatches of one convolution: pack W to [K][kcp] in `sa`, then per chunk of images
+/// im2col into `col` and one GEMM writing NCHW output with the bias.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_forward(
+    gpu: &Gpu,
+    g: &ConvGeom,
+    kc: usize,
+    chunk: usize,
+    tbl: &Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+    sa: &Tensor,
+    col: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let (kcp, ohw, ohwp) = (kc.next_multiple_of(4), g.ohw(), g.ohwp());
+    let mut f = vec![pack(gpu, w, sa, &Pack::matrix(g.k, kc, kc, 1, false))?];
+    for n0 in (0..g.n).step_by(chunk) {
+        let cols = chunk.min(g.n - n0) * ohwp;
+        f.push(ops::im2col(gpu, x, tbl, col, g, kc, n0, chunk.min(g.n - n0), false)?);
+        let fwd = Gemm { a: sa, a_off: 0, b: col, b_off: 0, m: g.k, n: cols, kp: kcp, np: cols };
+        let out = OutMap { off: n0 * g.k * ohw, rs: ohw, bs: g.k * ohw, cs: 1, n_inner: ohwp, n_valid: ohw, accumulate: false };
+        f.push(gemm(gpu, &fwd, Bias::PerRow(b, 0), y, out)?);
+    }
+    Ok(f)
+}
+
+/// Linear layer y = x·Wᵀ + b for x [n][inputs], computed as yᵀ = W·xᵀ so the bias is per row:
+///   forward  yᵀ = W · xᵀ     A = W [units][Ip],    B = xᵀ [Ip][Bp]
+///   data     dxᵀ = Wᵀ · dyᵀ  A = Wᵀ [inputs][Op],  B = dyᵀ [Op][Bp]
+///   weight   dW = dyᵀ · x    A = dyᵀ [units][Bp],  B = x [Bp][Ip]
+fn linear(gpu: &Gpu, io: &LayerIo, n: usize, inputs: usize, units: usize) -> Result<Built> {
+    let (w, b) = (io.w.context("linear without weights")?, io.b.context("linear without bias")?);
+    let (bp, ip, op) = (n.next_multiple_of(4), inputs.next_multiple_of(4), units.next_multiple_of(4));
+    let transposed_out = |ld: usize| OutMap { off: 0, rs: 1, bs: 0, cs: ld, n_inner: ALL, n_valid: ALL, accumulate: false };
+    let f = vec![
+        pack(gpu, &w.w, io.sa, &Pack::matrix(units, inputs, inputs, 1, false))?,
+        pack(gpu, io.x, io.col, &Pack::matrix(inputs, n, 1, inputs, true))?,
+        gemm(gpu, &Gemm { a: io.sa, a_off: 0, b: io.col, b_off: 0, m: units, n, kp: ip, np: bp }, Bias::PerRow(&b.w, 0), io.y, transposed_out(units))?,
+    ];
+    let mut bw = vec![
+        ops::channel_sum(gpu, io.dy, &b.g, n, units, 1, false)?,
+        pack(gpu, io.dy, io.sb, &Pack::matrix(units, n, 1, units, true))?,
+    ];
+    if let Some(dx) = io.dx {
+        bw.push(pack(gpu, &w.w, io.sa, &Pack::matrix(inputs, units, 1, inputs, false))?);
+        let data = Gemm { a: io.sa, a_off: 0, b: io.sb, b_off: 0, m: inputs, n, kp: op, np: bp };
+        bw.push(gemm(gpu, &data, Bias::None, dx, transposed_out(inputs))?);
+    }
+    bw.push(pack(gpu, io.x, io.col, &Pack::matrix(n, inputs, inputs, 1, true))?);
+    let wgt = Gemm { a: io.sb, a_off: 0, b: io.col, b_off: 0, m: units, n: inputs, kp: bp, np: ip };
+    bw.push(gemm(gpu, &wgt, Bias::None, &w.g, OutMap::rows(inputs))?);
+    Ok((f, bw, vec![]))
+}

@@ -1,0 +1,60 @@
+//! Host copies of a model's parameters: initialisation and lookup by name.
+
+use anyhow::{anyhow, ensure, Result};
+use rand::{Rng, SeedableRng};
+
+use super::graph::Architecture;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// All parameters, named `<layer>.weight` and `<layer>.bias`, in layer order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Weights {
+    pub tensors: Vec<NamedTensor>,
+}
+
+impl Weights {
+    /// LeCun-uniform weights (variance 1/fan-in, Caffe's "xavier"), zero biases, from `seed`.
+    /// He's 2/fan-in blows up networks without a ReLU after every layer, such as LeNet-5.
+    pub fn init(arch: &Architecture, seed: u64) -> Result<Weights> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut tensors = Vec::new();
+        for p in arch.param_shapes()? {
+            let n: usize = p.weight.iter().product();
+            let fan_in = n / p.weight[0];
+            let bound = (3.0 / fan_in as f32).sqrt();
+            let data = (0..n).map(|_| rng.gen_range(-bound..bound)).collect();
+            tensors.push(NamedTensor { name: format!("{}.weight", p.name), shape: p.weight.clone(), data });
+            tensors.push(NamedTensor { name: format!("{}.bias", p.name), shape: vec![p.bias], data: vec![0.0; p.bias] });
+        }
+        Ok(Weights { tensors })
+    }
+
+    pub fn get(&self, name: &str) -> Result<&NamedTensor> {
+        self.tensors.iter().find(|t| t.name == name).ok_or_else(|| anyhow!("model has no tensor '{name}'"))
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Result<&mut NamedTensor> {
+        self.tensors.iter_mut().find(|t| t.name == name).ok_or_else(|| anyhow!("model has no tensor '{name}'"))
+    }
+
+    /// Checks that every parameter the architecture needs is present with the right shape.
+    pub fn check(&self, arch: &Architecture) -> Result<()> {
+        for p in arch.param_shapes()? {
+            let w = self.get(&format!("{}.weight", p.name))?;
+            ensure!(w.shape == p.weight, "tensor {}.weight has shape {:?}, the architecture needs {:?}", p.name, w.shape, p.weight);
+            let b = self.get(&format!("{}.bias", p.name))?;
+            ensure!(b.shape == vec![p.bias], "tensor {}.bias has shape {:?}, the architecture needs [{}]", p.name, b.shape, p.bias);
+        }
+        for t in &self.tensors {
+            ensure!(t.data.len() == t.shape.iter().product::<usize>(), "tensor {} holds {} values for shape {:?}", t.name, t.data.len(), t.shape);
+            ensure!(t.data.iter().all(|x| x.is_finite()), "tensor {} holds non-finite values", t.name);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! Epochs, batches, the learning-rate schedule, metrics and the NaN guard.
+
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+use crate::data::{self, Data, Split};
+use crate::gpu::ops::LOSS_RING;
+use crate::gpu::Gpu;
+use crate::model::{Hyper, Network};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    Constant,
+    /// Cosine decay from the base rate to zero over the run.
+    Cosine,
+    /// Multiply by `gamma` every `every` epochs.
+    Step { every: usize, gamma: f32 },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub schedule: Schedule,
+    /// Linear warm-up from lr/10 over this many epochs (may be fractional).
+    pub warmup_epochs: f32,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Learning rate at fractional epoch `t` of `epochs`.
+    pub fn lr_at(&self, t: f32) -> f32 {
+        let base = match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Cosine => self.lr * 0.5 * (1.0 + (std::f32::consts::PI * t / self.epochs.max(1) as f32).cos()),
+            Schedule::Step { every, gamma } => self.lr * gamma.powi((t as usize / every.max(1)) as i32),
+        };
+        if t < self.warmup_epochs {
+            base * (0.1 + 0.9 * t / self.warmup_epochs)
+        } else {
+            base
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1, found 0");
+        }
+        if self.batch_size == 0 {
+            bail!("--batch-size must be at least 1, found 0");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr must be a positive number, found {}", self.lr);
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            bail!("--momentum must be in [0, 1), found {}", self.momentum);
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            bail!("--weight-decay must be ≥ 0, found {}", self.weight_decay);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub lr: f32,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_accuracy: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// Trains `net` on `data.train` for `cfg.epochs`, evaluating on `data.val` after each epoch.
+/// `on_epoch` sees every epoch's log (to checkpoint); a non-finite loss stops training with an
+/// error naming the epoch and step, before `on_epoch` could save a broken model.
+pub fn train(
+    gpu: &Gpu,
+    net: &Network,
+    data: &Data,
+    cfg: &TrainConfig,
+    progress: bool,
+    mut on_epoch: impl FnMut(&EpochLog) -> Result<()>,
+) -> Result<Vec<EpochLog>> {
+    cfg.validate()?;
+    let il = data.image_len();
+    let n = data.train.len();
+    // Full batches only: every step sees the same batch size.
+    let steps = n / net.batch;
+    if steps == 0 {
+        bail!("the training set ({n} images) is smaller than one batch ({}): lower --batch-size", net.batch);
+    }
+    let mut images = vec![0.0f32; net.batch * il];
+    let mut labels = vec![0u32; net.batch];
+    let mut logs = Vec::new();
+    let mut global_step = 0usize;
+    for epoch in 0..cfg.epochs {
+        let t0 = Instant::now();
+        let order = data::epoch_order(n, cfg.seed, epoch);
+        let bar = bar(progress, steps as u64, &format!("epoch {}/{}", epoch + 1, cfg.epochs));
+        net.reset_metrics(gpu);
+        let mut checked = 0;
+        let mut lr = cfg.lr;
+        for s in 0..steps {
+            let idx = &order[s * net.batch..(s + 1) * net.batch];
+            data::gather(&data.train, idx, il, &mut images, &mut labels);
+            net.load_batch(gpu, &images, &labels)?;
+            lr = cfg.lr_at(epoch as f32 + s as f32 / steps as f32);
+            net.train_step(gpu, Hyper { lr, momentum: cfg.momentum }, net.batch, global_step);
+            global_step += 1;
+            if s + 1 - checked >= LOSS_RING / 2 || s + 1 == steps {
+                let m = net.read_metrics(gpu)?;
+                for q in checked..=s {
+                    let slot = (global_step - 1 - (s - q)) % LOSS_RING;
+                    if !m.ring[slot].is_finite() {
+                        bail!("training loss became {} at epoch {}, step {} of {steps}: lower --lr", m.ring[slot], epoch + 1, q + 1);
+                    }
+                }
+                let seen = ((s + 1) * net.batch) as f64;
+                bar.set_message(format!("loss {:.4} acc {:.2}%", m.loss_sum / seen, 100.0 * m.correct / seen));
+                checked = s + 1;
+            }
+            bar.inc(1);
+        }
+        let m = net.read_metrics(gpu)?;
+        let seen = (steps * net.batch) as f64;
+        let train_seconds = t0.elapsed().as_secs_f64();
+        let (_, val_accuracy) = evaluate(gpu, net, &data.val)?;
+        bar.finish_and_clear();
+        let log = EpochLog {
+            epoch: epoch + 1,
+            lr,
+            train_loss: m.loss_sum / seen,
+            train_accuracy: m.correct / seen,
+            val_accuracy,
+            seconds: t0.elapsed().as_secs_f64(),
+            images_per_second: seen / train_seconds,
+        };
+        if progress {
+            eprintln!(
+                "epoch {:>3}/{}  loss {:.4}  train {:.2}%  val {:.2}%  {:.0} img/s  {:.1}s",
+                log.epoch,
+                cfg.epochs,
+                log.train_loss,
+                100.0 * log.train_accuracy,
+                100.0 * log.val_accuracy,
+                log.images_per_second,
+                log.seconds
+            );
+        }
+        on_epoch(&log)?;
+        logs.push(log);
+    }
+    Ok(logs)
+}
+
+/// Mean loss and accuracy of `net` on `split` (the final partial batch included).
+pub fn evaluate(gpu: &Gpu, net: &Network, split: &Split) -> Result<(f64, f64)> {
+    if split.is_empty() {
+        return Ok((0.0, 0.0));
+    }
+    let il = net.image_len();
+    let mut images = vec![0.0f32; net.batch * il];
+    let mut labels = vec![0u32; net.batch];
+    net.reset_metrics(gpu);
+    let idx: Vec<usize> = (0..split.len()).collect();
+    for chunk in idx.chunks(net.batch) {
+        data::gather(split, chunk, il, &mut images, &mut labels);
+        net.load_batch(gpu, &images[..chunk.len() * il], &labels[..chunk.len()])?;
+        net.eval_step(gpu, chunk.len());
+    }
+    let m = net.read_metrics(gpu)?;
+    let n = split.len() as f64;
+    Ok((m.loss_sum / n, m.correct / n))
+}
+
+pub fn bar(show: bool, len: u64, prefix: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    b.set_prefix(prefix.to_string());
+    b
+}

@@ -1,0 +1,686 @@
+//! Every kernel against its naive CPU twin (tests/common/reference.rs) on random inputs of awkward
+//! shapes: batch 1, odd channel counts, sizes that are not multiples of 4 or of the GEMM tile,
+//! stride 2, padding 1 and 2, 1×1, 3×3 and 5×5 kernels, partial image chunks.
+//!
+//! Tolerances (relative to the largest reference magnitude, see `assert_close`):
+//! - gathers and element-wise selects (im2col, pack, ReLU, max pooling forward): exact;
+//! - short reductions and element-wise arithmetic (pool backward, average pooling, channel sums,
+//!   softmax, SGD): 1e-5;
+//! - GEMM-based convolution (sums of up to 150 products, f32 on the GPU vs f64 here): 1e-5.
+//!
+//! Output buffers start filled with NaN, so an element a kernel forgets to write fails the test.
+
+mod common;
+
+use autocompress::gpu::gemm::{gemm, pack, Bias, Gemm, OutMap, Pack};
+use autocompress::gpu::ops::{self, ConvGeom, PoolGeom};
+use autocompress::gpu::{Gpu, Tensor};
+use common::reference as cpu;
+use common::{gpu, rand_vec};
+
+const BIG: usize = u32::MAX as usize;
+
+// ------------------------------------------------------------------------------- helpers
+
+/// Fails unless every element is finite and max|got − want| ≤ tol · max(max|want|, 1e-30);
+/// the message names the worst element. `tol = 0` asks for bit-for-bit equality (up to ±0).
+#[track_caller]
+fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length {} but expected {}", got.len(), want.len());
+    if let Some(i) = got.iter().position(|v| !v.is_finite()) {
+        panic!("{what}: element {i} is {} (expected {}): not written, or overflowed", got[i], want[i]);
+    }
+    let scale = want.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+    let (mut worst, mut at) = (0.0f32, 0);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let d = (g - w).abs();
+        if d > worst {
+            worst = d;
+            at = i;
+        }
+    }
+    assert!(
+        worst <= tol * scale,
+        "{what}: element {at} is {} but expected {} (|diff| {worst:e}, {:e} relative to max |want| {scale:e}, tolerance {tol:e})",
+        got[at],
+        want[at],
+        worst / scale
+    );
+}
+
+fn nan_tensor(g: &Gpu, len: usize, label: &str) -> Tensor {
+    g.upload(&vec![f32::NAN; len], label).unwrap()
+}
+
+fn read(g: &Gpu, t: &Tensor) -> Vec<f32> {
+    g.read(t).unwrap()
+}
+
+/// Random values in {−1, −0.5, 0, 0.5, 1}: pooling windows and softmax rows then hold ties.
+fn coarse_vec(n: usize, seed: u64) -> Vec<f32> {
+    rand_vec(n, seed).into_iter().map(|v| (v * 2.0).round() / 2.0).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn geom(n: usize, c: usize, h: usize, w: usize, k: usize, r: usize, s: usize, stride: usize, pad: usize) -> ConvGeom {
+    ConvGeom { n, c, h, w, k, r, s, stride, pad }
+}
+
+/// Convolution cases: (geometry, images per chunk).
+fn conv_cases() -> Vec<(ConvGeom, usize)> {
+    vec![
+        // 5 images in chunks of 2 (the last chunk partial); odd sizes; 99 pixels, padded to 100
+        (geom(5, 3, 11, 9, 7, 3, 3, 1, 1), 2),
+        // batch 1, one channel, one filter, 1×1
+        (geom(1, 1, 7, 7, 1, 1, 1, 1, 0), 1),
+        // 5×5, stride 2, padding 2; the width is not covered evenly (last input column unused)
+        (geom(3, 5, 13, 10, 6, 5, 5, 2, 2), 2),
+        // 3×3, stride 2, padding 1, 16 pixels (no pixel padding); 9 filters: the 16-row tile
+        (geom(2, 4, 8, 8, 9, 3, 3, 2, 1), 2),
+        // 1×1, stride 2: every other pixel read
+        (geom(4, 3, 6, 5, 17, 1, 1, 2, 0), 3),
+        // 33 filters: three row blocks of the 16-row tile, the last with one row
+        (geom(2, 3, 12, 12, 33, 3, 3, 1, 1), 2),
+        // non-square 3×5 kernel, padding 2, one chunk for all images
+        (geom(3, 2, 9, 12, 5, 3, 5, 1, 2), 3),
+        // LeNet-5's conv2: 150 columns
+        (geom(4, 6, 14, 14, 16, 5, 5, 1, 0), 3),
+    ]
+}
+
+fn all_columns(g: &ConvGeom) -> Vec<u32> {
+    (0..g.crs() as u32).collect()
+}
+
+/// Weights of a layer whose kept columns are `kept`, stored [K][kept.len()], widened to the
+/// dense [K][C·R·S] layout with zeros in the pruned columns.
+fn dense_weights(w: &[f32], g: &ConvGeom, kept: &[u32]) -> Vec<f32> {
+    let (crs, kc) = (g.crs(), kept.len());
+    let mut d = vec![0.0; g.k * crs];
+    for k in 0..g.k {
+        for (j, &col) in kept.iter().enumerate() {
+            d[k * crs + col as usize] = w[k * kc + j];
+        }
+    }
+    d
+}
+
+fn conv_tag(g: &ConvGeom, chunk: usize) -> String {
+    format!(
+        "n{} c{} {}x{} k{} {}x{} stride {} pad {} (chunk {chunk})",
+        g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.stride, g.pad
+    )
+}
+
+/// The pack of output gradients dy (N, K, OH·OW), images n0..n0+chunk, to [rp][chunk·ohwp]:
+/// row k, column img·ohwp + pixel, pixel padding zero. rp ≥ K pads the rows with zeros.
+fn pack_dy(g: &ConvGeom, n0: usize, chunk: usize, rp: usize) -> Pack {
+    let (ohw, ohwp) = (g.ohw(), g.ohwp());
+    Pack {
+        rows: g.k,
+        cols: chunk * ohwp,
+        rp,
+        cp: chunk * ohwp,
+        r_in: BIG,
+        r_valid: BIG,
+        c_in: ohwp,
+        c_valid: ohw,
+        s_off: n0 * g.k * ohw,
+        s_rb: 0,
+        s_rs: ohw,
+        s_cb: g.k * ohw,
+        s_cs: 1,
+        d_off: 0,
+    }
+}
+
+// ------------------------------------------------------------------ conv through the GEMM
+
+/// y (N, K, OH, OW) = conv(x, w) + bias: im2col, pack(W [K][kc] → [K][kcp]), then the GEMM with
+/// the NCHW output map, `chunk` images at a time, all recorded into one submission.
+fn gpu_conv_forward(g: &Gpu, x: &[f32], w: &[f32], bias: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<f32> {
+    let (kc, ohw, ohwp) = (kept.len(), geo.ohw(), geo.ohwp());
+    let kcp = kc.next_multiple_of(4);
+    let tx = g.upload(x, "x").unwrap();
+    let tw = g.upload(w, "w").unwrap();
+    let tb = g.upload(bias, "bias").unwrap();
+    let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
+    let pw = nan_tensor(g, geo.k * kcp, "packed w");
+    let col = nan_tensor(g, kcp * chunk * ohwp, "col");
+    let y = nan_tensor(g, geo.n * geo.k * ohw, "y");
+    let mut plan = vec![pack(g, &tw, &pw, &Pack::matrix(geo.k, kc, kc, 1, false)).unwrap()];
+    for n0 in (0..geo.n).step_by(chunk) {
+        let c = chunk.min(geo.n - n0);
+        let np = c * ohwp;
+        plan.push(ops::im2col(g, &tx, &tbl, &col, geo, kc, n0, c, false).unwrap());
+        let gm = Gemm { a: &pw, a_off: 0, b: &col, b_off: 0, m: geo.k, n: np, kp: kcp, np };
+        let out = OutMap { off: n0 * geo.k * ohw, rs: ohw, bs: geo.k * ohw, cs: 1, n_inner: ohwp, n_valid: ohw, accumulate: false };
+        plan.push(gemm(g, &gm, Bias::PerRow(&tb, 0), &y, out).unwrap());
+    }
+    g.run(&plan);
+    read(g, &y)
+}
+
+/// dx (N, C, H, W) from dy: pack(dy → [Kp][chunk·ohwp]), pack(Wᵀ → [kc][Kp]), GEMM → dcol
+/// [kc][chunk·ohwp], col2im.
+fn gpu_conv_backward_data(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<f32> {
+    let (kc, ohwp) = (kept.len(), geo.ohwp());
+    let (kcp, kp) = (kc.next_multiple_of(4), geo.k.next_multiple_of(4));
+    let tdy = g.upload(dy, "dy").unwrap();
+    let tw = g.upload(w, "w").unwrap();
+    let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
+    let pwt = nan_tensor(g, kc * kp, "packed wT");
+    let pdy = nan_tensor(g, kp * chunk * ohwp, "packed dy");
+    let dcol = nan_tensor(g, kcp * chunk * ohwp, "dcol");
+    let dx = nan_tensor(g, geo.n * geo.c * geo.h * geo.w, "dx");
+    let mut plan = vec![pack(g, &tw, &pwt, &Pack::matrix(kc, geo.k, 1, kc, false)).unwrap()];
+    for n0 in (0..geo.n).step_by(chunk) {
+        let c = chunk.min(geo.n - n0);
+        let np = c * ohwp;
+        plan.push(pack(g, &tdy, &pdy, &pack_dy(geo, n0, c, kp)).unwrap());
+        let gm = Gemm { a: &pwt, a_off: 0, b: &pdy, b_off: 0, m: kc, n: np, kp, np };
+        plan.push(gemm(g, &gm, Bias::None, &dcol, OutMap::rows(np)).unwrap());
+        plan.push(ops::col2im(g, &dcol, &tbl, &dx, geo, kc, n0, c).unwrap());
+    }
+    g.run(&plan);
+    read(g, &dx)
+}
+
+/// dw [K][kc] = Σ over chunks of packed dy [K][chunk·ohwp] · im2colᵀ [chunk·ohwp][kcp], the GEMM
+/// accumulating into dw after the first chunk.
+fn gpu_conv_backward_weight(g: &Gpu, x: &[f32], dy: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<f32> {
+    let (kc, ohwp) = (kept.len(), geo.ohwp());
+    let kcp = kc.next_multiple_of(4);
+    let tx = g.upload(x, "x").unwrap();
+    let tdy = g.upload(dy, "dy").unwrap();
+    let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
+    let pdy = nan_tensor(g, geo.k * chunk * ohwp, "packed dy");
+    let colt = nan_tensor(g, chunk * ohwp * kcp, "colT");
+    let dw = nan_tensor(g, geo.k * kc, "dw");
+    let mut plan = Vec::new();
+    for n0 in (0..geo.n).step_by(chunk) {
+        let c = chunk.min(geo.n - n0);
+        let kp = c * ohwp;
+        plan.push(pack(g, &tdy, &pdy, &pack_dy(geo, n0, c, geo.k)).unwrap());
+        plan.push(ops::im2col(g, &tx, &tbl, &colt, geo, kc, n0, c, true).unwrap());
+        let gm = Gemm { a: &pdy, a_off: 0, b: &colt, b_off: 0, m: geo.k, n: kc, kp, np: kcp };
+        plan.push(gemm(g, &gm, Bias::None, &dw, OutMap { accumulate: n0 > 0, ..OutMap::rows(kc) }).unwrap());
+    }
+    g.run(&plan);
+    read(g, &dw)
+}
+
+#[test]
+fn conv_forward_matches_reference() {
+    let Some(g) = gpu() else { return };
+    for (i, (geo, chunk)) in conv_cases().into_iter().enumerate() {
+        let seed = 100 + 10 * i as u64;
+        assert_eq!((geo.oh(), geo.ow()), cpu::conv_out(&geo), "output size of {}", conv_tag(&geo, chunk));
+        let x = rand_vec(geo.n * geo.c * geo.h * geo.w, seed);
+        let w = rand_vec(geo.k * geo.crs(), seed + 1);
+        let bias = rand_vec(geo.k, seed + 2);
+        let got = gpu_conv_forward(g, &x, &w, &bias, &geo, &all_columns(&geo), chunk);
+        let want = cpu::conv2d_forward(&x, &w, Some(&bias), &geo);
+        assert_close(&format!("conv forward {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
+    }
+}
+
+#[test]
+fn conv_backward_data_matches_reference() {
+    let Some(g) = gpu() else { return };
+    for (i, (geo, chunk)) in conv_cases().into_iter().enumerate() {
+        let seed = 200 + 10 * i as u64;
+        let dy = rand_vec(geo.n * geo.k * geo.ohw(), seed);
+        let w = rand_vec(geo.k * geo.crs(), seed + 1);
+        let got = gpu_conv_backward_data(g, &dy, &w, &geo, &all_columns(&geo), chunk);
+        let want = cpu::conv2d_backward_data(&dy, &w, &geo);
+        assert_close(&format!("conv backward data {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
+    }
+}
+
+#[test]
+fn conv_backward_weight_matches_reference() {
+    let Some(g) = gpu() else { return };
+    for (i, (geo, chunk)) in conv_cases().into_iter().enumerate() {
+        let seed = 300 + 10 * i as u64;
+        let x = rand_vec(geo.n * geo.c * geo.h * geo.w, seed);
+        let dy = rand_vec(geo.n * geo.k * geo.ohw(), seed + 1);
+        let got = gpu_conv_backward_weight(g, &x, &dy, &geo, &all_columns(&geo), chunk);
+        let want = cpu::conv2d_backward_weight(&x, &dy, &geo);
+        assert_close(&format!("conv backward weight {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
+    }
+}
+
+/// Kept-column subsets: every third column in order, a shuffled half, and a single column.
+fn kept_subsets(g: &ConvGeom, seed: u64) -> Vec<Vec<u32>> {
+    let crs = g.crs() as u32;
+    let every_third: Vec<u32> = (0..crs).filter(|j| j % 3 == 1).collect();
+    let keys = rand_vec(crs as usize, seed);
+    let mut shuffled: Vec<u32> = (0..crs).collect();
+    shuffled.sort_by(|&a, &b| keys[a as usize].total_cmp(&keys[b as usize]));
+    shuffled.truncate((crs as usize).div_ceil(2));
+    vec![every_third, shuffled, vec![crs - 1]]
+}
+
+#[test]
+fn column_pruned_conv_equals_dense_conv_with_zero_columns() {
+    let Some(g) = gpu() else { return };
+    for (i, (geo, chunk)) in conv_cases().into_iter().enumerate() {
+        let seed = 400 + 10 * i as u64;
+        let x = rand_vec(geo.n * geo.c * geo.h * geo.w, seed);
+        let bias = rand_vec(geo.k, seed + 2);
+        let dy = rand_vec(geo.n * geo.k * geo.ohw(), seed + 3);
+        for kept in kept_subsets(&geo, seed + 4) {
+            if kept.is_empty() {
+                continue;
+            }
+            let tag = format!("{} keeping {} of {} columns", conv_tag(&geo, chunk), kept.len(), geo.crs());
+            let w = rand_vec(geo.k * kept.len(), seed + 1);
+            let dense = dense_weights(&w, &geo, &kept);
+
+            let pruned = gpu_conv_forward(g, &x, &w, &bias, &geo, &kept, chunk);
+            let want = cpu::conv2d_forward(&x, &dense, Some(&bias), &geo);
+            assert_close(&format!("column-pruned conv forward {tag}"), &pruned, &want, 1e-5);
+            let dense_gpu = gpu_conv_forward(g, &x, &dense, &bias, &geo, &all_columns(&geo), chunk);
+            assert_close(&format!("column-pruned vs dense GPU conv forward {tag}"), &pruned, &dense_gpu, 1e-5);
+
+            let dx = gpu_conv_backward_data(g, &dy, &w, &geo, &kept, chunk);
+            let want = cpu::conv2d_backward_data(&dy, &dense, &geo);
+            assert_close(&format!("column-pruned conv backward data {tag}"), &dx, &want, 1e-5);
+
+            let dw = gpu_conv_backward_weight(g, &x, &dy, &geo, &kept, chunk);
+            let full = cpu::conv2d_backward_weight(&x, &dy, &geo);
+            let want: Vec<f32> =
+                (0..geo.k).flat_map(|k| kept.iter().map(move |&j| (k, j))).map(|(k, j)| full[k * geo.crs() + j as usize]).collect();
+            assert_close(&format!("column-pruned conv backward weight {tag}"), &dw, &want, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn column_table_rejects_out_of_range_columns() {
+    let geo = geom(1, 2, 5, 5, 3, 3, 3, 1, 1);
+    assert!(ops::column_table(&geo, &[0, 18]).is_err(), "column 18 of an 18-column layer accepted");
+    let t = ops::column_table(&geo, &[17, 4]).unwrap();
+    assert_eq!(t.len(), 2 + 18);
+    assert_eq!(t[0], (1 << 16) | (2 << 8) | 2, "column 17 = channel 1, r 2, s 2");
+    assert_eq!((t[2 + 17], t[2 + 4], t[2]), (0, 1, u32::MAX), "inverse map");
+}
+
+// --------------------------------------------------------------------------- im2col, pack
+
+#[test]
+fn im2col_matches_reference_in_both_layouts() {
+    let Some(g) = gpu() else { return };
+    for (i, (geo, chunk)) in conv_cases().into_iter().enumerate() {
+        let x = rand_vec(geo.n * geo.c * geo.h * geo.w, 500 + i as u64);
+        let tx = g.upload(&x, "x").unwrap();
+        for kept in [all_columns(&geo), kept_subsets(&geo, 7).remove(1)] {
+            let (kc, ohw, ohwp) = (kept.len(), geo.ohw(), geo.ohwp());
+            let kcp = kc.next_multiple_of(4);
+            let tbl = g.upload(&ops::column_table(&geo, &kept).unwrap(), "tbl").unwrap();
+            let kept_us: Vec<usize> = kept.iter().map(|&j| j as usize).collect();
+            // the last chunk, which is partial in most cases: n0 > 0 exercises the image offset
+            let n0 = (geo.n - 1) / chunk * chunk;
+            let c = geo.n - n0;
+            let want = cpu::im2col(&x, &geo, &kept_us, n0, c);
+            for transposed in [false, true] {
+                let col = nan_tensor(g, kcp * c * ohwp, "col");
+                g.run(&[ops::im2col(g, &tx, &tbl, &col, &geo, kc, n0, c, transposed).unwrap()]);
+                let got = read(g, &col);
+                // Expected layout, zero in the padding rows (j ≥ kc) and pixels (p ≥ OHW).
+                let mut exp = vec![0.0; kcp * c * ohwp];
+                for j in 0..kc {
+                    for img in 0..c {
+                        for p in 0..ohw {
+                            let q = img * ohwp + p;
+                            let at = if transposed { q * kcp + j } else { j * c * ohwp + q };
+                            exp[at] = want[j * c * ohw + img * ohw + p];
+                        }
+                    }
+                }
+                let tag = format!("im2col {} kc {kc} images {n0}..{} transposed {transposed}", conv_tag(&geo, chunk), n0 + c);
+                assert_close(&tag, &got, &exp, 0.0);
+            }
+        }
+    }
+}
+
+#[test]
+fn pack_transposes_and_zero_pads() {
+    let Some(g) = gpu() else { return };
+    // W [7][13] → Wᵀ [13→16][7→8] at element offset 5 of dst; dst[..5] and dst beyond untouched.
+    let (rows, cols) = (7, 13);
+    let w = rand_vec(rows * cols, 600);
+    let tw = g.upload(&w, "w").unwrap();
+    let sentinel = 12345.0;
+    let (rp, cp, off) = (16, 8, 5);
+    let dst = g.upload(&vec![sentinel; off + rp * cp + 3], "dst").unwrap();
+    let p = Pack { d_off: off, ..Pack::matrix(cols, rows, 1, cols, true) };
+    assert_eq!((p.rp, p.cp), (rp, cp));
+    g.run(&[pack(g, &tw, &dst, &p).unwrap()]);
+    let got = read(g, &dst);
+    let mut want = vec![sentinel; off + rp * cp + 3];
+    for r in 0..rp {
+        for c in 0..cp {
+            want[off + r * cp + c] = if r < cols && c < rows { w[c * cols + r] } else { 0.0 };
+        }
+    }
+    assert_close("pack transpose 7x13 with padding", &got, &want, 0.0);
+
+    // Without row padding: [5][6] → [5][8] with a source offset (a sub-block of a larger matrix).
+    let src = rand_vec(9 * 10, 601);
+    let ts = g.upload(&src, "src").unwrap();
+    let dst = nan_tensor(g, 5 * 8, "dst");
+    let p = Pack { s_off: 2 * 10 + 3, ..Pack::matrix(5, 6, 10, 1, false) };
+    g.run(&[pack(g, &ts, &dst, &p).unwrap()]);
+    let want: Vec<f32> = (0..5 * 8).map(|i| if i % 8 < 6 { src[(2 + i / 8) * 10 + 3 + i % 8] } else { 0.0 }).collect();
+    assert_close("pack sub-block 5x6 of 9x10", &read(g, &dst), &want, 0.0);
+}
+
+#[test]
+fn pack_gathers_image_blocks() {
+    let Some(g) = gpu() else { return };
+    // Column blocks: dy (N=5, K=6, 3×3) images 2..5 → [8][3·12], pixel padding 9..12 zero.
+    let geo = geom(5, 2, 3, 3, 6, 1, 1, 1, 0);
+    let (k, ohw, ohwp) = (geo.k, geo.ohw(), geo.ohwp());
+    let dy = rand_vec(geo.n * k * ohw, 610);
+    let tdy = g.upload(&dy, "dy").unwrap();
+    let (n0, c, rp) = (2, 3, 8);
+    let dst = nan_tensor(g, rp * c * ohwp, "dst");
+    g.run(&[pack(g, &tdy, &dst, &pack_dy(&geo, n0, c, rp)).unwrap()]);
+    let mut want = vec![0.0; rp * c * ohwp];
+    for kk in 0..k {
+        for img in 0..c {
+            for p in 0..ohw {
+                want[kk * c * ohwp + img * ohwp + p] = dy[((n0 + img) * k + kk) * ohw + p];
+            }
+        }
+    }
+    assert_close("pack dy image blocks", &read(g, &dst), &want, 0.0);
+
+    // Row blocks: x (N=3, C=5, HW=7) → rows (image, pixel padded to 8), columns channels padded
+    // to 8: the transposed gather of an NCHW activation.
+    let (n, ch, hw, hwp) = (3, 5, 7, 8);
+    let x = rand_vec(n * ch * hw, 611);
+    let tx = g.upload(&x, "x").unwrap();
+    let p = Pack {
+        rows: n * hwp,
+        cols: ch,
+        rp: n * hwp,
+        cp: 8,
+        r_in: hwp,
+        r_valid: hw,
+        c_in: BIG,
+        c_valid: BIG,
+        s_off: 0,
+        s_rb: ch * hw,
+        s_rs: 1,
+        s_cb: 0,
+        s_cs: hw,
+        d_off: 0,
+    };
+    let dst = nan_tensor(g, n * hwp * 8, "dst");
+    g.run(&[pack(g, &tx, &dst, &p).unwrap()]);
+    let mut want = vec![0.0; n * hwp * 8];
+    for img in 0..n {
+        for pix in 0..hw {
+            for c in 0..ch {
+                want[(img * hwp + pix) * 8 + c] = x[(img * ch + c) * hw + pix];
+            }
+        }
+    }
+    assert_close("pack x row blocks", &read(g, &dst), &want, 0.0);
+}
+
+// ---------------------------------------------------------------------------- channel_sum
+
+#[test]
+fn channel_sum_matches_reference() {
+    let Some(g) = gpu() else { return };
+    // (N, K, P, accumulate)
+    for (i, &(n, k, p, acc)) in [(5, 7, 121, false), (1, 3, 1, false), (3, 70, 200, true), (2, 1, 1000, true)].iter().enumerate() {
+        let dy = rand_vec(n * k * p, 700 + i as u64);
+        let init = rand_vec(k, 750 + i as u64);
+        let tdy = g.upload(&dy, "dy").unwrap();
+        let db = if acc { g.upload(&init, "db").unwrap() } else { nan_tensor(g, k, "db") };
+        g.run(&[ops::channel_sum(g, &tdy, &db, n, k, p, acc).unwrap()]);
+        let mut want = cpu::channel_sum(&dy, n, k, p);
+        if acc {
+            want.iter_mut().zip(&init).for_each(|(w, i)| *w += i);
+        }
+        assert_close(&format!("channel_sum n{n} k{k} p{p} accumulate {acc}"), &read(g, &db), &want, 1e-5);
+    }
+}
+
+// ------------------------------------------------------------------------------- pooling
+
+#[test]
+fn maxpool_matches_reference_with_ties() {
+    let Some(g) = gpu() else { return };
+    // (planes, h, w, window, stride)
+    let cases = [
+        (6, 7, 9, 2, 2),   // 2×2/s2 on odd sizes: the last row and column are in no window
+        (3, 9, 7, 3, 2),   // 3×3/s2: overlapping windows, an input can be the max of several
+        (1, 5, 5, 3, 1),   // one plane, 3×3/s1
+        (130, 4, 6, 2, 2), // many planes
+        (2, 3, 3, 3, 3),   // the window is the whole plane
+    ];
+    for (i, &(planes, h, w, k, stride)) in cases.iter().enumerate() {
+        let geo = PoolGeom { planes, h, w, k, stride };
+        let tag = format!("maxpool {planes} planes {h}x{w} window {k} stride {stride}");
+        // Coarse values make ties common; one plane is constant (every window a tie) and negative.
+        let mut x = coarse_vec(planes * h * w, 800 + i as u64);
+        x[..h * w].fill(-0.5);
+        let (want_y, want_arg) = cpu::maxpool_forward(&x, planes, h, w, k, stride);
+        assert_eq!(want_y.len(), planes * geo.oh() * geo.ow(), "{tag}: output size");
+        let dy = rand_vec(want_y.len(), 850 + i as u64);
+
+        let tx = g.upload(&x, "x").unwrap();
+        let y = nan_tensor(g, want_y.len(), "y");
+        let arg = g.upload(&vec![u32::MAX; want_y.len()], "arg").unwrap();
+        let tdy = g.upload(&dy, "dy").unwrap();
+        let dx = nan_tensor(g, x.len(), "dx");
+        g.run(&[
+            ops::maxpool_forward(g, &tx, &y, &arg, &geo).unwrap(),
+            ops::maxpool_backward(g, &tdy, &arg, &dx, &geo).unwrap(),
+        ]);
+        assert_close(&format!("{tag} forward"), &read(g, &y), &want_y, 0.0);
+        let got_arg: Vec<u32> = g.read(&arg).unwrap();
+        if let Some(o) = (0..want_arg.len()).find(|&o| got_arg[o] != want_arg[o]) {
+            panic!("{tag}: argmax of output {o} is input {} but the first maximum is input {}", got_arg[o], want_arg[o]);
+        }
+        assert_close(&format!("{tag} backward"), &read(g, &dx), &cpu::maxpool_backward(&x, &dy, planes, h, w, k, stride), 1e-5);
+    }
+}
+
+#[test]
+fn avgpool_matches_reference() {
+    let Some(g) = gpu() else { return };
+    for (i, &(planes, hw)) in [(7, 15), (1, 49), (130, 9), (3, 1)].iter().enumerate() {
+        let x = rand_vec(planes * hw, 900 + i as u64);
+        let dy = rand_vec(planes, 950 + i as u64);
+        let tx = g.upload(&x, "x").unwrap();
+        let tdy = g.upload(&dy, "dy").unwrap();
+        let y = nan_tensor(g, planes, "y");
+        let dx = nan_tensor(g, planes * hw, "dx");
+        g.run(&[
+            ops::avgpool_forward(g, &tx, &y, planes, hw).unwrap(),
+            ops::avgpool_backward(g, &tdy, &dx, planes, hw).unwrap(),
+        ]);
+        let tag = format!("avgpool {planes} planes of {hw}");
+        assert_close(&format!("{tag} forward"), &read(g, &y), &cpu::avgpool_forward(&x, planes, hw), 1e-5);
+        assert_close(&format!("{tag} backward"), &read(g, &dx), &cpu::avgpool_backward(&dy, planes, hw), 1e-5);
+    }
+}
+
+// ---------------------------------------------------------------------------- activation
+
+#[test]
+fn relu_matches_reference() {
+    let Some(g) = gpu() else { return };
+    for (i, &n) in [1usize, 1003, 70_001].iter().enumerate() {
+        let mut x = rand_vec(n, 1000 + i as u64);
+        // exact zeros (and a negative zero) must give zero gradient
+        for v in x.iter_mut().step_by(7) {
+            *v = 0.0;
+        }
+        if n > 3 {
+            x[3] = -0.0;
+        }
+        let dy = rand_vec(n, 1050 + i as u64);
+        let tx = g.upload(&x, "x").unwrap();
+        let tdy = g.upload(&dy, "dy").unwrap();
+        let y = nan_tensor(g, n, "y");
+        let dx = nan_tensor(g, n, "dx");
+        g.run(&[ops::relu_forward(g, &tx, &y, n).unwrap(), ops::relu_backward(g, &tdy, &y, &dx, n).unwrap()]);
+        assert_close(&format!("relu forward n{n}"), &read(g, &y), &cpu::relu_forward(&x), 0.0);
+        assert_close(&format!("relu backward n{n}"), &read(g, &dx), &cpu::relu_backward(&dy, &x), 0.0);
+    }
+}
+
+// --------------------------------------------------------------------- softmax, metrics
+
+/// hyper = [lr, momentum, valid rows, loss-ring slot].
+fn hyper(valid: usize, slot: usize) -> Vec<f32> {
+    vec![0.1, 0.9, valid as f32, slot as f32]
+}
+
+#[test]
+fn softmax_xent_matches_reference() {
+    let Some(g) = gpu() else { return };
+    // (batch, classes, valid rows, logit scale)
+    for (i, &(batch, classes, valid, scale)) in
+        [(70, 10, 67, 3.0f32), (1, 3, 1, 1.0), (5, 2, 5, 1.0), (9, 100, 9, 40.0), (4, 7, 0, 1.0)].iter().enumerate()
+    {
+        let tag = format!("softmax_xent batch {batch} classes {classes} valid {valid} scale {scale}");
+        let mut logits: Vec<f32> = rand_vec(batch * classes, 1100 + i as u64).iter().map(|v| v * scale).collect();
+        let mut labels: Vec<u32> =
+            rand_vec(batch, 1150 + i as u64).iter().map(|v| ((v + 1.0) * 0.5 * classes as f32) as u32 % classes as u32).collect();
+        if batch > 4 {
+            // Tied maxima: the first one counts as the prediction.
+            let c = classes;
+            for row in [3, 4] {
+                logits[row * c..(row + 1) * c].fill(0.0);
+                logits[row * c] = 5.0;
+                logits[row * c + c - 1] = 5.0;
+            }
+            labels[3] = c as u32 - 1; // wrong: row 3 predicts class 0
+            labels[4] = 0; // right
+        }
+        run_xent(g, &tag, &logits, &labels, batch, classes, valid);
+    }
+}
+
+fn run_xent(g: &Gpu, tag: &str, logits: &[f32], labels: &[u32], batch: usize, classes: usize, valid: usize) {
+    let want = cpu::softmax_xent(logits, labels, batch, classes, valid);
+    let tl = g.upload(logits, "logits").unwrap();
+    let tlab = g.upload(labels, "labels").unwrap();
+    let th = g.upload(&hyper(valid, 0), "hyper").unwrap();
+    let dl = nan_tensor(g, batch * classes, "dlogits");
+    let stats = nan_tensor(g, 2 * batch, "stats");
+    g.run(&[ops::softmax_xent(g, &tl, &tlab, &th, &dl, &stats, batch, classes).unwrap()]);
+    let st = read(g, &stats);
+    let loss: Vec<f32> = st.iter().step_by(2).copied().collect();
+    let correct: Vec<f32> = st.iter().skip(1).step_by(2).copied().collect();
+    assert_close(&format!("{tag} loss"), &loss, &want.loss, 1e-5);
+    assert_close(&format!("{tag} correct"), &correct, &want.correct, 0.0);
+    assert_close(&format!("{tag} dlogits"), &read(g, &dl), &want.dlogits, 1e-5);
+}
+
+#[test]
+fn accumulate_metrics_sums_losses_and_correct() {
+    let Some(g) = gpu() else { return };
+    let (batch, classes, valid) = (70, 10, 61);
+    let logits = rand_vec(batch * classes, 1200);
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i * 7 % classes as u32).collect();
+    let want = cpu::softmax_xent(&logits, &labels, batch, classes, valid);
+    let loss_sum: f32 = want.loss.iter().map(|&v| v as f64).sum::<f64>() as f32;
+    let correct_sum: f32 = want.correct.iter().sum();
+
+    let ring = ops::LOSS_RING;
+    let tl = g.upload(&logits, "logits").unwrap();
+    let tlab = g.upload(&labels, "labels").unwrap();
+    let th = g.upload(&hyper(valid, 5), "hyper").unwrap();
+    let dl = g.tensor(batch * classes, "dlogits").unwrap();
+    let stats = g.tensor(2 * batch, "stats").unwrap();
+    let mut init = vec![0.0f32; 2 + ring];
+    init[0] = 0.5;
+    init[1] = 2.0;
+    let metrics = g.upload(&init, "metrics").unwrap();
+    let plan = [
+        ops::softmax_xent(g, &tl, &tlab, &th, &dl, &stats, batch, classes).unwrap(),
+        ops::accumulate_metrics(g, &stats, &th, &metrics, batch).unwrap(),
+    ];
+    g.run(&plan);
+    // The same prepared plan replayed as the next step, in the next ring slot.
+    g.write(&th, &hyper(valid, ring - 1));
+    g.run(&plan);
+
+    let mut expect = init.clone();
+    expect[0] = 0.5 + 2.0 * loss_sum;
+    expect[1] = 2.0 + 2.0 * correct_sum;
+    expect[2 + 5] = loss_sum;
+    expect[2 + ring - 1] = loss_sum;
+    let got = read(g, &metrics);
+    assert_close("metrics running sums", &got[..2], &expect[..2], 1e-5);
+    assert_close("metrics loss ring", &got[2..], &expect[2..], 1e-5);
+}
+
+// ----------------------------------------------------------------------------------- sgd
+
+#[test]
+fn sgd_matches_reference_with_and_without_mask() {
+    let Some(g) = gpu() else { return };
+    let n = 1037;
+    let (lr, momentum, wd) = (0.05f32, 0.9f32, 5e-4f32);
+    let mask: Vec<f32> = rand_vec(n, 1300).iter().map(|&v| if v < -0.4 { 0.0 } else { 1.0 }).collect();
+    assert!(mask.contains(&0.0) && mask.contains(&1.0));
+    for masked in [false, true] {
+        // Weights and velocities start non-zero everywhere, pruned entries included.
+        let mut w = rand_vec(n, 1301);
+        let mut v = rand_vec(n, 1302);
+        let tw = g.upload(&w, "w").unwrap();
+        let tv = g.upload(&v, "v").unwrap();
+        let tgrad = g.tensor(n, "grad").unwrap();
+        let th = g.upload(&[lr, momentum, 1.0, 0.0], "hyper").unwrap();
+        let tm = g.upload(&mask, "mask").unwrap();
+        let step = [ops::sgd(g, &tgrad, &th, &tw, &tv, masked.then_some(&tm), wd).unwrap()];
+        for s in 0..3u64 {
+            let grad = rand_vec(n, 1310 + s);
+            g.write(&tgrad, &grad);
+            g.run(&step);
+            cpu::sgd(&mut w, &mut v, &grad, masked.then_some(&mask[..]), lr, momentum, wd);
+            let (gw, gv) = (read(g, &tw), read(g, &tv));
+            assert_close(&format!("sgd masked {masked} step {s} weights"), &gw, &w, 1e-5);
+            assert_close(&format!("sgd masked {masked} step {s} velocity"), &gv, &v, 1e-5);
+            if masked {
+                for i in (0..n).filter(|&i| mask[i] == 0.0) {
+                    assert!(gw[i] == 0.0 && gv[i] == 0.0, "sgd step {s}: pruned entry {i} has w {} v {}", gw[i], gv[i]);
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------- large launches
+
+/// More than 65535 workgroups of 256 threads: `grid1d` folds the launch into two dimensions and
+/// the shader must unfold it, or the tail of the tensor is never written. Training reaches this
+/// on activations of 16.8M elements (a batch of 256 CIFAR images at 64 channels), so it is
+/// tested once here, on the cheapest kernel that writes such a tensor.
+#[test]
+fn folded_launch_grid_covers_every_element() {
+    let Some(g) = gpu() else { return };
+    let hw = 64;
+    let planes = 65536 * 4 + 3; // 16 777 408 outputs = 65 538 workgroups
+    let dy: Vec<f32> = (0..planes).map(|i| (i % 1000) as f32).collect();
+    let tdy = g.upload(&dy, "dy").unwrap();
+    let dx = nan_tensor(g, planes * hw, "dx");
+    g.run(&[ops::avgpool_backward(g, &tdy, &dx, planes, hw).unwrap()]);
+    let got = read(g, &dx);
+    // hw is a power of two, so the division is exact.
+    if let Some(i) = (0..planes * hw).find(|&i| got[i] != dy[i / hw] / hw as f32) {
+        panic!("folded launch: dx[{i}] of {} is {} but expected {}", planes * hw, got[i], dy[i / hw] / hw as f32);
+    }
+}

@@ -1,0 +1,95 @@
+//! Whole-network checks: finite-difference gradients of the full backward pass.
+mod common;
+
+use autocompress::model::{Architecture, Layer, Network, Weights};
+use common::*;
+
+fn conv(name: &str, filters: usize, kernel: usize, stride: usize, padding: usize) -> Layer {
+    Layer::Conv2d { name: name.into(), filters, kernel, stride, padding, columns: None }
+}
+fn linear(name: &str, units: usize) -> Layer {
+    Layer::Linear { name: name.into(), units, columns: None }
+}
+
+fn loss(net: &Network, g: &autocompress::gpu::Gpu, valid: usize) -> f64 {
+    net.reset_metrics(g);
+    net.eval_step(g, valid);
+    net.read_metrics(g).unwrap().loss_sum / valid as f64
+}
+
+/// Central differences on sampled entries of every parameter tensor against the GPU backward.
+fn gradient_check(arch: Architecture, batch: usize, valid: usize) {
+    let Some(g) = gpu() else { return };
+    let w0 = Weights::init(&arch, 7).unwrap();
+    let net = Network::new(g, &arch, &w0, batch, 0.0).unwrap();
+    let il: usize = arch.input.iter().product();
+    let images = rand_vec(valid * il, 3);
+    let labels: Vec<u32> = (0..valid as u32).map(|i| (i * 7 + 1) % arch.classes as u32).collect();
+    net.load_batch(g, &images, &labels).unwrap();
+    net.gradient_step(g, valid);
+    let grads = net.gradients(g).unwrap();
+    let eps = 1e-3f32;
+    let mut worst = 0.0f64;
+    let mut failures = Vec::new();
+    for t in &w0.tensors {
+        let n = t.data.len();
+        let picks: Vec<usize> = (0..n.min(12)).map(|i| (i * 7919 + 13) % n).collect();
+        for &i in &picks {
+            let mut w = w0.clone();
+            w.get_mut(&t.name).unwrap().data[i] += eps;
+            net.set_weights(g, &w).unwrap();
+            let up = loss(&net, g, valid);
+            w.get_mut(&t.name).unwrap().data[i] -= 2.0 * eps;
+            net.set_weights(g, &w).unwrap();
+            let down = loss(&net, g, valid);
+            let numeric = (up - down) / (2.0 * eps as f64);
+            let analytic = grads.get(&t.name).unwrap().data[i] as f64;
+            let err = (numeric - analytic).abs() / (numeric.abs().max(analytic.abs()) + 1e-2);
+            worst = worst.max(err);
+            if err >= 5e-2 {
+                failures.push(format!("{}[{i}]: numeric {numeric:.6} vs analytic {analytic:.6} (rel err {err:.3})", t.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "gradient mismatches:\n{}", failures.join("\n"));
+    eprintln!("gradient check: worst relative error {worst:.2e}");
+}
+
+#[test]
+fn gradient_check_conv_pool_linear_network() {
+    let arch = Architecture {
+        name: "tiny".into(),
+        input: [2, 7, 7],
+        classes: 3,
+        layers: vec![
+            conv("conv1", 3, 3, 1, 1),
+            Layer::Relu,
+            Layer::MaxPool { size: 2, stride: 2 },
+            conv("conv2", 5, 3, 2, 1),
+            Layer::Flatten,
+            linear("fc1", 6),
+            Layer::Relu,
+            linear("fc2", 3),
+        ],
+    };
+    gradient_check(arch, 5, 5);
+}
+
+#[test]
+fn gradient_check_with_partial_batch_avgpool_and_strided_pool() {
+    let arch = Architecture {
+        name: "tiny2".into(),
+        input: [1, 9, 9],
+        classes: 4,
+        layers: vec![
+            conv("conv1", 4, 5, 1, 2),
+            Layer::MaxPool { size: 3, stride: 2 },
+            conv("conv2", 3, 1, 1, 0),
+            Layer::Relu,
+            Layer::GlobalAvgPool,
+            linear("fc", 4),
+        ],
+    };
+    // batch 6 with only 4 valid rows: padding rows must not leak into loss or gradients
+    gradient_check(arch, 6, 4);
+}

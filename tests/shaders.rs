@@ -1,0 +1,76 @@
+//! Every `shaders/*.wgsl` parses and validates with naga, so a shader typo fails here, without a
+//! GPU. The directory is listed at run time: a new shader file is covered without editing this.
+
+use autocompress::gpu::gemm::Tile;
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use std::path::{Path, PathBuf};
+
+/// Parses and validates one WGSL source; the error names the file and shows naga's diagnostic.
+fn validate(name: &str, text: &str) -> Result<(), String> {
+    let module = naga::front::wgsl::parse_str(text)
+        .map_err(|e| format!("{name}: WGSL parse error\n{}", e.emit_to_string_with_path(text, name)))?;
+    Validator::new(ValidationFlags::all(), Capabilities::all())
+        .validate(&module)
+        .map_err(|e| format!("{name}: validation error\n{}", e.emit_to_string_with_path(text, name)))?;
+    Ok(())
+}
+
+fn shader_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())).path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shader_parses_and_validates() {
+    let files = shader_files();
+    assert!(files.iter().any(|p| p.ends_with("gemm.wgsl")), "shaders/gemm.wgsl not found among {files:?}");
+    let mut failures = Vec::new();
+    for path in &files {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        if name == "common.wgsl" {
+            continue; // prepended to, and validated with, every other shader
+        }
+        if name == "gemm.wgsl" {
+            // A template: validated below through the placeholders' every instantiation.
+            for tile in [Tile::DEFAULT, Tile::SHORT] {
+                let src = tile.source();
+                if src.text.contains("{{") {
+                    failures.push(format!("{name} with {tile:?}: a placeholder was left unfilled"));
+                } else if let Err(e) = validate(&format!("{name} {tile:?}"), &src.text) {
+                    failures.push(e);
+                }
+            }
+            continue;
+        }
+        if text.contains("{{") {
+            failures.push(format!("{name}: contains a '{{{{' template placeholder, but only gemm.wgsl is filled in by its launcher"));
+            continue;
+        }
+        // Launchers prepend common.wgsl (helpers such as `udiv`) to every shader.
+        let full = autocompress::gpu::kernel::Source::new("test", &text).text;
+        if let Err(e) = validate(&name, &full) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{} shader(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// The template's placeholders are exactly the ones `Tile::source` fills.
+#[test]
+fn gemm_template_placeholders_are_known() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/gemm.wgsl")).unwrap();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("{{") {
+        let j = rest[i..].find("}}").map(|j| i + j + 2).expect("unclosed '{{' in gemm.wgsl");
+        let key = &rest[i..j];
+        assert!(["{{TM}}", "{{TN4}}", "{{WX}}", "{{WY}}"].contains(&key), "unknown placeholder {key} in gemm.wgsl");
+        rest = &rest[j..];
+    }
+}
