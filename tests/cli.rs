@@ -1,0 +1,132 @@
+//! The command line as a user meets it: bad input gives a clear error and a non-zero exit (never a
+//! panic), and a short training run writes its model and report.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_autocompress"));
+    c.arg("--quiet");
+    c
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("autocompress-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs and expects failure whose stderr contains every one of `needles`.
+fn fails_with(cmd: &mut Command, needles: &[&str]) -> String {
+    let out: Output = cmd.output().expect("binary runs");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "expected failure, got success; stderr:\n{err}");
+    assert_eq!(out.status.code(), Some(1), "expected exit code 1 (an error, not a panic); stderr:\n{err}");
+    assert!(!err.contains("panicked"), "panic instead of an error:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks '{n}':\n{err}");
+    }
+    err
+}
+
+#[test]
+fn nonsense_training_flags_are_refused() {
+    let out = tmp("flags");
+    fails_with(bin().args(["train", "--epochs", "0", "--out"]).arg(&out), &["--epochs", "found 0"]);
+    fails_with(bin().args(["train", "--lr", "-1", "--out"]).arg(&out), &["--lr", "-1"]);
+    fails_with(bin().args(["train", "--batch-size", "0", "--out"]).arg(&out), &["--batch-size", "found 0"]);
+    fails_with(bin().args(["train", "--schedule", "wavy", "--out"]).arg(&out), &["--schedule", "wavy"]);
+    fails_with(bin().args(["train", "--model", "alexnet", "--out"]).arg(&out), &["unknown model", "alexnet"]);
+    fails_with(bin().args(["train", "--dataset", "imagenet", "--out"]).arg(&out), &["imagenet"]);
+}
+
+#[test]
+fn missing_data_directory_names_the_file() {
+    let out = tmp("nodata");
+    let missing = out.join("nothing-here");
+    fails_with(bin().args(["train", "--dataset", "mnist", "--data"]).arg(&missing).arg("--out").arg(&out), &["nothing-here"]);
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn bad_model_json_is_refused_with_the_reason() {
+    let d = tmp("json");
+    let unknown = write(&d, "unknown.json", r#"{"name":"m","input":[1,8,8],"classes":10,"layers":[{"type":"dropout"}]}"#);
+    fails_with(bin().arg("train").arg("--model-json").arg(&unknown).arg("--out").arg(&d), &["unknown.json", "dropout"]);
+    let no_flatten = write(
+        &d,
+        "shapes.json",
+        r#"{"name":"m","input":[1,8,8],"classes":10,"layers":[{"type":"conv2d","name":"c","filters":4,"kernel":3},{"type":"linear","name":"fc","units":10}]}"#,
+    );
+    fails_with(bin().arg("train").arg("--model-json").arg(&no_flatten).arg("--out").arg(&d), &["shapes.json", "flatten"]);
+    let big_kernel = write(
+        &d,
+        "kernel.json",
+        r#"{"name":"m","input":[1,8,8],"classes":10,"layers":[{"type":"conv2d","name":"c","filters":4,"kernel":9},{"type":"flatten"},{"type":"linear","name":"fc","units":10}]}"#,
+    );
+    fails_with(bin().arg("train").arg("--model-json").arg(&big_kernel).arg("--out").arg(&d), &["kernel.json", "kernel 9"]);
+    let wrong_classes = write(
+        &d,
+        "classes.json",
+        r#"{"name":"m","input":[1,8,8],"classes":10,"layers":[{"type":"flatten"},{"type":"linear","name":"fc","units":7}]}"#,
+    );
+    fails_with(bin().arg("train").arg("--model-json").arg(&wrong_classes).arg("--out").arg(&d), &["classes.json", "10 class scores"]);
+}
+
+#[test]
+fn corrupt_or_truncated_model_files_are_refused() {
+    let d = tmp("corrupt");
+    let junk = write(&d, "junk.safetensors", "this is not a model");
+    fails_with(bin().arg("inspect").arg(&junk), &["junk.safetensors"]);
+    fails_with(bin().arg("inspect").arg(d.join("absent.safetensors")), &["absent.safetensors"]);
+}
+
+/// A short real run: trains digits-cnn, then `inspect` and `eval` read the model back; a
+/// truncated copy of the model is refused; a diverging run stops naming the epoch and step and
+/// leaves the last good model on disk.
+#[test]
+fn train_eval_inspect_and_nan_guard() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let d = tmp("train");
+    let run = d.join("run");
+    let out = bin().args(["train", "--epochs", "3", "--seed", "3", "--out"]).arg(&run).output().unwrap();
+    assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    for key in ["model", "dataset", "adapter", "seed", "wall_seconds", "baseline", "final", "params_reduction", "flops_reduction"] {
+        assert!(report.get(key).is_some(), "report.json lacks '{key}'");
+    }
+    let acc = report["final"]["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.8, "3 epochs of digits-cnn should pass 80% test accuracy, got {acc}");
+    assert!(report["baseline"]["params"].as_u64().unwrap() > 0);
+
+    let model = run.join("model.safetensors");
+    let inspect = bin().arg("inspect").arg(&model).output().unwrap();
+    let table = String::from_utf8_lossy(&inspect.stdout);
+    assert!(inspect.status.success() && table.contains("conv1") && table.contains("fc2"), "inspect output:\n{table}");
+
+    let eval = bin().args(["eval", "--model-file"]).arg(&model).output().unwrap();
+    assert!(eval.status.success(), "eval failed: {}", String::from_utf8_lossy(&eval.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert!((e["test_accuracy"].as_f64().unwrap() - acc).abs() < 1e-9, "eval disagrees with the training report");
+
+    let bytes = std::fs::read(&model).unwrap();
+    let cut = write(&d, "cut.safetensors", "");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(bin().arg("inspect").arg(&cut), &["cut.safetensors"]);
+    fails_with(bin().args(["eval", "--dataset", "mnist", "--data"]).arg(&d).arg("--model-file").arg(&model), &[]);
+
+    // Diverge on purpose: the error names epoch and step, and the model of the last good epoch stays.
+    let before = std::fs::read(&model).unwrap();
+    let err = fails_with(bin().args(["train", "--epochs", "2", "--lr", "1e6", "--out"]).arg(&run), &["epoch 1, step"]);
+    assert!(err.contains("NaN") || err.contains("inf"), "{err}");
+    assert_eq!(std::fs::read(&model).unwrap(), before, "the last good model was overwritten");
+}
