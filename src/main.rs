@@ -98,8 +98,10 @@ struct EvalArgs {
     data: DataArgs,
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Seed of the data split (default: the one the model was trained with, so held-out splits
+    /// such as digits' test set are the same images).
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 #[derive(Args)]
@@ -245,7 +247,8 @@ fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
     // Each epoch's model replaces the last one atomically, so an interrupted or diverged run
     // leaves the last good model on disk.
     let logs = train::train(&gpu, &net, &data, &cfg, progress, |_| {
-        io::save_model(&model_path, &arch, &net.weights(&gpu)?, &[("dataset", data.name.clone())])
+        let meta = [("dataset", data.name.clone()), ("seed", a.seed.to_string())];
+        io::save_model(&model_path, &arch, &net.weights(&gpu)?, &meta)
     })?;
     let (_, test_acc) = train::evaluate(&gpu, &net, &data.test)?;
     let snap = snapshot(&arch, test_acc)?;
@@ -279,8 +282,9 @@ fn cmd_eval(a: EvalArgs, adapter: Option<&str>) -> Result<()> {
     if a.batch_size == 0 {
         bail!("--batch-size must be at least 1, found 0");
     }
-    let (arch, weights, _) = io::load_model(&a.model_file)?;
-    let data = load_data(&a.data, a.seed)?;
+    let (arch, weights, meta) = io::load_model(&a.model_file)?;
+    let seed = a.seed.or_else(|| meta.get("seed").and_then(|s| s.parse().ok())).unwrap_or(1);
+    let data = load_data(&a.data, seed)?;
     if arch.input != data.shape || arch.classes != data.classes {
         bail!(
             "{} takes {:?} inputs and {} classes, data set {} has {:?} and {}",
