@@ -21,34 +21,64 @@ struct Params {
 @group(0) @binding(3) var<uniform> p: Params;
 
 // col is [kcp][chunk*ohwp], or [chunk*ohwp][kcp] when transposed (the B operand of dW = dY·colᵀ).
-// Grid-stride over the destination; indices split with udiv (integer division is scalar on CPUs).
+// One thread fills one output row `oh` of one kept column j of one image: the index arithmetic
+// (udiv: integer division is scalar on CPUs) is paid once per row, not per element. Threads
+// with j >= kc write the zero padding rows; the last row of an image also zeroes its pixel
+// padding (ohw .. ohwp). Normal layout orders threads j-major (lanes write along pixels),
+// transposed layout j-minor (lanes write along j).
 @compute @workgroup_size(256)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let ncols = p.chunk * p.ohwp;
-    for (var idx = gid.x; idx < p.kcp * ncols; idx += nwg.x * 256u) {
-    var j: u32;
-    var q: u32;
-    if (p.transposed != 0u) {
-        q = udiv(idx, p.kcp);
-        j = idx - q * p.kcp;
-    } else {
-        j = udiv(idx, ncols);
-        q = idx - j * ncols;
-    }
-    let img = udiv(q, p.ohwp);
-    let pix = q - img * p.ohwp;
-    var v = 0.0;
-    if (j < p.kc && pix < p.oh * p.ow) {
-        let e = tbl[j];
-        let ch = e >> 16u;
-        let oh = udiv(pix, p.ow);
-        let ih = i32(oh * p.stride + ((e >> 8u) & 255u)) - i32(p.pad);
-        let iw = i32((pix - oh * p.ow) * p.stride + (e & 255u)) - i32(p.pad);
-        if (ih >= 0 && iw >= 0 && u32(ih) < p.h && u32(iw) < p.w) {
-            v = x[(((p.n0 + img) * p.c + ch) * p.h + u32(ih)) * p.w + u32(iw)];
+    let rows = p.kcp * p.chunk * p.oh;
+    for (var t = gid.x; t < rows; t += nwg.x * 256u) {
+        var j: u32;
+        var io: u32; // img * oh + oh_row
+        if (p.transposed != 0u) {
+            io = udiv(t, p.kcp);
+            j = t - io * p.kcp;
+        } else {
+            j = udiv(t, p.chunk * p.oh);
+            io = t - j * p.chunk * p.oh;
         }
-    }
-    col[idx] = v;
+        let img = udiv(io, p.oh);
+        let oh = io - img * p.oh;
+        var q = img * p.ohwp + oh * p.ow; // first column of this row
+        var dst: u32;
+        var step: u32;
+        if (p.transposed != 0u) {
+            dst = q * p.kcp + j;
+            step = p.kcp;
+        } else {
+            dst = j * ncols + q;
+            step = 1u;
+        }
+        if (j < p.kc) {
+            let e = tbl[j];
+            let ih = i32(oh * p.stride + ((e >> 8u) & 255u)) - i32(p.pad);
+            let row_ok = ih >= 0 && u32(ih) < p.h;
+            let base = (((p.n0 + img) * p.c + (e >> 16u)) * p.h + u32(max(ih, 0))) * p.w;
+            var iw = i32(e & 255u) - i32(p.pad);
+            for (var ow = 0u; ow < p.ow; ow++) {
+                var v = 0.0;
+                if (row_ok && iw >= 0 && u32(iw) < p.w) {
+                    v = x[base + u32(iw)];
+                }
+                col[dst] = v;
+                dst += step;
+                iw += i32(p.stride);
+            }
+        } else {
+            for (var ow = 0u; ow < p.ow; ow++) {
+                col[dst] = 0.0;
+                dst += step;
+            }
+        }
+        if (oh + 1u == p.oh) {
+            for (var pad = p.oh * p.ow; pad < p.ohwp; pad++) {
+                col[dst] = 0.0;
+                dst += step;
+            }
+        }
     }
 }
 
@@ -57,36 +87,43 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> pb: Params;
 
-// dx[n][c][h][w] = sum of dcol over every (r, s) tap that read x[n][c][h][w]; one thread per input
-// element, so the fold is a deterministic gather without atomics. dcol is [kcp][chunk*ohwp].
+// dx[n][c][h][w] = sum of dcol over every (r, s) tap that read x[n][c][h][w]: a deterministic
+// gather without atomics. dcol is [kcp][chunk*ohwp]. One thread owns one input row (image,
+// channel, h) and adds every tap into it; index arithmetic is per row and per tap, not per element.
 @compute @workgroup_size(256)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let plane = pb.h * pb.w;
-    for (var idx = gid.x; idx < pb.chunk * pb.c * plane; idx += nwg.x * 256u) {
-    let pl = udiv(idx, plane);
-    let pix = idx - pl * plane;
-    let img = udiv(pl, pb.c);
-    let ch = pl - img * pb.c;
-    let hh = udiv(pix, pb.w);
-    let ww = pix - hh * pb.w;
     let ncols = pb.chunk * pb.ohwp;
-    var sum = 0.0;
-    for (var r = 0u; r < pb.r; r++) {
-        let th = i32(hh + pb.pad) - i32(r);
-        if (th < 0) { continue; }
-        let oh = udiv(u32(th), pb.stride);
-        if (oh * pb.stride != u32(th) || oh >= pb.oh) { continue; }
-        for (var s = 0u; s < pb.s; s++) {
-            let tw = i32(ww + pb.pad) - i32(s);
-            if (tw < 0) { continue; }
-            let ow = udiv(u32(tw), pb.stride);
-            if (ow * pb.stride != u32(tw) || ow >= pb.ow) { continue; }
-            let j = itbl[pb.inv_off + (ch * pb.r + r) * pb.s + s];
-            if (j == 0xffffffffu) { continue; }
-            sum += dcol[j * ncols + img * pb.ohwp + oh * pb.ow + ow];
+    let rows = pb.chunk * pb.c * pb.h;
+    for (var t = gid.x; t < rows; t += nwg.x * 256u) {
+        let pl = udiv(t, pb.h);
+        let hh = t - pl * pb.h;
+        let img = udiv(pl, pb.c);
+        let ch = pl - img * pb.c;
+        let out = (pb.n0 * pb.c + pl) * pb.h * pb.w + hh * pb.w;
+        for (var ww = 0u; ww < pb.w; ww++) { dx[out + ww] = 0.0; }
+        for (var r = 0u; r < pb.r; r++) {
+            let th = i32(hh + pb.pad) - i32(r);
+            if (th < 0) { continue; }
+            let oh = udiv(u32(th), pb.stride);
+            if (oh * pb.stride != u32(th) || oh >= pb.oh) { continue; }
+            for (var s = 0u; s < pb.s; s++) {
+                let j = itbl[pb.inv_off + (ch * pb.r + r) * pb.s + s];
+                if (j == 0xffffffffu) { continue; }
+                let src = j * ncols + img * pb.ohwp + oh * pb.ow;
+                // input column ww is read by output column ow = (ww + pad - s) / stride
+                for (var ww = 0u; ww < pb.w; ww++) {
+                    let tw = i32(ww + pb.pad) - i32(s);
+                    if (tw < 0) { continue; }
+                    var ow = u32(tw);
+                    if (pb.stride != 1u) {
+                        ow = udiv(u32(tw), pb.stride);
+                        if (ow * pb.stride != u32(tw)) { continue; }
+                    }
+                    if (ow >= pb.ow) { break; }
+                    dx[out + ww] += dcol[src + ow];
+                }
+            }
         }
-    }
-    dx[pb.n0 * pb.c * plane + idx] = sum;
     }
 }
 

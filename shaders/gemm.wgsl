@@ -13,7 +13,8 @@ struct Params {
     m: u32, n: u32, kp4: u32, np4: u32,
     a_off4: u32, b_off4: u32, c_off: u32, c_rs: u32,
     c_bs: u32, c_cs: u32, n_inner: u32, n_valid: u32,
-    accumulate: u32, bias_mode: u32, bias_off: u32, _pad: u32,
+    accumulate: u32, bias_mode: u32, bias_off: u32, k_split4: u32,
+    split_stride: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -41,7 +42,10 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var j = 0u; j < TN4; j++) {
         bcol[j] = p.b_off4 + min(col0 + j * WX, p.np4 - 1u);
     }
-    for (var k4 = 0u; k4 < p.kp4; k4++) {
+    // Split-K: workgroup z reduces k4 in [z·k_split4, (z+1)·k_split4) into its own slice of C.
+    let k_end = min((wg.z + 1u) * p.k_split4, p.kp4);
+    let c_base = p.c_off + wg.z * p.split_stride;
+    for (var k4 = wg.z * p.k_split4; k4 < k_end; k4++) {
         let kb = k4 * 4u * p.np4;
         var bv: array<array<vec4<f32>, TN4>, 4>;
         for (var kk = 0u; kk < 4u; kk++) {
@@ -60,20 +64,38 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         let m = row0 + i;
         if (m >= p.m) { break; }
         for (var j = 0u; j < TN4; j++) {
+            // n_inner is a multiple of 4 (or beyond every n), so a vec4 never straddles two blocks
             let nb = (col0 + j * WX) * 4u;
+            let outer = udiv(nb, p.n_inner);
+            let inner0 = nb - outer * p.n_inner;
+            let base = c_base + m * p.c_rs + outer * p.c_bs;
             for (var q = 0u; q < 4u; q++) {
-                let n = nb + q;
-                let outer = udiv(n, p.n_inner);
-                let inner = n - outer * p.n_inner;
-                if (n >= p.n || inner >= p.n_valid) { continue; }
+                let inner = inner0 + q;
+                if (nb + q >= p.n || inner >= p.n_valid) { continue; }
                 var v = acc[i][j][q];
                 if (p.bias_mode == 1u) { v += bias[p.bias_off + m]; }
-                if (p.bias_mode == 2u) { v += bias[p.bias_off + n]; }
-                let idx = p.c_off + m * p.c_rs + outer * p.c_bs + inner * p.c_cs;
+                let idx = base + inner * p.c_cs;
                 if (p.accumulate != 0u) { v += c[idx]; }
                 c[idx] = v;
             }
         }
+    }
+}
+
+// c[off + i] (+)= sum over z of part[z·len + i], i < len: the reduction after a split-K GEMM.
+struct ReduceParams { len: u32, splits: u32, off: u32, accumulate: u32 }
+
+@group(0) @binding(0) var<storage, read> part: array<f32>;
+@group(0) @binding(1) var<storage, read_write> cr: array<f32>;
+@group(0) @binding(2) var<uniform> rp: ReduceParams;
+
+@compute @workgroup_size(256)
+fn split_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    for (var i = gid.x; i < rp.len; i += nwg.x * 256u) {
+        var v = 0.0;
+        for (var z = 0u; z < rp.splits; z++) { v += part[z * rp.len + i]; }
+        if (rp.accumulate != 0u) { v += cr[rp.off + i]; }
+        cr[rp.off + i] = v;
     }
 }
 

@@ -18,12 +18,14 @@ pub struct Tile {
 }
 
 impl Tile {
-    pub const DEFAULT: Tile = Tile { tm: 16, tn4: 2, wx: 16, wy: 1 };
+    pub const DEFAULT: Tile = Tile { tm: 16, tn4: 4, wx: 8, wy: 1 };
+    /// For narrow GEMMs (linear layers: one column per image) a 128-wide tile idles half its lanes.
+    pub const NARROW: Tile = Tile { tm: 16, tn4: 2, wx: 8, wy: 1 };
     /// For short GEMMs (few rows) a tall tile wastes most of them.
-    pub const SHORT: Tile = Tile { tm: 8, tn4: 2, wx: 16, wy: 1 };
+    pub const SHORT: Tile = Tile { tm: 8, tn4: 4, wx: 8, wy: 1 };
 
     /// `AUTOCOMPRESS_GEMM_TILE=tm,tn4,wx,wy` overrides the choice (for benchmarking variants).
-    pub fn for_shape(m: usize) -> Tile {
+    pub fn for_shape(m: usize, np: usize) -> Tile {
         if let Ok(s) = std::env::var("AUTOCOMPRESS_GEMM_TILE") {
             let v: Vec<u32> = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
             if v.len() == 4 && v.iter().all(|&x| x > 0) {
@@ -32,6 +34,8 @@ impl Tile {
         }
         if m <= 8 {
             Tile::SHORT
+        } else if np <= 256 {
+            Tile::NARROW
         } else {
             Tile::DEFAULT
         }
@@ -65,7 +69,9 @@ struct GemmParams {
     accumulate: u32,
     bias_mode: u32,
     bias_off: u32,
-    _pad: u32,
+    k_split4: u32,
+    split_stride: u32,
+    _p: [u32; 3],
 }
 
 /// Where and how the GEMM writes C (see the index map in gemm.wgsl).
@@ -109,18 +115,59 @@ pub struct Gemm<'a> {
 }
 
 pub fn gemm(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap) -> Result<Dispatch> {
+    gemm_launch(gpu, g, bias, c, out, 1)
+}
+
+/// Column and row tile counts of a GEMM launch.
+fn tiles(m: usize, np: usize) -> (usize, usize, Tile) {
+    let tile = Tile::for_shape(m, np);
+    ((np / 4).div_ceil((tile.wx * tile.tn4) as usize), m.div_ceil((tile.wy * tile.tm) as usize), tile)
+}
+
+/// How many K-slices a GEMM should be split into: weight gradients have tiny outputs and long
+/// reductions (LeNet conv1: 20×28 outputs over 36,864 pixels), which leave cores idle.
+pub fn split_count(m: usize, np: usize, kp: usize) -> usize {
+    let (cols, rows, _) = tiles(m, np);
+    let groups = cols * rows;
+    if groups >= 32 || kp < 1024 {
+        return 1;
+    }
+    (64 / groups).clamp(1, kp / 512).min(32)
+}
+
+/// C (+)= A·B into a row-major C (row stride `ld`, element offset `off`) with the reduction split
+/// over `split_count` workgroup slices written to `partial`, then summed by `split_reduce`.
+pub fn gemm_split_k(gpu: &Gpu, g: &Gemm, c: &Tensor, off: usize, ld: usize, accumulate: bool, partial: &Tensor) -> Result<Vec<Dispatch>> {
+    let splits = split_count(g.m, g.np, g.kp);
+    if splits == 1 {
+        return Ok(vec![gemm(gpu, g, Bias::None, c, OutMap { off, accumulate, ..OutMap::rows(ld) })?]);
+    }
+    ensure!(ld == g.n, "split-K needs a dense C");
+    let len = g.m * g.n;
+    ensure!(partial.len >= splits * len && off + len <= c.len, "split-K buffers too small");
+    let part = OutMap { off: 0, accumulate: false, ..OutMap::rows(ld) };
+    let k = gpu.kernel(&Tile::DEFAULT.source(), "split_reduce", &[Access::Read, Access::ReadWrite], true);
+    Ok(vec![
+        gemm_launch(gpu, g, Bias::None, partial, part, splits)?,
+        gpu.dispatch(&k, &[partial, c], &[len as u32, splits as u32, off as u32, accumulate as u32], grid1d(len, 256))?,
+    ])
+}
+
+fn gemm_launch(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap, splits: usize) -> Result<Dispatch> {
     // The kernel runs without bounds checks, so every range it touches is checked here.
     ensure!(g.kp % 4 == 0 && g.np % 4 == 0 && g.a_off % 4 == 0 && g.b_off % 4 == 0, "gemm operands not vec4-aligned");
+    ensure!(out.n_inner % 4 == 0 || out.n_inner >= g.np, "gemm output blocks must be vec4-aligned");
     ensure!(g.m > 0 && g.n > 0 && g.n <= g.np, "gemm shape {}x{} (np {}) is empty or inconsistent", g.m, g.n, g.np);
     ensure!(g.a_off + g.m * g.kp <= g.a.len && g.b_off + g.kp * g.np <= g.b.len, "gemm operand out of range");
     let last_n = g.n - 1;
     let inner = (last_n % out.n_inner).min(out.n_valid.saturating_sub(1));
-    let last = out.off + (g.m - 1) * out.rs + (last_n / out.n_inner) * out.bs + inner * out.cs;
+    let split_stride = g.m * g.n;
+    let last = out.off + (g.m - 1) * out.rs + (last_n / out.n_inner) * out.bs + inner * out.cs + (splits - 1) * split_stride;
     ensure!(last < c.len, "gemm output index {last} beyond C of {} elements", c.len);
     if let Bias::PerRow(t, off) = bias {
         ensure!(off + g.m <= t.len, "gemm bias out of range");
     }
-    let tile = Tile::for_shape(g.m);
+    let (cols, rows, tile) = tiles(g.m, g.np);
     let k = gpu.kernel(&tile.source(), "gemm", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite], true);
     let (bias_t, bias_mode, bias_off) = match bias {
         Bias::None => (g.a, 0, 0),
@@ -142,11 +189,11 @@ pub fn gemm(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap) -> Result<
         accumulate: out.accumulate as u32,
         bias_mode,
         bias_off: bias_off as u32,
-        _pad: 0,
+        k_split4: (g.kp / 4).div_ceil(splits) as u32,
+        split_stride: split_stride as u32,
+        _p: [0; 3],
     };
-    let cols = (g.np / 4).div_ceil((tile.wx * tile.tn4) as usize) as u32;
-    let rows = g.m.div_ceil((tile.wy * tile.tm) as usize) as u32;
-    gpu.dispatch(&k, &[g.a, g.b, bias_t, c], &p, [cols, rows, 1])
+    gpu.dispatch(&k, &[g.a, g.b, bias_t, c], &p, [cols as u32, rows as u32, splits as u32])
 }
 
 /// A strided gather into a zero-padded row-major [rp][cp] block (see `pack` in gemm.wgsl).

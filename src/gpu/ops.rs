@@ -88,7 +88,7 @@ pub fn im2col(gpu: &Gpu, x: &Tensor, tbl: &Tensor, col: &Tensor, g: &ConvGeom, k
     let kcp = kc.next_multiple_of(4);
     ensure!(kcp * chunk * g.ohwp() <= col.len && (n0 + chunk) * g.c * g.h * g.w <= x.len, "im2col out of range");
     let k = gpu.kernel(&conv_src(), "im2col", &[R, R, W], true);
-    gpu.dispatch(&k, &[x, tbl, col], &conv_params(g, kc, n0, chunk, transposed), grid1d(kcp * chunk * g.ohwp(), 256))
+    gpu.dispatch(&k, &[x, tbl, col], &conv_params(g, kc, n0, chunk, transposed), grid1d(kcp * chunk * g.oh(), 256))
 }
 
 /// Folds dcol ([kcp][chunk·ohwp]) back into dx for images n0..n0+chunk (overwrites).
@@ -96,7 +96,7 @@ pub fn im2col(gpu: &Gpu, x: &Tensor, tbl: &Tensor, col: &Tensor, g: &ConvGeom, k
 pub fn col2im(gpu: &Gpu, dcol: &Tensor, tbl: &Tensor, dx: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> Result<Dispatch> {
     ensure!((n0 + chunk) * g.c * g.h * g.w <= dx.len, "col2im out of range");
     let k = gpu.kernel(&conv_src(), "col2im", &[R, R, W], false);
-    gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk, false), grid1d(chunk * g.c * g.h * g.w, 256))
+    gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk, false), grid1d(chunk * g.c * g.h, 256))
 }
 
 /// db[k] (+)= Σ_{n,p} dy[(n·K + k)·P + p]

@@ -7,7 +7,7 @@ use anyhow::{ensure, Context, Result};
 
 use super::graph::{Architecture, Layer, Shape};
 use super::weights::{NamedTensor, Weights};
-use crate::gpu::gemm::{gemm, pack, Bias, Gemm, OutMap, Pack};
+use crate::gpu::gemm::{gemm, gemm_split_k, pack, split_count, Bias, Gemm, OutMap, Pack};
 use crate::gpu::ops::{self, ConvGeom, PoolGeom, LOSS_RING};
 use crate::gpu::{record, Dispatch, Gpu, Tensor};
 
@@ -65,6 +65,8 @@ struct Scratch {
     a: usize,
     b: usize,
     col: usize,
+    /// split-K partial sums of weight gradients
+    part: usize,
 }
 
 impl Network {
@@ -115,10 +117,11 @@ impl Network {
         let sa = gpu.tensor(need.a, "scratch a")?;
         let sb = gpu.tensor(need.b, "scratch b")?;
         let col = gpu.tensor(need.col, "scratch col")?;
+        let part = gpu.tensor(need.part, "scratch split-k")?;
 
         let mut net_forward = Vec::new();
         let mut net_backward = Vec::new();
-        let mut keep = vec![sa.clone(), sb.clone(), col.clone()];
+        let mut keep = vec![sa.clone(), sb.clone(), col.clone(), part.clone()];
         let mut pi = 0;
         for (i, plan) in plans.iter().enumerate() {
             let x = if i == 0 { &input } else { &acts[i - 1] };
@@ -129,7 +132,7 @@ impl Network {
             } else {
                 (None, None)
             };
-            let io = LayerIo { x, y: &acts[i], dy: &grads[i], dx, w, b, sa: &sa, sb: &sb, col: &col };
+            let io = LayerIo { x, y: &acts[i], dy: &grads[i], dx, w, b, sa: &sa, sb: &sb, col: &col, part: &part };
             let (f, bw, k) = plan.build(gpu, &io).with_context(|| format!("preparing layer {i}"))?;
             net_forward.extend(f);
             // backward runs in reverse layer order
@@ -306,6 +309,7 @@ struct LayerIo<'a> {
     sa: &'a Tensor,
     sb: &'a Tensor,
     col: &'a Tensor,
+    part: &'a Tensor,
 }
 
 /// A layer's geometry for this batch, decided before any buffer exists so scratch can be sized.
@@ -335,6 +339,7 @@ impl LayerPlan {
                 need.a = need.a.max(g.k * kcp).max(kept.len() * kp);
                 need.b = need.b.max(kp * chunk * g.ohwp());
                 need.col = need.col.max(per_image * chunk);
+                need.part = need.part.max(split_count(g.k, kcp, chunk * g.ohwp()) * g.k * kept.len());
                 LayerPlan::Conv { g, kept, chunk }
             }
             (Layer::Linear { units, .. }, Shape::Flat(inputs)) => {
@@ -342,6 +347,7 @@ impl LayerPlan {
                 need.a = need.a.max(units * ip).max(inputs * op);
                 need.b = need.b.max(op * bp);
                 need.col = need.col.max(ip * bp);
+                need.part = need.part.max(split_count(*units, ip, bp) * units * inputs);
                 LayerPlan::Linear { n: batch, inputs, units: *units }
             }
             (Layer::Relu, s) => LayerPlan::Relu { n: batch * s.len() },
@@ -436,7 +442,7 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
         }
         bw.push(ops::im2col(gpu, io.x, &tbl, io.col, g, kc, n0, cs, true)?);
         let wgt = Gemm { a: io.sb, a_off: 0, b: io.col, b_off: 0, m: g.k, n: kc, kp: cols, np: kcp };
-        bw.push(gemm(gpu, &wgt, Bias::None, &w.g, OutMap { accumulate: n0 > 0, ..OutMap::rows(kc) })?);
+        bw.extend(gemm_split_k(gpu, &wgt, &w.g, 0, kc, n0 > 0, io.part)?);
     }
     Ok((f, bw, vec![tbl]))
 }
@@ -500,6 +506,6 @@ fn linear(gpu: &Gpu, io: &LayerIo, n: usize, inputs: usize, units: usize) -> Res
     }
     bw.push(pack(gpu, io.x, io.col, &Pack::matrix(n, inputs, inputs, 1, true))?);
     let wgt = Gemm { a: io.sb, a_off: 0, b: io.col, b_off: 0, m: units, n: inputs, kp: bp, np: ip };
-    bw.push(gemm(gpu, &wgt, Bias::None, &w.g, OutMap::rows(inputs))?);
+    bw.extend(gemm_split_k(gpu, &wgt, &w.g, 0, inputs, false, io.part)?);
     Ok((f, bw, vec![]))
 }
