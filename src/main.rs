@@ -118,6 +118,9 @@ struct BenchArgs {
     /// Training steps timed for the images/s figure (0 skips it).
     #[arg(long, default_value_t = 40)]
     train_steps: usize,
+    /// Batch size of the timed LeNet-5 training steps.
+    #[arg(long, default_value_t = 64)]
+    train_batch: usize,
 }
 
 fn main() {
@@ -322,8 +325,8 @@ fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
             println!("{:<12} {:<7} {:>9.3} ms {:>7.2} GFLOP/s  ({} MFLOP)", r.shape, r.variant, r.ms, r.gflops, r.flops / 1_000_000);
         }
     }
-    if a.train_steps > 0 && a.filter.is_none() {
-        let r = bench::train_bench(&gpu, "lenet5", [1, 28, 28], 64, a.train_steps)?;
+    if a.train_steps > 0 && a.filter.as_deref().is_none_or(|f| "lenet5_train".contains(f)) {
+        let r = bench::train_bench(&gpu, "lenet5", [1, 28, 28], a.train_batch, a.train_steps)?;
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
