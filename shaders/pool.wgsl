@@ -38,28 +38,26 @@ fn maxpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> pb: Params;
 
-// One thread per input element gathers from every window that may contain it.
+// One thread owns one input row (plane, h): it zeroes the row, then walks the windows whose rows
+// cover h and adds each window's gradient at its argmax when that lies in this row. Only the
+// owner writes a row, so overlapping windows (3×3 / stride 2) need no atomics.
 @compute @workgroup_size(256)
 fn maxpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let hw = pb.h * pb.w;
-    for (var idx = gid.x; idx < pb.planes * hw; idx += nwg.x * 256u) {
-    let plane = udiv(idx, hw);
-    let pix = idx - plane * hw;
-    let hh = udiv(pix, pb.w);
-    let ww = pix - hh * pb.w;
-    // windows oh with oh*stride <= hh < oh*stride + k
-    let oh_lo = select(0u, udiv(hh + 1u - pb.k + pb.stride - 1u, pb.stride), hh + 1u > pb.k);
-    let ow_lo = select(0u, udiv(ww + 1u - pb.k + pb.stride - 1u, pb.stride), ww + 1u > pb.k);
-    let oh_hi = min(udiv(hh, pb.stride) + 1u, pb.oh);
-    let ow_hi = min(udiv(ww, pb.stride) + 1u, pb.ow);
-    var sum = 0.0;
-    for (var oh = oh_lo; oh < oh_hi; oh++) {
-        for (var ow = ow_lo; ow < ow_hi; ow++) {
-            let o = (plane * pb.oh + oh) * pb.ow + ow;
-            if (argb[o] == idx) { sum += dy[o]; }
+    for (var t = gid.x; t < pb.planes * pb.h; t += nwg.x * 256u) {
+        let plane = udiv(t, pb.h);
+        let hh = t - plane * pb.h;
+        let row = t * pb.w; // flat index of (plane, hh, 0)
+        for (var ww = 0u; ww < pb.w; ww++) { dx[row + ww] = 0.0; }
+        // windows oh with oh*stride <= hh < oh*stride + k
+        let oh_lo = select(0u, udiv(hh + 1u - pb.k + pb.stride - 1u, pb.stride), hh + 1u > pb.k);
+        let oh_hi = min(udiv(hh, pb.stride) + 1u, pb.oh);
+        for (var oh = oh_lo; oh < oh_hi; oh++) {
+            let o = (plane * pb.oh + oh) * pb.ow;
+            for (var ow = 0u; ow < pb.ow; ow++) {
+                let a = argb[o + ow];
+                if (a >= row && a < row + pb.w) { dx[a] += dy[o + ow]; }
+            }
         }
-    }
-    dx[idx] = sum;
     }
 }
 

@@ -140,10 +140,9 @@ pub fn maxpool_forward(gpu: &Gpu, x: &Tensor, y: &Tensor, arg: &Tensor, g: &Pool
 }
 
 pub fn maxpool_backward(gpu: &Gpu, dy: &Tensor, arg: &Tensor, dx: &Tensor, g: &PoolGeom) -> Result<Dispatch> {
-    let n = g.planes * g.h * g.w;
-    ensure!(n <= dx.len, "maxpool backward out of range");
+    ensure!(g.planes * g.h * g.w <= dx.len, "maxpool backward out of range");
     let k = gpu.kernel(&pool_src(), "maxpool_backward", &[R, R, W], false);
-    gpu.dispatch(&k, &[dy, arg, dx], &g.params(), grid1d(n, 256))
+    gpu.dispatch(&k, &[dy, arg, dx], &g.params(), grid1d(g.planes * g.h, 256))
 }
 
 pub fn avgpool_forward(gpu: &Gpu, x: &Tensor, y: &Tensor, planes: usize, hw: usize) -> Result<Dispatch> {

@@ -344,8 +344,8 @@ impl LayerPlan {
             }
             (Layer::Linear { units, .. }, Shape::Flat(inputs)) => {
                 let (bp, ip, op) = (batch.next_multiple_of(4), inputs.next_multiple_of(4), units.next_multiple_of(4));
-                need.a = need.a.max(units * ip).max(inputs * op);
-                need.b = need.b.max(op * bp);
+                need.a = need.a.max(units * ip).max(op * ip);
+                need.b = need.b.max(op * bp).max(batch * op);
                 need.col = need.col.max(ip * bp);
                 need.part = need.part.max(split_count(*units, ip, bp) * units * inputs);
                 LayerPlan::Linear { n: batch, inputs, units: *units }
@@ -471,41 +471,53 @@ pub fn conv_forward(
     col: &Tensor,
 ) -> Result<Vec<Dispatch>> {
     let (kcp, ohw, ohwp) = (kc.next_multiple_of(4), g.ohw(), g.ohwp());
-    let mut f = vec![pack(gpu, w, sa, &Pack::matrix(g.k, kc, kc, 1, false))?];
+    let mut f = Vec::new();
+    let wa = operand(gpu, w, &Pack::matrix(g.k, kc, kc, 1, false), sa, &mut f)?;
     for n0 in (0..g.n).step_by(chunk) {
         let cols = chunk.min(g.n - n0) * ohwp;
         f.push(ops::im2col(gpu, x, tbl, col, g, kc, n0, chunk.min(g.n - n0), false)?);
-        let fwd = Gemm { a: sa, a_off: 0, b: col, b_off: 0, m: g.k, n: cols, kp: kcp, np: cols };
+        let fwd = Gemm { a: wa, a_off: 0, b: col, b_off: 0, m: g.k, n: cols, kp: kcp, np: cols };
         let out = OutMap { off: n0 * g.k * ohw, rs: ohw, bs: g.k * ohw, cs: 1, n_inner: ohwp, n_valid: ohw, accumulate: false };
         f.push(gemm(gpu, &fwd, Bias::PerRow(b, 0), y, out)?);
     }
     Ok(f)
 }
 
-/// Linear layer y = x·Wᵀ + b for x [n][inputs], computed as yᵀ = W·xᵀ so the bias is per row:
-///   forward  yᵀ = W · xᵀ     A = W [units][Ip],    B = xᵀ [Ip][Bp]
-///   data     dxᵀ = Wᵀ · dyᵀ  A = Wᵀ [inputs][Op],  B = dyᵀ [Op][Bp]
-///   weight   dW = dyᵀ · x    A = dyᵀ [units][Bp],  B = x [Bp][Ip]
+/// `src` itself when it already has the packed layout `p` asks for (vec4-aligned, no padding,
+/// no transpose), so aligned layers skip the copy; otherwise a pack into `scratch` is planned.
+fn operand<'a>(gpu: &Gpu, src: &'a Tensor, p: &Pack, scratch: &'a Tensor, plan: &mut Vec<Dispatch>) -> Result<&'a Tensor> {
+    let plain = p.s_off == 0 && p.d_off == 0 && p.s_cs == 1 && p.s_rs == p.cp && p.rows == p.rp && p.cols == p.cp;
+    if plain && p.r_in == ALL && p.c_in == ALL {
+        return Ok(src);
+    }
+    plan.push(pack(gpu, src, scratch, p)?);
+    Ok(scratch)
+}
+
+/// Linear layer y = x·Wᵀ + b for x [n][inputs]; each GEMM uses W, x and dy in their stored
+/// layouts where they are vec4-aligned:
+///   forward  yᵀ = W · xᵀ   A = W [units][Ip],   B = xᵀ [Ip][Bp]     (bias per row of yᵀ)
+///   data     dx = dy · W   A = dy [n][Op],      B = W [Op][Ip]
+///   weight   dW = dyᵀ · x  A = dyᵀ [units][Bp], B = x [Bp][Ip]
 fn linear(gpu: &Gpu, io: &LayerIo, n: usize, inputs: usize, units: usize) -> Result<Built> {
     let (w, b) = (io.w.context("linear without weights")?, io.b.context("linear without bias")?);
     let (bp, ip, op) = (n.next_multiple_of(4), inputs.next_multiple_of(4), units.next_multiple_of(4));
-    let transposed_out = |ld: usize| OutMap { off: 0, rs: 1, bs: 0, cs: ld, n_inner: ALL, n_valid: ALL, accumulate: false };
-    let f = vec![
-        pack(gpu, &w.w, io.sa, &Pack::matrix(units, inputs, inputs, 1, false))?,
-        pack(gpu, io.x, io.col, &Pack::matrix(inputs, n, 1, inputs, true))?,
-        gemm(gpu, &Gemm { a: io.sa, a_off: 0, b: io.col, b_off: 0, m: units, n, kp: ip, np: bp }, Bias::PerRow(&b.w, 0), io.y, transposed_out(units))?,
-    ];
-    let mut bw = vec![
-        ops::channel_sum(gpu, io.dy, &b.g, n, units, 1, false)?,
-        pack(gpu, io.dy, io.sb, &Pack::matrix(units, n, 1, units, true))?,
-    ];
+    let mut f = Vec::new();
+    let wa = operand(gpu, &w.w, &Pack::matrix(units, inputs, inputs, 1, false), io.sa, &mut f)?;
+    f.push(pack(gpu, io.x, io.col, &Pack::matrix(inputs, n, 1, inputs, true))?);
+    let yt = OutMap { off: 0, rs: 1, bs: 0, cs: units, n_inner: ALL, n_valid: ALL, accumulate: false };
+    f.push(gemm(gpu, &Gemm { a: wa, a_off: 0, b: io.col, b_off: 0, m: units, n, kp: ip, np: bp }, Bias::PerRow(&b.w, 0), io.y, yt)?);
+
+    let mut bw = vec![ops::channel_sum(gpu, io.dy, &b.g, n, units, 1, false)?];
     if let Some(dx) = io.dx {
-        bw.push(pack(gpu, &w.w, io.sa, &Pack::matrix(inputs, units, 1, inputs, false))?);
-        let data = Gemm { a: io.sa, a_off: 0, b: io.sb, b_off: 0, m: inputs, n, kp: op, np: bp };
-        bw.push(gemm(gpu, &data, Bias::None, dx, transposed_out(inputs))?);
+        let dya = operand(gpu, io.dy, &Pack::matrix(n, units, units, 1, false), io.sb, &mut bw)?;
+        let wb = operand(gpu, &w.w, &Pack::matrix(units, inputs, inputs, 1, true), io.sa, &mut bw)?;
+        let data = Gemm { a: dya, a_off: 0, b: wb, b_off: 0, m: n, n: inputs, kp: op, np: ip };
+        bw.push(gemm(gpu, &data, Bias::None, dx, OutMap::rows(inputs))?);
     }
-    bw.push(pack(gpu, io.x, io.col, &Pack::matrix(n, inputs, inputs, 1, true))?);
-    let wgt = Gemm { a: io.sb, a_off: 0, b: io.col, b_off: 0, m: units, n: inputs, kp: bp, np: ip };
+    bw.push(pack(gpu, io.dy, io.sb, &Pack::matrix(units, n, 1, units, true))?);
+    let xb = operand(gpu, io.x, &Pack::matrix(n, inputs, inputs, 1, true), io.col, &mut bw)?;
+    let wgt = Gemm { a: io.sb, a_off: 0, b: xb, b_off: 0, m: units, n: inputs, kp: bp, np: ip };
     bw.extend(gemm_split_k(gpu, &wgt, &w.g, 0, inputs, false, io.part)?);
     Ok((f, bw, vec![]))
 }
