@@ -5,7 +5,7 @@ use serde::Serialize;
 use std::time::Instant;
 
 use crate::gpu::ops::{self, ConvGeom};
-use crate::gpu::{Dispatch, Gpu};
+use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::model::network::{conv_chunk, conv_forward};
 use crate::model::{zoo, Hyper, Network, Weights};
 
@@ -64,8 +64,14 @@ pub fn time_plan(gpu: &Gpu, plan: &[Dispatch], reps: usize) -> Result<f64> {
     Ok(ms[ms.len() / 2])
 }
 
-/// Times the forward pass of one convolution keeping the columns `kept` (all for dense).
-pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, kept: &[u32], reps: usize) -> Result<ConvResult> {
+/// A convolution's forward dispatches on pseudo-random data, with the buffers they use.
+pub struct ConvSetup {
+    pub plan: Vec<Dispatch>,
+    _buffers: Vec<Tensor>,
+}
+
+/// Prepares the forward pass of one convolution keeping the columns `kept` (all for dense).
+pub fn conv_forward_setup(gpu: &Gpu, g: &ConvGeom, kept: &[u32]) -> Result<ConvSetup> {
     let kc = kept.len();
     let chunk = conv_chunk(g, kc, (gpu.max_binding_bytes().min(256 << 20) / 4) as usize)?;
     let x = gpu.upload(&pseudo_random(g.n * g.c * g.h * g.w), "x")?;
@@ -76,6 +82,13 @@ pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, ke
     let col = gpu.tensor(kc.next_multiple_of(4) * chunk * g.ohwp(), "col")?;
     let tbl = gpu.upload(&ops::column_table(g, kept)?, "tbl")?;
     let plan = conv_forward(gpu, g, kc, chunk, &tbl, &x, &w, &b, &y, &sa, &col)?;
+    Ok(ConvSetup { plan, _buffers: vec![x, w, b, y, sa, col, tbl] })
+}
+
+/// Times the forward pass of one convolution keeping the columns `kept` (all for dense).
+pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, kept: &[u32], reps: usize) -> Result<ConvResult> {
+    let kc = kept.len();
+    let plan = conv_forward_setup(gpu, g, kept)?.plan;
     let ms = time_plan(gpu, &plan, reps)?;
     let flops = 2 * (g.n * g.k * kc * g.ohw()) as u64;
     Ok(ConvResult {

@@ -39,7 +39,7 @@ fn every_shader_parses_and_validates() {
         }
         if name == "gemm.wgsl" {
             // A template: validated below through the placeholders' every instantiation.
-            for tile in [Tile::DEFAULT, Tile::NARROW, Tile::SHORT] {
+            for tile in [Tile::DEFAULT, Tile::NARROW, Tile::for_shape(50, 4096), Tile::for_shape(3, 8)] {
                 let src = tile.source();
                 if src.text.contains("{{") {
                     failures.push(format!("{name} with {tile:?}: a placeholder was left unfilled"));
