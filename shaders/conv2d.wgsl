@@ -87,43 +87,48 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> pb: Params;
 
-// dx[n][c][h][w] = sum of dcol over every (r, s) tap that read x[n][c][h][w]: a deterministic
-// gather without atomics. dcol is [kcp][chunk*ohwp]. One thread owns one input row (image,
-// channel, h) and adds every tap into it; index arithmetic is per row and per tap, not per element.
+// dx[n][c][h][w] = sum of dcol over every (r, s) tap that read x[n][c][h][w]: one thread per
+// input element, a deterministic gather without atomics. dcol is [kcp][chunk*ohwp]. A tap
+// (r, s) read this element from output (oh, ow) = ((h + pad - r) / stride, (w + pad - s) / stride)
+// when both divide exactly; with stride 1 no division is needed at all.
 @compute @workgroup_size(256)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let ncols = pb.chunk * pb.ohwp;
-    let rows = pb.chunk * pb.c * pb.h;
-    for (var t = gid.x; t < rows; t += nwg.x * 256u) {
-        let pl = udiv(t, pb.h);
-        let hh = t - pl * pb.h;
+    let plane = pb.h * pb.w;
+    for (var idx = gid.x; idx < pb.chunk * pb.c * plane; idx += nwg.x * 256u) {
+        let pl = udiv(idx, plane);
+        let pix = idx - pl * plane;
         let img = udiv(pl, pb.c);
         let ch = pl - img * pb.c;
-        let out = (pb.n0 * pb.c + pl) * pb.h * pb.w + hh * pb.w;
-        for (var ww = 0u; ww < pb.w; ww++) { dx[out + ww] = 0.0; }
+        let hh = udiv(pix, pb.w);
+        let ww = pix - hh * pb.w;
+        let col0 = img * pb.ohwp;
+        let tap0 = pb.inv_off + ch * pb.r * pb.s;
+        var sum = 0.0;
         for (var r = 0u; r < pb.r; r++) {
             let th = i32(hh + pb.pad) - i32(r);
             if (th < 0) { continue; }
-            let oh = udiv(u32(th), pb.stride);
-            if (oh * pb.stride != u32(th) || oh >= pb.oh) { continue; }
+            var oh = u32(th);
+            if (pb.stride != 1u) {
+                oh = udiv(u32(th), pb.stride);
+                if (oh * pb.stride != u32(th)) { continue; }
+            }
+            if (oh >= pb.oh) { continue; }
             for (var s = 0u; s < pb.s; s++) {
-                let j = itbl[pb.inv_off + (ch * pb.r + r) * pb.s + s];
-                if (j == 0xffffffffu) { continue; }
-                let src = j * ncols + img * pb.ohwp + oh * pb.ow;
-                // input column ww is read by output column ow = (ww + pad - s) / stride
-                for (var ww = 0u; ww < pb.w; ww++) {
-                    let tw = i32(ww + pb.pad) - i32(s);
-                    if (tw < 0) { continue; }
-                    var ow = u32(tw);
-                    if (pb.stride != 1u) {
-                        ow = udiv(u32(tw), pb.stride);
-                        if (ow * pb.stride != u32(tw)) { continue; }
-                    }
-                    if (ow >= pb.ow) { break; }
-                    dx[out + ww] += dcol[src + ow];
+                let tw = i32(ww + pb.pad) - i32(s);
+                if (tw < 0) { break; }
+                var ow = u32(tw);
+                if (pb.stride != 1u) {
+                    ow = udiv(u32(tw), pb.stride);
+                    if (ow * pb.stride != u32(tw)) { continue; }
                 }
+                if (ow >= pb.ow) { continue; }
+                let j = itbl[tap0 + r * pb.s + s];
+                if (j == 0xffffffffu) { continue; }
+                sum += dcol[j * ncols + col0 + oh * pb.ow + ow];
             }
         }
+        dx[pb.n0 * pb.c * plane + idx] = sum;
     }
 }
 

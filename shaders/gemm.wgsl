@@ -82,8 +82,9 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
 }
 
-// c[off + i] (+)= sum over z of part[z·len + i], i < len: the reduction after a split-K GEMM.
-struct ReduceParams { len: u32, splits: u32, off: u32, accumulate: u32 }
+// c[off + i·rs + j·cs] (+)= sum over z of part[z][i][j] for i < m, j < n: the reduction after a
+// split-K GEMM, which wrote each K-slice's [m][n] product to its own slice of `part`.
+struct ReduceParams { m: u32, n: u32, splits: u32, off: u32, rs: u32, cs: u32, accumulate: u32, _p: u32 }
 
 @group(0) @binding(0) var<storage, read> part: array<f32>;
 @group(0) @binding(1) var<storage, read_write> cr: array<f32>;
@@ -91,11 +92,14 @@ struct ReduceParams { len: u32, splits: u32, off: u32, accumulate: u32 }
 
 @compute @workgroup_size(256)
 fn split_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    for (var i = gid.x; i < rp.len; i += nwg.x * 256u) {
+    let len = rp.m * rp.n;
+    for (var i = gid.x; i < len; i += nwg.x * 256u) {
         var v = 0.0;
-        for (var z = 0u; z < rp.splits; z++) { v += part[z * rp.len + i]; }
-        if (rp.accumulate != 0u) { v += cr[rp.off + i]; }
-        cr[rp.off + i] = v;
+        for (var z = 0u; z < rp.splits; z++) { v += part[z * len + i]; }
+        let row = udiv(i, rp.n);
+        let idx = rp.off + row * rp.rs + (i - row * rp.n) * rp.cs;
+        if (rp.accumulate != 0u) { v += cr[idx]; }
+        cr[idx] = v;
     }
 }
 

@@ -18,10 +18,11 @@ fn loss(net: &Network, g: &autocompress::gpu::Gpu, valid: usize) -> f64 {
 }
 
 /// Central differences on sampled entries of every parameter tensor against the GPU backward.
-fn gradient_check(arch: Architecture, batch: usize, valid: usize) {
+/// `budget` limits im2col buffers (elements) so convolutions also run in chunks of images.
+fn gradient_check(arch: Architecture, batch: usize, valid: usize, budget: usize) {
     let Some(g) = gpu() else { return };
     let w0 = Weights::init(&arch, 7).unwrap();
-    let net = Network::new(g, &arch, &w0, batch, 0.0).unwrap();
+    let net = Network::with_column_budget(g, &arch, &w0, batch, 0.0, budget).unwrap();
     let il: usize = arch.input.iter().product();
     let images = rand_vec(valid * il, 3);
     let labels: Vec<u32> = (0..valid as u32).map(|i| (i * 7 + 1) % arch.classes as u32).collect();
@@ -72,7 +73,9 @@ fn gradient_check_conv_pool_linear_network() {
             linear("fc2", 3),
         ],
     };
-    gradient_check(arch, 5, 5);
+    gradient_check(arch.clone(), 5, 5, 1 << 24);
+    // 2 images per chunk: the chunked path that gathers columns again for the weight gradient
+    gradient_check(arch, 5, 5, 2 * 20 * 52);
 }
 
 #[test]
@@ -91,5 +94,5 @@ fn gradient_check_with_partial_batch_avgpool_and_strided_pool() {
         ],
     };
     // batch 6 with only 4 valid rows: padding rows must not leak into loss or gradients
-    gradient_check(arch, 6, 4);
+    gradient_check(arch, 6, 4, 1 << 24);
 }

@@ -136,22 +136,21 @@ pub fn split_count(m: usize, np: usize, kp: usize) -> usize {
     (64 / groups).clamp(1, kp / 512).min(32)
 }
 
-/// C (+)= A·B into a row-major C (row stride `ld`, element offset `off`) with the reduction split
-/// over `split_count` workgroup slices written to `partial`, then summed by `split_reduce`.
-pub fn gemm_split_k(gpu: &Gpu, g: &Gemm, c: &Tensor, off: usize, ld: usize, accumulate: bool, partial: &Tensor) -> Result<Vec<Dispatch>> {
+/// C (+)= A·B for an unblocked output map (`n_inner` beyond every column), with the reduction
+/// split over `split_count` workgroup slices written to `partial`, then summed by `split_reduce`.
+pub fn gemm_split_k(gpu: &Gpu, g: &Gemm, c: &Tensor, out: OutMap, partial: &Tensor) -> Result<Vec<Dispatch>> {
     let splits = split_count(g.m, g.np, g.kp);
     if splits == 1 {
-        return Ok(vec![gemm(gpu, g, Bias::None, c, OutMap { off, accumulate, ..OutMap::rows(ld) })?]);
+        return Ok(vec![gemm(gpu, g, Bias::None, c, out)?]);
     }
-    ensure!(ld == g.n, "split-K needs a dense C");
+    ensure!(out.n_inner >= g.np && out.n_valid >= g.n, "split-K needs an unblocked output map");
     let len = g.m * g.n;
-    ensure!(partial.len >= splits * len && off + len <= c.len, "split-K buffers too small");
-    let part = OutMap { off: 0, accumulate: false, ..OutMap::rows(ld) };
+    let last = out.off + (g.m - 1) * out.rs + (g.n - 1) * out.cs;
+    ensure!(partial.len >= splits * len && last < c.len, "split-K buffers too small");
+    let part = OutMap { off: 0, accumulate: false, ..OutMap::rows(g.n) };
     let k = gpu.kernel(&Tile::DEFAULT.source(), "split_reduce", &[Access::Read, Access::ReadWrite], true);
-    Ok(vec![
-        gemm_launch(gpu, g, Bias::None, partial, part, splits)?,
-        gpu.dispatch(&k, &[partial, c], &[len as u32, splits as u32, off as u32, accumulate as u32], grid1d(len, 256))?,
-    ])
+    let p = [g.m, g.n, splits, out.off, out.rs, out.cs, out.accumulate as usize, 0].map(|x| x as u32);
+    Ok(vec![gemm_launch(gpu, g, Bias::None, partial, part, splits)?, gpu.dispatch(&k, &[partial, c], &p, grid1d(len, 256))?])
 }
 
 fn gemm_launch(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap, splits: usize) -> Result<Dispatch> {

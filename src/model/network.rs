@@ -71,6 +71,13 @@ struct Scratch {
 
 impl Network {
     pub fn new(gpu: &Gpu, arch: &Architecture, weights: &Weights, batch: usize, weight_decay: f32) -> Result<Network> {
+        let budget = (gpu.max_binding_bytes().min(256 << 20) / 4) as usize;
+        Network::with_column_budget(gpu, arch, weights, batch, weight_decay, budget)
+    }
+
+    /// As `new`, with at most `budget` elements per im2col buffer: convolutions whose batch does
+    /// not fit run in chunks of images (and recompute their columns for the weight gradient).
+    pub fn with_column_budget(gpu: &Gpu, arch: &Architecture, weights: &Weights, batch: usize, weight_decay: f32, budget: usize) -> Result<Network> {
         ensure!(batch > 0, "batch size must be positive");
         weights.check(arch)?;
         let shapes = arch.shapes()?;
@@ -106,7 +113,6 @@ impl Network {
             }
         }
 
-        let budget = (gpu.max_binding_bytes().min(256 << 20) / 4) as usize;
         let mut need = Scratch::default();
         let mut plans = Vec::new();
         let mut prev = Shape::Chw(c0, h0, w0);
@@ -339,7 +345,8 @@ impl LayerPlan {
                 need.a = need.a.max(g.k * kcp).max(kept.len() * kp);
                 need.b = need.b.max(kp * chunk * g.ohwp());
                 need.col = need.col.max(per_image * chunk);
-                need.part = need.part.max(split_count(g.k, kcp, chunk * g.ohwp()) * g.k * kept.len());
+                let cols = chunk * g.ohwp();
+                need.part = need.part.max(split_count(g.k, kcp, cols).max(split_count(kept.len(), kp, cols)) * g.k * kept.len());
                 LayerPlan::Conv { g, kept, chunk }
             }
             (Layer::Linear { units, .. }, Shape::Flat(inputs)) => {
@@ -408,8 +415,12 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     let kc = kept.len();
     let (kcp, kp, ohw, ohwp) = (kc.next_multiple_of(4), g.k.next_multiple_of(4), g.ohw(), g.ohwp());
     let tbl = gpu.upload(&ops::column_table(g, kept)?, "column table")?;
+    // When the whole batch is one chunk, the layer keeps its forward columns for the weight
+    // gradient instead of gathering them again.
+    let own_col = if chunk == g.n { Some(gpu.tensor(kcp * g.n * ohwp, "layer columns")?) } else { None };
+    let fcol = own_col.as_ref().unwrap_or(io.col);
 
-    let f = conv_forward(gpu, g, kc, chunk, &tbl, io.x, &w.w, &b.w, io.y, io.sa, io.col)?;
+    let f = conv_forward(gpu, g, kc, chunk, &tbl, io.x, &w.w, &b.w, io.y, io.sa, fcol)?;
     let mut bw = vec![ops::channel_sum(gpu, io.dy, &b.g, g.n, g.k, ohw, false)?];
     if io.dx.is_some() {
         bw.push(pack(gpu, &w.w, io.sa, &Pack::matrix(kc, g.k, 1, kc, false))?);
@@ -417,7 +428,7 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     for n0 in (0..g.n).step_by(chunk) {
         let cs = chunk.min(g.n - n0);
         let cols = cs * ohwp;
-
+        // dY of this chunk as [Kp][cols]: rows k, columns (image, pixel)
         let dy_pack = Pack {
             rows: g.k,
             cols,
@@ -434,17 +445,35 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
             s_cs: 1,
             d_off: 0,
         };
-        bw.push(pack(gpu, io.dy, io.sb, &dy_pack)?);
         if let Some(dx) = io.dx {
+            bw.push(pack(gpu, io.dy, io.sb, &dy_pack)?);
             let data = Gemm { a: io.sa, a_off: 0, b: io.sb, b_off: 0, m: kc, n: cols, kp, np: cols };
             bw.push(gemm(gpu, &data, Bias::None, io.col, OutMap::rows(cols))?);
             bw.push(ops::col2im(gpu, io.col, &tbl, dx, g, kc, n0, cs)?);
         }
-        bw.push(ops::im2col(gpu, io.x, &tbl, io.col, g, kc, n0, cs, true)?);
-        let wgt = Gemm { a: io.sb, a_off: 0, b: io.col, b_off: 0, m: g.k, n: kc, kp: cols, np: kcp };
-        bw.extend(gemm_split_k(gpu, &wgt, &w.g, 0, kc, n0 > 0, io.part)?);
+        match &own_col {
+            // dWᵀ = col · dYᵀ, written transposed into dW [K][kc]
+            Some(col) => {
+                let dyt = Pack { rows: cols, cols: g.k, rp: cols, cp: kp, r_in: ohwp, r_valid: ohw, c_in: ALL, c_valid: ALL, s_rb: g.k * ohw, s_rs: 1, s_cb: 0, s_cs: ohw, ..dy_pack };
+                bw.push(pack(gpu, io.dy, io.sb, &dyt)?);
+                let wgt = Gemm { a: col, a_off: 0, b: io.sb, b_off: 0, m: kc, n: g.k, kp: cols, np: kp };
+                let out = OutMap { off: 0, rs: 1, bs: 0, cs: kc, n_inner: ALL, n_valid: ALL, accumulate: false };
+                bw.extend(gemm_split_k(gpu, &wgt, &w.g, out, io.part)?);
+            }
+            // dW (+)= dY · colᵀ, with the columns gathered again in transposed layout
+            None => {
+                if io.dx.is_none() {
+                    bw.push(pack(gpu, io.dy, io.sb, &dy_pack)?);
+                }
+                bw.push(ops::im2col(gpu, io.x, &tbl, io.col, g, kc, n0, cs, true)?);
+                let wgt = Gemm { a: io.sb, a_off: 0, b: io.col, b_off: 0, m: g.k, n: kc, kp: cols, np: kcp };
+                bw.extend(gemm_split_k(gpu, &wgt, &w.g, OutMap { accumulate: n0 > 0, ..OutMap::rows(kc) }, io.part)?);
+            }
+        }
     }
-    Ok((f, bw, vec![tbl]))
+    let mut keep = vec![tbl];
+    keep.extend(own_col);
+    Ok((f, bw, keep))
 }
 
 /// Images per im2col chunk, so no column buffer exceeds `budget` elements.
@@ -518,6 +547,6 @@ fn linear(gpu: &Gpu, io: &LayerIo, n: usize, inputs: usize, units: usize) -> Res
     bw.push(pack(gpu, io.dy, io.sb, &Pack::matrix(units, n, 1, units, true))?);
     let xb = operand(gpu, io.x, &Pack::matrix(n, inputs, inputs, 1, true), io.col, &mut bw)?;
     let wgt = Gemm { a: io.sb, a_off: 0, b: xb, b_off: 0, m: units, n: inputs, kp: bp, np: ip };
-    bw.extend(gemm_split_k(gpu, &wgt, &w.g, 0, inputs, false, io.part)?);
+    bw.extend(gemm_split_k(gpu, &wgt, &w.g, OutMap::rows(inputs), io.part)?);
     Ok((f, bw, vec![]))
 }
