@@ -121,6 +121,9 @@ struct BenchArgs {
     /// Batch size of the timed LeNet-5 training steps.
     #[arg(long, default_value_t = 64)]
     train_batch: usize,
+    /// Also time every dispatch of one LeNet-5 training step on its own.
+    #[arg(long)]
+    profile: bool,
 }
 
 fn main() {
@@ -331,6 +334,22 @@ fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             println!("train {} batch {}: {:.0} images/s ({:.1} ms/step)", r.model, r.batch, r.images_per_second, r.ms_per_step);
+        }
+    }
+    if a.profile {
+        let arch = zoo::build("lenet5", [1, 28, 28], 10)?;
+        let net = Network::new(&gpu, &arch, &Weights::init(&arch, 1)?, a.train_batch, 5e-4)?;
+        let rows = bench::profile_step(&gpu, &net, a.reps)?;
+        let total: f64 = rows.iter().map(|r| r.2).sum();
+        for (pass, kernel, ms) in rows {
+            if a.json {
+                println!("{}", serde_json::json!({ "pass": pass, "kernel": kernel, "ms": ms }));
+            } else {
+                println!("{pass:<9} {kernel:<40} {ms:8.3} ms");
+            }
+        }
+        if !a.json {
+            println!("sum of dispatches run one at a time: {total:.1} ms");
         }
     }
     Ok(())
