@@ -96,3 +96,26 @@ fn gradient_check_with_partial_batch_avgpool_and_strided_pool() {
     // batch 6 with only 4 valid rows: padding rows must not leak into loss or gradients
     gradient_check(arch, 6, 4, 1 << 24);
 }
+
+/// Same seed, same adapter: bit-identical weights after training (no atomics, seeded order).
+#[test]
+fn training_is_deterministic_for_a_seed() {
+    use autocompress::data::{self, LoadOptions};
+    use autocompress::model::zoo;
+    use autocompress::train::{train, Schedule, TrainConfig};
+    let Some(g) = gpu() else { return };
+    let opts = LoadOptions { limit_train: Some(256), limit_test: Some(64), ..LoadOptions::default() };
+    let data = data::load("digits", None, &opts).unwrap();
+    let arch = zoo::build("digits-cnn", data.shape, data.classes).unwrap();
+    let cfg = TrainConfig { epochs: 2, batch_size: 16, lr: 0.05, momentum: 0.9, weight_decay: 5e-4, schedule: Schedule::Cosine, warmup_epochs: 0.0, seed: 5 };
+    let run = || {
+        let net = Network::new(g, &arch, &Weights::init(&arch, cfg.seed).unwrap(), cfg.batch_size, cfg.weight_decay).unwrap();
+        let logs = train(g, &net, &data, &cfg, false, |_| Ok(())).unwrap();
+        (net.weights(g).unwrap(), logs.last().unwrap().train_loss)
+    };
+    let (a, la) = run();
+    let (b, lb) = run();
+    assert_eq!(la, lb, "training loss differs between identical runs");
+    assert!(a == b, "weights differ between identical runs");
+    assert!(la < 2.3, "training did not reduce the loss: {la}");
+}
