@@ -1,6 +1,6 @@
 //! The autocompress command line (DESIGN.md, "The command-line contract").
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -8,7 +8,11 @@ use std::time::Instant;
 use autocompress::data::{self, LoadOptions};
 use autocompress::gpu::Gpu;
 use autocompress::model::{zoo, Architecture, Network, Weights};
+use autocompress::prune::action::Action;
+use autocompress::prune::admm::{self, AdmmConfig};
+use autocompress::prune::compact::compact;
 use autocompress::prune::count::count;
+use autocompress::prune::purify::{self, PurifyConfig};
 use autocompress::report::{layer_table, Adapter, Report, Snapshot};
 use autocompress::train::{self, Schedule, TrainConfig};
 use autocompress::{bench, io};
@@ -36,6 +40,52 @@ enum Cmd {
     Bench(BenchArgs),
     /// Per-layer table of a model file.
     Inspect { file: PathBuf },
+    /// ADMM-prune a trained model with a given action, purify, compact (SPEC.md §3, §4, §6).
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    #[arg(long)]
+    model_file: PathBuf,
+    /// JSON: {"layers": [{"layer": "conv2", "scheme": "filter"|"column", "rate": 0.75}, …]}
+    #[arg(long)]
+    action: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, default_value_t = 10)]
+    admm_updates: usize,
+    #[arg(long, default_value_t = 1)]
+    admm_epochs_per_update: usize,
+    #[arg(long, default_value_t = 1.5e-3)]
+    rho0: f32,
+    #[arg(long, default_value_t = 1.9)]
+    rho_growth: f32,
+    /// Masked retraining epochs after hard pruning.
+    #[arg(long, default_value_t = 3)]
+    retrain_epochs: usize,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f32>,
+    #[arg(long, default_value_t = 0.9)]
+    eta: f32,
+    #[arg(long, default_value_t = 0.1)]
+    sigma: f32,
+    #[arg(long, default_value_t = 0.01)]
+    sigma_min: f32,
+    /// Largest validation-accuracy drop purification step 1 may cause, in points.
+    #[arg(long, default_value_t = 0.05)]
+    purify_tolerance: f64,
+    #[arg(long)]
+    no_purify: bool,
+    #[arg(long, default_value_t = 0.5)]
+    first_layer_max_rate: f32,
+    /// Seed of the data split and order (default: the model's training seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, default_value = "runs/prune")]
+    out: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -141,6 +191,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Eval(a) => cmd_eval(a, cli.adapter.as_deref()),
         Cmd::Bench(a) => cmd_bench(a, cli.adapter.as_deref()),
         Cmd::Inspect { file } => cmd_inspect(&file),
+        Cmd::Prune(a) => cmd_prune(a, cli.adapter.as_deref(), progress),
     }
 }
 
@@ -288,20 +339,7 @@ fn cmd_eval(a: EvalArgs, adapter: Option<&str>) -> Result<()> {
     if a.batch_size == 0 {
         bail!("--batch-size must be at least 1, found 0");
     }
-    let (arch, weights, meta) = io::load_model(&a.model_file)?;
-    let seed = a.seed.or_else(|| meta.get("seed").and_then(|s| s.parse().ok())).unwrap_or(1);
-    let data = load_data(&a.data, seed)?;
-    if arch.input != data.shape || arch.classes != data.classes {
-        bail!(
-            "{} takes {:?} inputs and {} classes, data set {} has {:?} and {}",
-            a.model_file.display(),
-            arch.input,
-            arch.classes,
-            data.name,
-            data.shape,
-            data.classes
-        );
-    }
+    let (arch, weights, data) = load_model_and_data(&a.model_file, &a.data, a.seed)?;
     let gpu = open_gpu(adapter, false)?;
     let net = Network::new(&gpu, &arch, &weights, a.batch_size, 0.0)?;
     let (loss, acc) = train::evaluate(&gpu, &net, &data.test)?;
@@ -312,6 +350,111 @@ fn cmd_eval(a: EvalArgs, adapter: Option<&str>) -> Result<()> {
             "test_accuracy": acc, "test_loss": loss, "params": c.params, "flops": c.flops, "adapter": Adapter::of(&gpu) })
     );
     Ok(())
+}
+
+/// A saved model and its data set, split with the model's training seed unless told otherwise.
+fn load_model_and_data(file: &Path, d: &DataArgs, seed: Option<u64>) -> Result<(Architecture, Weights, data::Data)> {
+    let (arch, weights, meta) = io::load_model(file)?;
+    let seed = seed.or_else(|| meta.get("seed").and_then(|s| s.parse().ok())).unwrap_or(1);
+    let data = load_data(d, seed)?;
+    if arch.input != data.shape || arch.classes != data.classes {
+        bail!(
+            "{} takes {:?} inputs and {} classes, data set {} has {:?} and {}",
+            file.display(),
+            arch.input,
+            arch.classes,
+            data.name,
+            data.shape,
+            data.classes
+        );
+    }
+    Ok((arch, weights, data))
+}
+
+fn cmd_prune(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
+    let t0 = Instant::now();
+    let action = Action::from_json_file(&a.action)?;
+    let (arch, weights, data) = load_model_and_data(&a.model_file, &a.data, a.seed)?;
+    action.validate(&arch, a.first_layer_max_rate).with_context(|| format!("action {}", a.action.display()))?;
+    let mut cfg = defaults(&arch.name);
+    cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
+    cfg.lr = a.lr.unwrap_or(cfg.lr);
+    cfg.warmup_epochs = 0.0;
+    cfg.seed = a.seed.unwrap_or(1);
+    cfg.validate()?;
+    let admm_cfg = AdmmConfig {
+        rho0: a.rho0,
+        rho_growth: a.rho_growth,
+        updates: a.admm_updates,
+        epochs_per_update: a.admm_epochs_per_update,
+        retrain_epochs: a.retrain_epochs,
+    };
+    ensure!(a.admm_epochs_per_update > 0, "--admm-epochs-per-update must be at least 1");
+    ensure!(a.rho0.is_finite() && a.rho0 >= 0.0 && a.rho_growth.is_finite() && a.rho_growth >= 1.0, "--rho0 must be ≥ 0 and --rho-growth ≥ 1");
+    let pcfg = PurifyConfig { eta: a.eta, sigma: a.sigma, sigma_min: a.sigma_min, tolerance: a.purify_tolerance, max_tries: 4 };
+
+    let gpu = open_gpu(adapter, progress)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create run directory {}", a.out.display()))?;
+    io::write_json(&a.out.join("config.json"), &serde_json::json!({ "command": "prune", "model_file": a.model_file, "action": action,
+        "dataset": data.name, "admm": admm_cfg, "purify": if a.no_purify { None } else { Some(&pcfg) }, "train": cfg }))?;
+    let mut net = Network::new(&gpu, &arch, &weights, cfg.batch_size, cfg.weight_decay)?;
+    let (_, base_acc) = train::evaluate(&gpu, &net, &data.test)?;
+    let baseline = snapshot(&arch, base_acc)?;
+    if progress {
+        eprintln!("baseline: test {:.2}%, {} params, {} FLOPs", 100.0 * base_acc, baseline.params, baseline.flops);
+    }
+
+    let admm_log = admm::prune(&gpu, &mut net, &data, &action, &admm_cfg, &cfg, progress)?;
+    let pruned_w = net.weights(&gpu)?;
+    let (_, pruned_acc) = train::evaluate(&gpu, &net, &data.test)?;
+    let (parch, _, _) = compact(&arch, &pruned_w)?;
+    let before_purify = snapshot(&parch, pruned_acc)?;
+    let purify_log = if a.no_purify { None } else { Some(purify::purify(&gpu, &mut net, &data, &pcfg, progress)?) };
+    let masked_w = net.weights(&gpu)?;
+    let (carch, cw, _) = compact(&arch, &masked_w)?;
+
+    // The compacted model must compute what the masked one does (SPEC.md §6).
+    let cnet = Network::new(&gpu, &carch, &cw, cfg.batch_size, cfg.weight_decay)?;
+    let max_rel_diff = compare_outputs(&gpu, &net, &cnet, &data.test)?;
+    let (_, final_acc) = train::evaluate(&gpu, &cnet, &data.test)?;
+    let fin = snapshot(&carch, final_acc)?;
+    let (pr, fr) = Report::reductions(&baseline, &fin);
+    io::save_model(&a.out.join("model.safetensors"), &carch, &cw, &[("dataset", data.name.clone()), ("seed", cfg.seed.to_string())])?;
+    io::write_json(&a.out.join("model.json"), &carch)?;
+    let c = count(&carch)?;
+    let report = serde_json::json!({
+        "command": "prune", "model": arch.name, "dataset": data.name, "adapter": Adapter::of(&gpu), "seed": cfg.seed,
+        "wall_seconds": t0.elapsed().as_secs_f64(), "baseline": baseline, "final": fin,
+        "params_reduction": pr, "flops_reduction": fr, "action": action,
+        "before_purification": before_purify, "admm": admm_log, "purification": purify_log,
+        "compacted_vs_masked_max_rel_diff": max_rel_diff, "layers": c.layers,
+    });
+    io::write_json(&a.out.join("report.json"), &report)?;
+    print!("{}", layer_table(&c));
+    println!(
+        "test accuracy {:.2}% → {:.2}% (before purification {:.2}%); params {} → {} ({:.1}×), FLOPs {} → {} ({:.1}×); compacted vs masked max rel diff {:.1e}; {:.0}s; run in {}",
+        100.0 * base_acc, 100.0 * final_acc, 100.0 * pruned_acc, baseline.params, fin.params, pr, baseline.flops, fin.flops, fr,
+        max_rel_diff, t0.elapsed().as_secs_f64(), a.out.display()
+    );
+    Ok(())
+}
+
+/// Largest relative difference between two networks' logits over the first batch of `split`.
+fn compare_outputs(gpu: &Gpu, a: &Network, b: &Network, split: &data::Split) -> Result<f64> {
+    let n = a.batch.min(b.batch).min(split.len());
+    let il = a.image_len();
+    let idx: Vec<usize> = (0..n).collect();
+    let mut images = vec![0.0f32; n * il];
+    let mut labels = vec![0u32; n];
+    data::gather(split, &idx, il, &mut images, &mut labels);
+    let mut outs = Vec::new();
+    for net in [a, b] {
+        net.load_batch(gpu, &images, &labels)?;
+        net.eval_step(gpu, n);
+        outs.push(net.logits(gpu)?[..n * a.arch.classes].to_vec());
+    }
+    let scale = outs[0].iter().fold(1e-6f32, |m, x| m.max(x.abs())) as f64;
+    Ok(outs[0].iter().zip(&outs[1]).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max) / scale)
 }
 
 fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {

@@ -45,6 +45,8 @@ pub struct Network {
     forward: Vec<Dispatch>,
     loss: Vec<Dispatch>,
     backward: Vec<Dispatch>,
+    /// Extra gradient terms added after the backward pass (the ADMM penalty, SPEC.md §3).
+    penalty: Vec<Dispatch>,
     update: Vec<Dispatch>,
     /// Buffers only the prepared dispatches refer to, kept alive here.
     _keep: Vec<Tensor>,
@@ -174,6 +176,7 @@ impl Network {
             forward: net_forward,
             loss,
             backward: net_backward,
+            penalty: Vec::new(),
             update: Vec::new(),
             _keep: keep,
         };
@@ -188,6 +191,24 @@ impl Network {
             .map(|p| ops::sgd(gpu, &p.g, &self.hyper, &p.w, &p.v, p.mask.as_ref(), if p.decay { self.weight_decay } else { 0.0 }))
             .collect::<Result<_>>()?;
         Ok(())
+    }
+
+    /// Dispatches run after every backward pass, before the update: they add to gradients.
+    pub fn set_penalty(&mut self, plan: Vec<Dispatch>) {
+        self.penalty = plan;
+    }
+
+    pub fn param(&self, name: &str) -> Result<&Param> {
+        self.params.iter().find(|p| p.name == name).with_context(|| format!("no parameter '{name}'"))
+    }
+
+    /// Sets (or clears) a parameter's 0/1 mask already on the GPU; the weights must already be
+    /// zero where it is.
+    pub fn set_mask_tensor(&mut self, gpu: &Gpu, name: &str, mask: Option<Tensor>) -> Result<()> {
+        let i = self.params.iter().position(|p| p.name == name).with_context(|| format!("no parameter '{name}'"))?;
+        ensure!(mask.as_ref().is_none_or(|m| m.len >= self.params[i].w.len), "mask for {name} is too short");
+        self.params[i].mask = mask;
+        self.rebuild_update(gpu)
     }
 
     /// Sets (or clears) the 0/1 mask of a parameter; masked entries are zeroed at once and stay
@@ -230,7 +251,7 @@ impl Network {
     pub fn train_step(&self, gpu: &Gpu, h: Hyper, valid: usize, step: usize) {
         self.set_hyper(gpu, h, valid, step);
         let mut enc = gpu.device.create_command_encoder(&Default::default());
-        for plan in [&self.forward, &self.loss, &self.backward, &self.update] {
+        for plan in [&self.forward, &self.loss, &self.backward, &self.penalty, &self.update] {
             record(&mut enc, plan);
         }
         gpu.queue.submit([enc.finish()]);
@@ -256,8 +277,8 @@ impl Network {
     }
 
     /// Every dispatch of a training step, by pass, for per-kernel timing.
-    pub fn passes(&self) -> [(&'static str, &[Dispatch]); 4] {
-        [("forward", &self.forward), ("loss", &self.loss), ("backward", &self.backward), ("update", &self.update)]
+    pub fn passes(&self) -> [(&'static str, &[Dispatch]); 5] {
+        [("forward", &self.forward), ("loss", &self.loss), ("backward", &self.backward), ("penalty", &self.penalty), ("update", &self.update)]
     }
 
     pub fn read_metrics(&self, gpu: &Gpu) -> Result<Metrics> {
@@ -348,6 +369,12 @@ impl LayerPlan {
                 let cols = chunk * g.ohwp();
                 need.part = need.part.max(split_count(g.k, kcp, cols).max(split_count(kept.len(), kp, cols)) * g.k * kept.len());
                 LayerPlan::Conv { g, kept, chunk }
+            }
+            // A column-pruned linear layer is a 1×1 convolution on a 1×1 map (SPEC.md §1), so
+            // the kept-column table of the convolution path serves it.
+            (Layer::Linear { name, units, columns: Some(cols) }, Shape::Flat(inputs)) => {
+                let conv = Layer::Conv2d { name: name.clone(), filters: *units, kernel: 1, stride: 1, padding: 0, columns: Some(cols.clone()) };
+                return LayerPlan::new(&conv, Shape::Chw(inputs, 1, 1), out, batch, budget, need);
             }
             (Layer::Linear { units, .. }, Shape::Flat(inputs)) => {
                 let (bp, ip, op) = (batch.next_multiple_of(4), inputs.next_multiple_of(4), units.next_multiple_of(4));

@@ -1,0 +1,156 @@
+//! ADMM structured pruning (SPEC.md §3): W-updates by SGD with the penalty ρ/2‖W − Z + U‖²,
+//! Z = Π(W + U) and U += W − Z every period, ρ growing each time, then hard pruning and masked
+//! retraining. Every tensor step is a kernel of shaders/admm.wgsl; the host only orchestrates and
+//! reads back two sums per layer per update for the primal residual.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::action::{Action, Scheme};
+use crate::data::Data;
+use crate::gpu::admm::{self as k, keep_count, primal_residual, GroupView};
+use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::model::Network;
+use crate::prune::topology::nodes;
+use crate::train::{self, EpochLog, TrainConfig};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AdmmConfig {
+    pub rho0: f32,
+    pub rho_growth: f32,
+    /// Z-updates (each ends one W-update period).
+    pub updates: usize,
+    pub epochs_per_update: usize,
+    pub retrain_epochs: usize,
+}
+
+impl Default for AdmmConfig {
+    fn default() -> Self {
+        AdmmConfig { rho0: 1.5e-3, rho_growth: 1.9, updates: 10, epochs_per_update: 1, retrain_epochs: 3 }
+    }
+}
+
+/// One pruned layer's ADMM state on the GPU.
+struct LayerState {
+    name: String,
+    view: GroupView,
+    keep: usize,
+    z: Tensor,
+    u: Tensor,
+    norms: Tensor,
+    keep_mask: Tensor,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UpdateLog {
+    pub update: usize,
+    pub rho: f32,
+    /// ‖W − Z‖ / ‖W‖ per pruned layer, after the Z-update.
+    pub residual: Vec<(String, f32)>,
+    pub val_accuracy: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AdmmLog {
+    pub updates: Vec<UpdateLog>,
+    pub retrain: Vec<EpochLog>,
+}
+
+/// Runs ADMM for `action` on `net`, then hard-prunes and retrains with masks. `cfg` is the
+/// SGD schedule of one period (its `epochs` is replaced by the ADMM period lengths).
+pub fn prune(
+    gpu: &Gpu,
+    net: &mut Network,
+    data: &Data,
+    action: &Action,
+    admm: &AdmmConfig,
+    cfg: &TrainConfig,
+    progress: bool,
+) -> Result<AdmmLog> {
+    let mut layers = Vec::new();
+    for node in nodes(&net.arch)? {
+        let Some(a) = action.get(&node.name) else { continue };
+        if a.rate == 0.0 {
+            continue;
+        }
+        let view = GroupView::new(node.rows, node.cols(), a.scheme);
+        let t = |len: usize, what: &str| gpu.tensor(len, &format!("{} {what}", node.name));
+        layers.push(LayerState {
+            name: node.name.clone(),
+            view,
+            keep: keep_count(view.groups(), a.rate),
+            z: t(view.len(), "Z")?,
+            u: t(view.len(), "U")?,
+            norms: t(view.groups(), "norms")?,
+            keep_mask: t(view.groups(), "keep")?,
+        });
+    }
+    let sums = gpu.tensor(2 * layers.len().max(1), "residual sums")?;
+    let weight = |net: &Network, l: &LayerState| net.param(&format!("{}.weight", l.name)).map(|p| (p.w.clone(), p.g.clone()));
+
+    // Z = Π(W), U = 0
+    let mut init = Vec::new();
+    for l in &layers {
+        let (w, _) = weight(net, l)?;
+        init.extend(k::projection(gpu, &w, None, &l.norms, &l.keep_mask, &l.z, None, &l.view, l.keep)?);
+    }
+    gpu.run(&init);
+
+    let mut log = AdmmLog::default();
+    let mut rho = admm.rho0;
+    for update in 0..admm.updates {
+        let mut penalty = Vec::new();
+        for l in &layers {
+            let (w, g) = weight(net, l)?;
+            penalty.push(k::admm_penalty(gpu, &w, &l.z, &l.u, &g, rho, &l.view)?);
+        }
+        net.set_penalty(penalty);
+        let period = TrainConfig { epochs: admm.epochs_per_update, seed: cfg.seed.wrapping_add(1 + update as u64), ..cfg.clone() };
+        let logs = train::train(gpu, net, data, &period, progress, |_| Ok(()))?;
+
+        // Z-update, dual update, residual sums
+        let mut plan: Vec<Dispatch> = Vec::new();
+        for (i, l) in layers.iter().enumerate() {
+            let (w, _) = weight(net, l)?;
+            plan.extend(k::projection(gpu, &w, Some(&l.u), &l.norms, &l.keep_mask, &l.z, None, &l.view, l.keep)?);
+            plan.push(k::sq_diff_sum(gpu, &w, &l.z, &sums, 2 * i, &l.view)?);
+            plan.push(k::dual_update(gpu, &w, &l.z, &l.u, &l.view)?);
+        }
+        gpu.run(&plan);
+        let s: Vec<f32> = gpu.read(&sums)?;
+        let residual: Vec<(String, f32)> = layers.iter().enumerate().map(|(i, l)| (l.name.clone(), primal_residual([s[2 * i], s[2 * i + 1]]))).collect();
+        let entry = UpdateLog { update: update + 1, rho, residual, val_accuracy: logs.last().map_or(0.0, |l| l.val_accuracy) };
+        if progress {
+            let r: Vec<String> = entry.residual.iter().map(|(n, r)| format!("{n} {r:.2e}")).collect();
+            eprintln!("ADMM update {:>2}/{}  rho {:.2e}  residual ‖W−Z‖/‖W‖: {}", update + 1, admm.updates, rho, r.join(", "));
+        }
+        log.updates.push(entry);
+        rho *= admm.rho_growth;
+    }
+    net.set_penalty(Vec::new());
+
+    // Hard prune W = Π(W), recording the masks; a removed filter takes its bias with it.
+    let mut plan = Vec::new();
+    let mut masks = Vec::new();
+    for l in &layers {
+        let (w, _) = weight(net, l)?;
+        let mask = gpu.tensor(l.view.len(), "mask")?;
+        plan.push(k::group_norms(gpu, &w, None, &l.norms, &l.view)?);
+        plan.push(k::select_top(gpu, &l.norms, &l.keep_mask, l.view.groups(), l.keep)?);
+        plan.push(k::hard_prune(gpu, &w, &l.keep_mask, &mask, &l.view)?);
+        masks.push((l, mask));
+    }
+    gpu.run(&plan);
+    for (l, mask) in masks {
+        net.set_mask_tensor(gpu, &format!("{}.weight", l.name), Some(mask))?;
+        if l.view.scheme == Scheme::Filter {
+            let keep: Vec<f32> = gpu.read(&l.keep_mask)?;
+            net.set_mask(gpu, &format!("{}.bias", l.name), Some(&keep))?;
+        }
+    }
+    if admm.retrain_epochs > 0 {
+        let retrain = TrainConfig { epochs: admm.retrain_epochs, seed: cfg.seed.wrapping_add(1000), ..cfg.clone() };
+        log.retrain = train::train(gpu, net, data, &retrain, progress, |_| Ok(()))?;
+    }
+    Ok(log)
+}

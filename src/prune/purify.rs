@@ -1,0 +1,228 @@
+//! Purification (SPEC.md §4): step 1 removes groups that survived ADMM but barely contribute
+//! (thresholds on emptiness and norm, guarded by validation accuracy, backing off sigma); step 2
+//! removes paths made useless by a neighbour's pruning, as a fixed point over the layer chain.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use super::topology::{nodes, Node};
+use crate::data::Data;
+use crate::gpu::Gpu;
+use crate::model::{Network, Weights};
+use crate::train::evaluate;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PurifyConfig {
+    pub eta: f32,
+    pub sigma: f32,
+    pub sigma_min: f32,
+    /// Largest accepted validation-accuracy drop of step 1, in percentage points.
+    pub tolerance: f64,
+    pub max_tries: usize,
+}
+
+impl Default for PurifyConfig {
+    fn default() -> Self {
+        PurifyConfig { eta: 0.9, sigma: 0.1, sigma_min: 0.01, tolerance: 0.05, max_tries: 4 }
+    }
+}
+
+/// What one step removed from one layer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Removed {
+    pub layer: String,
+    pub filters: usize,
+    pub columns: usize,
+    pub params: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PurifyLog {
+    pub val_before: f64,
+    pub step1_sigma: Option<f32>,
+    pub step1: Vec<Removed>,
+    pub step2: Vec<Removed>,
+    pub val_after: f64,
+}
+
+/// A layer's GEMM view on the host: `w` is [rows][cols].
+struct View<'a> {
+    node: &'a Node,
+    w: &'a [f32],
+    b: &'a [f32],
+}
+
+impl View<'_> {
+    fn row_removed(&self, r: usize) -> bool {
+        let c = self.node.cols();
+        self.b[r] == 0.0 && self.w[r * c..(r + 1) * c].iter().all(|&x| x == 0.0)
+    }
+    fn col_zero(&self, j: usize) -> bool {
+        let c = self.node.cols();
+        (0..self.node.rows).all(|r| self.w[r * c + j] == 0.0)
+    }
+}
+
+/// Per-layer difference in removed rows, columns and zero parameters between two weight sets.
+fn removed(nodes: &[Node], before: &Weights, after: &Weights) -> Result<Vec<Removed>> {
+    let mut out = Vec::new();
+    for n in nodes {
+        let (wb, bb) = (&before.get(&format!("{}.weight", n.name))?.data, &before.get(&format!("{}.bias", n.name))?.data);
+        let (wa, ba) = (&after.get(&format!("{}.weight", n.name))?.data, &after.get(&format!("{}.bias", n.name))?.data);
+        let (vb, va) = (View { node: n, w: wb, b: bb }, View { node: n, w: wa, b: ba });
+        let filters = (0..n.rows).filter(|&r| va.row_removed(r) && !vb.row_removed(r)).count();
+        let columns = (0..n.cols()).filter(|&j| va.col_zero(j) && !vb.col_zero(j)).count();
+        let z = |w: &[f32], b: &[f32]| w.iter().chain(b).filter(|&&x| x == 0.0).count();
+        let params = z(wa, ba) - z(wb, bb);
+        if filters + columns + params > 0 {
+            out.push(Removed { layer: n.name.clone(), filters, columns, params });
+        }
+    }
+    Ok(out)
+}
+
+/// Step 1 on host weights: zero the rows and columns that the thresholds remove.
+fn threshold(nodes: &[Node], w: &mut Weights, cfg: &PurifyConfig, sigma: f32) -> Result<()> {
+    for (i, n) in nodes.iter().enumerate() {
+        let classifier = i + 1 == nodes.len();
+        let cols = n.cols();
+        let wt = w.get(&format!("{}.weight", n.name))?.data.clone();
+        let group = |g: usize, rows: bool| -> (f32, f32) {
+            let it: Box<dyn Iterator<Item = f32>> =
+                if rows { Box::new(wt[g * cols..(g + 1) * cols].iter().copied()) } else { Box::new((0..n.rows).map(|r| wt[r * cols + g])) };
+            let (mut zero, mut sq, mut len) = (0usize, 0f64, 0usize);
+            for x in it {
+                zero += (x == 0.0) as usize;
+                sq += (x as f64) * (x as f64);
+                len += 1;
+            }
+            (zero as f32 / len.max(1) as f32, sq.sqrt() as f32)
+        };
+        let decide = |count: usize, rows: bool| -> Vec<usize> {
+            let stats: Vec<(f32, f32)> = (0..count).map(|g| group(g, rows)).collect();
+            let live: Vec<f32> = stats.iter().map(|s| s.1).filter(|&x| x > 0.0).collect();
+            if live.is_empty() {
+                return Vec::new();
+            }
+            let mean = live.iter().sum::<f32>() / live.len() as f32;
+            (0..count)
+                .filter(|&g| {
+                    let (empty, norm) = stats[g];
+                    norm > 0.0 && ((empty >= cfg.eta && norm < sigma * mean) || norm < cfg.sigma_min * mean)
+                })
+                .collect()
+        };
+        let rows = if classifier { Vec::new() } else { decide(n.rows, true) };
+        let columns = decide(cols, false);
+        let wm = &mut w.get_mut(&format!("{}.weight", n.name))?.data;
+        for &r in &rows {
+            wm[r * cols..(r + 1) * cols].fill(0.0);
+        }
+        for &j in &columns {
+            for r in 0..n.rows {
+                wm[r * cols + j] = 0.0;
+            }
+        }
+        let b = &mut w.get_mut(&format!("{}.bias", n.name))?.data;
+        for &r in &rows {
+            b[r] = 0.0;
+        }
+    }
+    Ok(())
+}
+
+/// Step 2: a removed filter removes the consumer's columns of that channel; a channel no
+/// consumer column reads removes the producer's filter (with its bias). Repeated until stable.
+pub fn unused_paths(arch_nodes: &[Node], w: &mut Weights) -> Result<()> {
+    loop {
+        let mut changed = false;
+        for pair in arch_nodes.windows(2) {
+            let (p, c) = (&pair[0], &pair[1]);
+            let pc = p.cols();
+            let cc = c.cols();
+            let mut pw = w.get(&format!("{}.weight", p.name))?.data.clone();
+            let mut pb = w.get(&format!("{}.bias", p.name))?.data.clone();
+            let mut cw = w.get(&format!("{}.weight", c.name))?.data.clone();
+            for ch in 0..c.channels.min(p.rows) {
+                let producer_removed = pb[ch] == 0.0 && pw[ch * pc..(ch + 1) * pc].iter().all(|&x| x == 0.0);
+                let cols: Vec<usize> = (0..cc).filter(|&j| c.dense_col(j) / c.per_channel == ch).collect();
+                let used = cols.iter().any(|&j| (0..c.rows).any(|r| cw[r * cc + j] != 0.0));
+                if producer_removed && used {
+                    for &j in &cols {
+                        for r in 0..c.rows {
+                            cw[r * cc + j] = 0.0;
+                        }
+                    }
+                    changed = true;
+                } else if !producer_removed && !used {
+                    pw[ch * pc..(ch + 1) * pc].fill(0.0);
+                    pb[ch] = 0.0;
+                    changed = true;
+                }
+            }
+            w.get_mut(&format!("{}.weight", p.name))?.data = pw;
+            w.get_mut(&format!("{}.bias", p.name))?.data = pb;
+            w.get_mut(&format!("{}.weight", c.name))?.data = cw;
+        }
+        if !changed {
+            return Ok(());
+        }
+    }
+}
+
+/// Masks that keep exactly the non-zero weights (and the biases of live filters) fixed at zero
+/// in any later training.
+pub fn apply_masks(gpu: &Gpu, net: &mut Network, w: &Weights) -> Result<()> {
+    for n in nodes(&net.arch)? {
+        let wt = &w.get(&format!("{}.weight", n.name))?.data;
+        let mask: Vec<f32> = wt.iter().map(|&x| (x != 0.0) as u8 as f32).collect();
+        net.set_mask(gpu, &format!("{}.weight", n.name), Some(&mask))?;
+        let b = &w.get(&format!("{}.bias", n.name))?.data;
+        let cols = n.cols();
+        let bmask: Vec<f32> = (0..n.rows).map(|r| (b[r] != 0.0 || wt[r * cols..(r + 1) * cols].iter().any(|&x| x != 0.0)) as u8 as f32).collect();
+        net.set_mask(gpu, &format!("{}.bias", n.name), Some(&bmask))?;
+    }
+    Ok(())
+}
+
+/// Runs both steps on the network's weights and leaves the purified weights (and masks) in it.
+pub fn purify(gpu: &Gpu, net: &mut Network, data: &Data, cfg: &PurifyConfig, progress: bool) -> Result<PurifyLog> {
+    let ns = nodes(&net.arch)?;
+    let w0 = net.weights(gpu)?;
+    let (_, val0) = evaluate(gpu, net, &data.val)?;
+    let mut log = PurifyLog { val_before: val0, ..Default::default() };
+    let mut current = w0.clone();
+    let mut sigma = cfg.sigma;
+    for _ in 0..cfg.max_tries.max(1) {
+        let mut w1 = w0.clone();
+        threshold(&ns, &mut w1, cfg, sigma)?;
+        net.set_weights(gpu, &w1)?;
+        let (_, val1) = evaluate(gpu, net, &data.val)?;
+        if 100.0 * (val0 - val1) <= cfg.tolerance {
+            log.step1 = removed(&ns, &w0, &w1)?;
+            log.step1_sigma = Some(sigma);
+            current = w1;
+            break;
+        }
+        if progress {
+            eprintln!("purification step 1 with sigma {sigma}: validation {:.2}% → {:.2}%, backing off", 100.0 * val0, 100.0 * val1);
+        }
+        sigma /= 2.0;
+    }
+    let before2 = current.clone();
+    unused_paths(&ns, &mut current)?;
+    log.step2 = removed(&ns, &before2, &current)?;
+    net.set_weights(gpu, &current)?;
+    apply_masks(gpu, net, &current)?;
+    log.val_after = evaluate(gpu, net, &data.val)?.1;
+    if progress {
+        eprintln!(
+            "purification: step 1 removed {} params, step 2 {} params; validation {:.2}% → {:.2}%",
+            log.step1.iter().map(|r| r.params).sum::<usize>(),
+            log.step2.iter().map(|r| r.params).sum::<usize>(),
+            100.0 * val0,
+            100.0 * log.val_after
+        );
+    }
+    Ok(log)
+}
