@@ -45,6 +45,14 @@ pub struct ConvResult {
     pub flops: u64,
     pub ms: f64,
     pub gflops: f64,
+    /// FLOPs reduction this variant was built for (1 for dense).
+    pub factor: usize,
+    /// Median backward pass (data and weight gradients) in ms, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backward_ms: Option<f64>,
+    /// Dense forward ms ÷ this forward ms, for pruned variants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speedup: Option<f64>,
 }
 
 /// Median wall time of `reps` submissions of `plan`, each waited for, after two warm-up runs.
@@ -107,7 +115,43 @@ pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, ke
         flops,
         ms,
         gflops: flops as f64 / (ms * 1e6),
+        factor: 1,
+        backward_ms: None,
+        speedup: None,
     })
+}
+
+/// The compacted forms of a layer with `factor`× fewer FLOPs: `filter` keeps K/factor filters,
+/// `column` keeps every factor-th column of the GEMM view (so every channel stays in use).
+pub fn variants(g: &ConvGeom, factor: usize) -> Vec<(&'static str, ConvGeom, Vec<u32>)> {
+    let crs = g.crs() as u32;
+    let fewer_filters = ConvGeom { k: (g.k / factor).max(1), ..*g };
+    vec![
+        ("filter", fewer_filters, (0..crs).collect()),
+        ("column", *g, (0..crs).step_by(factor).collect()),
+    ]
+}
+
+/// Median time of the backward pass of one convolution (data and weight gradients), measured
+/// inside a minimal network: ReLU → conv → global average pool → 2-way linear, whose other
+/// layers cost little beside the convolution.
+pub fn conv_backward_ms(gpu: &Gpu, g: &ConvGeom, kept: &[u32], reps: usize) -> Result<f64> {
+    use crate::model::{Architecture, Layer};
+    let columns = (kept.len() != g.crs()).then(|| kept.to_vec());
+    let arch = Architecture {
+        name: "conv-bench".into(),
+        input: [g.c, g.h, g.w],
+        classes: 2,
+        layers: vec![
+            Layer::Relu,
+            Layer::Conv2d { name: "conv".into(), filters: g.k, kernel: g.r, stride: g.stride, padding: g.pad, columns },
+            Layer::GlobalAvgPool,
+            Layer::Linear { name: "fc".into(), units: 2, columns: None },
+        ],
+    };
+    let net = Network::new(gpu, &arch, &Weights::init(&arch, 1)?, g.n, 0.0)?;
+    let backward = net.passes()[2].1;
+    time_plan(gpu, backward, reps)
 }
 
 /// Median time of every dispatch of one training step, run one at a time: (pass, kernel, ms).

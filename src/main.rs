@@ -174,6 +174,12 @@ struct BenchArgs {
     /// Also time every dispatch of one LeNet-5 training step on its own.
     #[arg(long)]
     profile: bool,
+    /// FLOPs reductions of the filter- and column-pruned variants of every shape (none: dense only).
+    #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
+    factors: Vec<usize>,
+    /// Also time the backward pass of every variant.
+    #[arg(long)]
+    backward: bool,
 }
 
 fn main() {
@@ -464,11 +470,39 @@ fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
             continue;
         }
         let dense: Vec<u32> = (0..s.g.crs() as u32).collect();
-        let r = bench::conv_forward_bench(&gpu, s.name, "dense", &s.g, &dense, a.reps)?;
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-        } else {
-            println!("{:<12} {:<7} {:>9.3} ms {:>7.2} GFLOP/s  ({} MFLOP)", r.shape, r.variant, r.ms, r.gflops, r.flops / 1_000_000);
+        let mut base = bench::conv_forward_bench(&gpu, s.name, "dense", &s.g, &dense, a.reps)?;
+        if a.backward {
+            base.backward_ms = Some(bench::conv_backward_ms(&gpu, &s.g, &dense, a.reps)?);
+        }
+        let mut rows = vec![];
+        for &factor in &a.factors {
+            for (variant, g, kept) in bench::variants(&s.g, factor) {
+                let mut r = bench::conv_forward_bench(&gpu, s.name, variant, &g, &kept, a.reps)?;
+                r.factor = factor;
+                r.speedup = Some(base.ms / r.ms);
+                if a.backward {
+                    r.backward_ms = Some(bench::conv_backward_ms(&gpu, &g, &kept, a.reps)?);
+                }
+                rows.push(r);
+            }
+        }
+        for r in std::iter::once(&base).chain(&rows) {
+            if a.json {
+                println!("{}", serde_json::to_string(r)?);
+            } else {
+                let extra = match (r.speedup, r.backward_ms) {
+                    (Some(sp), bw) => format!(
+                        "  {}× fewer FLOPs: speedup {sp:.2} (÷ {} = {:.2}){}",
+                        r.factor,
+                        r.factor,
+                        sp / r.factor as f64,
+                        bw.map_or(String::new(), |b| format!(", backward {b:.1} ms ({:.2}×)", base.backward_ms.unwrap_or(b) / b))
+                    ),
+                    (None, Some(b)) => format!("  backward {b:.1} ms"),
+                    (None, None) => String::new(),
+                };
+                println!("{:<12} {:<7} {:>9.3} ms {:>7.2} GFLOP/s  ({} MFLOP){extra}", r.shape, r.variant, r.ms, r.gflops, r.flops / 1_000_000);
+            }
         }
     }
     if a.train_steps > 0 && a.filter.as_deref().is_none_or(|f| "lenet5_train".contains(f)) {
