@@ -124,6 +124,30 @@ fn train_eval_inspect_and_nan_guard() {
     fails_with(bin().arg("inspect").arg(&cut), &["cut.safetensors"]);
     fails_with(bin().args(["eval", "--dataset", "mnist", "--data"]).arg(&d).arg("--model-file").arg(&model), &[]);
 
+    // prune with a hand-written action: smaller model, same outputs after compaction
+    let action = write(&d, "action.json", r#"{"layers":[{"layer":"conv2","scheme":"filter","rate":0.5},{"layer":"fc1","scheme":"column","rate":0.75}]}"#);
+    let pruned = d.join("pruned");
+    let out = bin()
+        .args(["prune", "--admm-updates", "2", "--retrain-epochs", "1", "--model-file"])
+        .arg(&model)
+        .arg("--action")
+        .arg(&action)
+        .arg("--out")
+        .arg(&pruned)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "prune failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(pruned.join("report.json")).unwrap()).unwrap();
+    assert!(r["params_reduction"].as_f64().unwrap() > 1.5, "prune did not shrink the model: {}", r["params_reduction"]);
+    assert!(r["compacted_vs_masked_max_rel_diff"].as_f64().unwrap() <= 1e-4);
+    assert_eq!(r["admm"]["updates"].as_array().unwrap().len(), 2);
+    let inspect = bin().arg("inspect").arg(pruned.join("model.safetensors")).output().unwrap();
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains("conv2"));
+    let bad = write(&d, "bad.json", r#"{"layers":[{"layer":"fc2","scheme":"filter","rate":0.5}]}"#);
+    fails_with(bin().args(["prune", "--model-file"]).arg(&model).arg("--action").arg(&bad).arg("--out").arg(&pruned), &["bad.json", "classifier"]);
+    let junk = write(&d, "junk.json", r#"{"layers":[{"layer":"conv2","scheme":"diagonal","rate":0.5}]}"#);
+    fails_with(bin().args(["prune", "--model-file"]).arg(&model).arg("--action").arg(&junk).arg("--out").arg(&pruned), &["junk.json"]);
+
     // Diverge on purpose: the error names epoch and step, and the model of the last good epoch stays.
     let before = std::fs::read(&model).unwrap();
     let err = fails_with(bin().args(["train", "--epochs", "2", "--lr", "1e6", "--out"]).arg(&run), &["epoch 1, step"]);
