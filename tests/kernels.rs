@@ -16,37 +16,12 @@ use autocompress::gpu::gemm::{gemm, pack, Bias, Gemm, OutMap, Pack};
 use autocompress::gpu::ops::{self, ConvGeom, PoolGeom};
 use autocompress::gpu::{Gpu, Tensor};
 use common::reference as cpu;
-use common::{gpu, rand_vec};
+use common::{assert_close, gpu, rand_vec};
 
 const BIG: usize = u32::MAX as usize;
 
 // ------------------------------------------------------------------------------- helpers
 
-/// Fails unless every element is finite and max|got − want| ≤ tol · max(max|want|, 1e-30);
-/// the message names the worst element. `tol = 0` asks for bit-for-bit equality (up to ±0).
-#[track_caller]
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} but expected {}", got.len(), want.len());
-    if let Some(i) = got.iter().position(|v| !v.is_finite()) {
-        panic!("{what}: element {i} is {} (expected {}): not written, or overflowed", got[i], want[i]);
-    }
-    let scale = want.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
-    let (mut worst, mut at) = (0.0f32, 0);
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let d = (g - w).abs();
-        if d > worst {
-            worst = d;
-            at = i;
-        }
-    }
-    assert!(
-        worst <= tol * scale,
-        "{what}: element {at} is {} but expected {} (|diff| {worst:e}, {:e} relative to max |want| {scale:e}, tolerance {tol:e})",
-        got[at],
-        want[at],
-        worst / scale
-    );
-}
 
 fn nan_tensor(g: &Gpu, len: usize, label: &str) -> Tensor {
     g.upload(&vec![f32::NAN; len], label).unwrap()
