@@ -115,6 +115,9 @@ struct TrainArgs {
     /// A model described in JSON (overrides --model).
     #[arg(long)]
     model_json: Option<PathBuf>,
+    /// Continue training a saved model (dense or compacted); its zero weights stay zero.
+    #[arg(long, conflicts_with = "model_json")]
+    model_file: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
     #[arg(long)]
@@ -254,7 +257,7 @@ fn snapshot(arch: &Architecture, test_accuracy: f64) -> Result<Snapshot> {
 
 fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
     let t0 = Instant::now();
-    let model_name = a.model_json.as_ref().map_or(a.model.clone(), |p| p.display().to_string());
+    let model_name = a.model_json.as_ref().or(a.model_file.as_ref()).map_or(a.model.clone(), |p| p.display().to_string());
     let mut cfg = defaults(&a.model);
     cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
     cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
@@ -269,23 +272,32 @@ fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
     cfg.validate()?;
 
     let data = load_data(&a.data, a.seed)?;
-    let arch = match &a.model_json {
-        Some(p) => {
-            let arch = Architecture::from_json_file(p)?;
-            if arch.input != data.shape || arch.classes != data.classes {
-                bail!(
-                    "{}: model takes {:?} inputs and {} classes, data set {} has {:?} and {}",
-                    p.display(),
-                    arch.input,
-                    arch.classes,
-                    data.name,
-                    data.shape,
-                    data.classes
-                );
-            }
-            arch
+    let check = |arch: &Architecture, p: &Path| -> Result<()> {
+        if arch.input != data.shape || arch.classes != data.classes {
+            bail!(
+                "{}: model takes {:?} inputs and {} classes, data set {} has {:?} and {}",
+                p.display(),
+                arch.input,
+                arch.classes,
+                data.name,
+                data.shape,
+                data.classes
+            );
         }
-        None => zoo::build(&a.model, data.shape, data.classes)?,
+        Ok(())
+    };
+    let (arch, init) = match (&a.model_json, &a.model_file) {
+        (Some(p), _) => {
+            let arch = Architecture::from_json_file(p)?;
+            check(&arch, p)?;
+            (arch, None)
+        }
+        (None, Some(p)) => {
+            let (arch, w, _) = io::load_model(p)?;
+            check(&arch, p)?;
+            (arch, Some(w))
+        }
+        (None, None) => (zoo::build(&a.model, data.shape, data.classes)?, None),
     };
     let gpu = open_gpu(adapter, progress)?;
     if progress {
@@ -305,7 +317,11 @@ fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
     io::write_json(&a.out.join("config.json"), &serde_json::json!({ "command": "train", "model": model_name, "dataset": data.name, "train": cfg }))?;
     io::write_json(&a.out.join("model.json"), &arch)?;
 
-    let net = Network::new(&gpu, &arch, &Weights::init(&arch, a.seed)?, cfg.batch_size, cfg.weight_decay)?;
+    let mut net = Network::new(&gpu, &arch, init.as_ref().unwrap_or(&Weights::init(&arch, a.seed)?), cfg.batch_size, cfg.weight_decay)?;
+    if let Some(w) = &init {
+        // a pruned model keeps its structure: what is zero now stays zero
+        autocompress::prune::purify::apply_masks(&gpu, &mut net, w)?;
+    }
     let model_path = a.out.join("model.safetensors");
     // Each epoch's model replaces the last one atomically, so an interrupted or diverged run
     // leaves the last good model on disk.
