@@ -152,3 +152,29 @@ fn bad_actions_are_refused() {
     assert!(err(twice).contains("twice"));
     assert!(act("fc2", Scheme::Column, 0.5).validate(&a, 0.5).is_ok());
 }
+
+/// A model file whose kept-column list disagrees with its weight tensor is refused on load.
+#[test]
+fn model_file_with_inconsistent_columns_is_refused() {
+    let mut a = arch();
+    if let Layer::Conv2d { columns, .. } = &mut a.layers[3] {
+        *columns = Some(vec![0, 2, 4, 8]);
+    }
+    let mut w = Weights::init(&a, 1).unwrap();
+    // the weight tensor claims 5 kept columns where the architecture lists 4
+    let t = w.get_mut("conv2.weight").unwrap();
+    t.shape = vec![6, 5];
+    t.data = vec![0.1; 30];
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("architecture".to_string(), serde_json::to_string(&a).unwrap());
+    let views: Vec<(String, safetensors::tensor::TensorView)> = w
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), bytemuck::cast_slice(&t.data)).unwrap()))
+        .collect();
+    let path = std::env::temp_dir().join(format!("autocompress-bad-columns-{}.safetensors", std::process::id()));
+    std::fs::write(&path, safetensors::serialize(views, &Some(meta)).unwrap()).unwrap();
+    let err = format!("{:#}", autocompress::io::load_model(&path).unwrap_err());
+    let _ = std::fs::remove_file(&path);
+    assert!(err.contains("conv2.weight") && err.contains("[6, 5]") && err.contains("[6, 4]"), "{err}");
+}
