@@ -154,7 +154,8 @@ fn hard_prune(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 @compute @workgroup_size(256)
 fn dual_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     for (var i = gid.x; i < du_p.n; i += nwg.x * 256u) {
-        du_u[i] = du_u[i] + (du_w[i] - du_z[i]);
+        // `rho` carries the rescale factor ρ_old/ρ_new of the scaled dual (1 when ρ is fixed)
+        du_u[i] = (du_u[i] + (du_w[i] - du_z[i])) * du_p.rho;
     }
 }
 

@@ -61,6 +61,9 @@ struct PruneArgs {
     rho0: f32,
     #[arg(long, default_value_t = 1.9)]
     rho_growth: f32,
+    /// Keep the scaled dual U as is when ρ grows (default: rescale it by 1/rho-growth).
+    #[arg(long)]
+    no_dual_rescale: bool,
     /// Masked retraining epochs after hard pruning.
     #[arg(long, default_value_t = 3)]
     retrain_epochs: usize,
@@ -410,6 +413,7 @@ fn cmd_prune(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
         updates: a.admm_updates,
         epochs_per_update: a.admm_epochs_per_update,
         retrain_epochs: a.retrain_epochs,
+        rescale_dual: !a.no_dual_rescale,
     };
     ensure!(a.admm_epochs_per_update > 0, "--admm-epochs-per-update must be at least 1");
     ensure!(a.rho0.is_finite() && a.rho0 >= 0.0 && a.rho_growth.is_finite() && a.rho_growth >= 1.0, "--rho0 must be ≥ 0 and --rho-growth ≥ 1");

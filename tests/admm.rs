@@ -352,7 +352,7 @@ fn dual_update_and_penalty_match_reference() {
             (g.upload(&w, "w").unwrap(), g.upload(&z, "z").unwrap(), g.upload(&u, "u").unwrap(), g.upload(&dw, "dw").unwrap());
         let rho = 1.5e-3 * 1.9f32.powi(vi as i32 % 10);
         // The penalty reads U before the dual update changes it.
-        g.run(&[admm::admm_penalty(g, &tw, &tz, &tu, &tdw, rho, &v).unwrap(), admm::dual_update(g, &tw, &tz, &tu, &v).unwrap()]);
+        g.run(&[admm::admm_penalty(g, &tw, &tz, &tu, &tdw, rho, &v).unwrap(), admm::dual_update(g, &tw, &tz, &tu, 1.0, &v).unwrap()]);
         assert_close(&format!("admm_penalty {r}×{c} rho {rho}"), &read(g, &tdw), &cpu::admm_penalty(&dw, &w, &z, &u, rho), 1e-5);
         assert_close(&format!("dual_update {r}×{c}"), &read(g, &tu), &cpu::dual_update(&u, &w, &z), 1e-5);
     }
@@ -437,7 +437,7 @@ fn launchers_reject_out_of_range_arguments() {
     assert!(admm::project(g, &w, None, &groups, &short, None, &v).is_err(), "Z shorter than the view");
     assert!(admm::project(g, &w, None, &groups, &w, Some(&short), &v).is_err(), "M shorter than the view");
     assert!(admm::hard_prune(g, &w, &groups, &short, &v).is_err(), "M shorter than the view");
-    assert!(admm::dual_update(g, &w, &short, &w, &v).is_err(), "Z shorter than the view");
+    assert!(admm::dual_update(g, &w, &short, &w, 1.0, &v).is_err(), "Z shorter than the view");
     assert!(admm::admm_penalty(g, &w, &w, &w, &short, 1.0, &v).is_err(), "dW shorter than the view");
     assert!(admm::admm_penalty(g, &w, &w, &w, &w, f32::NAN, &v).is_err(), "rho not finite");
     assert!(admm::sq_diff_sum(g, &w, &w, &groups, 5, &v).is_err(), "out slot past the end");

@@ -230,11 +230,12 @@ fn elementwise_check(what: &str, n: usize, tensors: &[&Tensor]) -> Result<()> {
     Ok(())
 }
 
-/// U[i] += W[i] − Z[i] over the view's entries.
-pub fn dual_update(gpu: &Gpu, w: &Tensor, z: &Tensor, u: &Tensor, view: &GroupView) -> Result<Dispatch> {
+/// U[i] = (U[i] + W[i] − Z[i]) · rescale over the view's entries. U is the scaled dual λ/ρ, so
+/// when ρ grows by a factor g the consistent update rescales it by 1/g (Boyd et al. §3.4.1).
+pub fn dual_update(gpu: &Gpu, w: &Tensor, z: &Tensor, u: &Tensor, rescale: f32, view: &GroupView) -> Result<Dispatch> {
     elementwise_check("dual_update", view.len(), &[w, z, u])?;
     let k = gpu.kernel(&admm_src(), "dual_update", &[R, R, W], false);
-    gpu.dispatch(&k, &[w, z, u], &Params::new(view), grid1d(view.len(), 256))
+    gpu.dispatch(&k, &[w, z, u], &Params { rho: rescale, ..Params::new(view) }, grid1d(view.len(), 256))
 }
 
 /// dW[i] += rho · (W[i] − Z[i] + U[i]): the gradient of rho/2 · ‖W − Z + U‖². `rho` is baked into

@@ -22,11 +22,14 @@ pub struct AdmmConfig {
     pub updates: usize,
     pub epochs_per_update: usize,
     pub retrain_epochs: usize,
+    /// Rescale the scaled dual U by 1/rho_growth whenever ρ grows, keeping λ = ρU continuous
+    /// (ours: SPEC.md §3 leaves it open; without it λ grows with ρ and W chases a moving Z).
+    pub rescale_dual: bool,
 }
 
 impl Default for AdmmConfig {
     fn default() -> Self {
-        AdmmConfig { rho0: 1.5e-3, rho_growth: 1.9, updates: 10, epochs_per_update: 1, retrain_epochs: 3 }
+        AdmmConfig { rho0: 1.5e-3, rho_growth: 1.9, updates: 10, epochs_per_update: 1, retrain_epochs: 3, rescale_dual: true }
     }
 }
 
@@ -114,7 +117,8 @@ pub fn prune(
             let (w, _) = weight(net, l)?;
             plan.extend(k::projection(gpu, &w, Some(&l.u), &l.norms, &l.keep_mask, &l.z, None, &l.view, l.keep)?);
             plan.push(k::sq_diff_sum(gpu, &w, &l.z, &sums, 2 * i, &l.view)?);
-            plan.push(k::dual_update(gpu, &w, &l.z, &l.u, &l.view)?);
+            let rescale = if admm.rescale_dual { 1.0 / admm.rho_growth } else { 1.0 };
+            plan.push(k::dual_update(gpu, &w, &l.z, &l.u, rescale, &l.view)?);
         }
         gpu.run(&plan);
         let s: Vec<f32> = gpu.read(&sums)?;
