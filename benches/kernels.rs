@@ -16,7 +16,7 @@ fn conv(c: &mut Criterion) {
     for s in shapes() {
         let g = s.g;
         let kept: Vec<u32> = (0..g.crs() as u32).collect();
-        let setup = conv_forward_setup(&gpu, &g, &kept).unwrap();
+        let setup = conv_forward_setup(&gpu, &g, &kept, false).unwrap();
         group.throughput(Throughput::Elements(2 * (g.n * g.k * kept.len() * g.ohw()) as u64));
         group.bench_function(s.name, |bch| {
             bch.iter(|| {

@@ -31,6 +31,8 @@ pub fn shapes() -> Vec<ConvShape> {
 pub struct ConvResult {
     pub shape: String,
     pub variant: String,
+    /// "im2col" (gather, then GEMM) or "implicit" (GEMM reading the input directly).
+    pub algo: String,
     pub n: usize,
     pub c: usize,
     pub h: usize,
@@ -79,7 +81,7 @@ pub struct ConvSetup {
 }
 
 /// Prepares the forward pass of one convolution keeping the columns `kept` (all for dense).
-pub fn conv_forward_setup(gpu: &Gpu, g: &ConvGeom, kept: &[u32]) -> Result<ConvSetup> {
+pub fn conv_forward_setup(gpu: &Gpu, g: &ConvGeom, kept: &[u32], implicit: bool) -> Result<ConvSetup> {
     let kc = kept.len();
     let chunk = conv_chunk(g, kc, (gpu.max_binding_bytes().min(256 << 20) / 4) as usize)?;
     let x = gpu.upload(&pseudo_random(g.n * g.c * g.h * g.w), "x")?;
@@ -89,19 +91,20 @@ pub fn conv_forward_setup(gpu: &Gpu, g: &ConvGeom, kept: &[u32]) -> Result<ConvS
     let sa = gpu.tensor(g.k * kc.next_multiple_of(4), "sa")?;
     let col = gpu.tensor(kc.next_multiple_of(4) * chunk * g.ohwp(), "col")?;
     let tbl = gpu.upload(&ops::column_table(g, kept)?, "tbl")?;
-    let plan = conv_forward(gpu, g, kc, chunk, &tbl, &x, &w, &b, &y, &sa, &col)?;
+    let plan = conv_forward(gpu, g, kc, chunk, &tbl, &x, &w, &b, &y, &sa, (!implicit).then_some(&col))?;
     Ok(ConvSetup { plan, _buffers: vec![x, w, b, y, sa, col, tbl] })
 }
 
 /// Times the forward pass of one convolution keeping the columns `kept` (all for dense).
-pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, kept: &[u32], reps: usize) -> Result<ConvResult> {
+pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, kept: &[u32], reps: usize, implicit: bool) -> Result<ConvResult> {
     let kc = kept.len();
-    let plan = conv_forward_setup(gpu, g, kept)?.plan;
+    let plan = conv_forward_setup(gpu, g, kept, implicit)?.plan;
     let ms = time_plan(gpu, &plan, reps)?;
     let flops = 2 * (g.n * g.k * kc * g.ohw()) as u64;
     Ok(ConvResult {
         shape: name.to_string(),
         variant: variant.to_string(),
+        algo: if implicit { "implicit" } else { "im2col" }.to_string(),
         n: g.n,
         c: g.c,
         h: g.h,

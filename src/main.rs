@@ -186,6 +186,27 @@ struct BenchArgs {
     /// Also time the backward pass of every variant.
     #[arg(long)]
     backward: bool,
+    /// Convolution algorithm(s) to time: im2col (gather, then GEMM), implicit (a GEMM that reads
+    /// the input directly), or both.
+    #[arg(long, value_enum, default_value = "both")]
+    algo: ConvAlgo,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConvAlgo {
+    Im2col,
+    Implicit,
+    Both,
+}
+
+impl ConvAlgo {
+    fn implicit_choices(self) -> Vec<bool> {
+        match self {
+            ConvAlgo::Im2col => vec![false],
+            ConvAlgo::Implicit => vec![true],
+            ConvAlgo::Both => vec![false, true],
+        }
+    }
 }
 
 fn main() {
@@ -490,38 +511,48 @@ fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
             continue;
         }
         let dense: Vec<u32> = (0..s.g.crs() as u32).collect();
-        let mut base = bench::conv_forward_bench(&gpu, s.name, "dense", &s.g, &dense, a.reps)?;
-        if a.backward {
-            base.backward_ms = Some(bench::conv_backward_ms(&gpu, &s.g, &dense, a.reps)?);
-        }
-        let mut rows = vec![];
-        for &factor in &a.factors {
-            for (variant, g, kept) in bench::variants(&s.g, factor) {
-                let mut r = bench::conv_forward_bench(&gpu, s.name, variant, &g, &kept, a.reps)?;
-                r.factor = factor;
-                r.speedup = Some(base.ms / r.ms);
-                if a.backward {
-                    r.backward_ms = Some(bench::conv_backward_ms(&gpu, &g, &kept, a.reps)?);
-                }
-                rows.push(r);
+        for implicit in a.algo.implicit_choices() {
+            let mut base = bench::conv_forward_bench(&gpu, s.name, "dense", &s.g, &dense, a.reps, implicit)?;
+            if a.backward {
+                base.backward_ms = Some(bench::conv_backward_ms(&gpu, &s.g, &dense, a.reps)?);
             }
-        }
-        for r in std::iter::once(&base).chain(&rows) {
-            if a.json {
-                println!("{}", serde_json::to_string(r)?);
-            } else {
-                let extra = match (r.speedup, r.backward_ms) {
-                    (Some(sp), bw) => format!(
-                        "  {}× fewer FLOPs: speedup {sp:.2} (÷ {} = {:.2}){}",
-                        r.factor,
-                        r.factor,
-                        sp / r.factor as f64,
-                        bw.map_or(String::new(), |b| format!(", backward {b:.1} ms ({:.2}×)", base.backward_ms.unwrap_or(b) / b))
-                    ),
-                    (None, Some(b)) => format!("  backward {b:.1} ms"),
-                    (None, None) => String::new(),
-                };
-                println!("{:<12} {:<7} {:>9.3} ms {:>7.2} GFLOP/s  ({} MFLOP){extra}", r.shape, r.variant, r.ms, r.gflops, r.flops / 1_000_000);
+            let mut rows = vec![];
+            for &factor in &a.factors {
+                for (variant, g, kept) in bench::variants(&s.g, factor) {
+                    let mut r = bench::conv_forward_bench(&gpu, s.name, variant, &g, &kept, a.reps, implicit)?;
+                    r.factor = factor;
+                    r.speedup = Some(base.ms / r.ms);
+                    if a.backward {
+                        r.backward_ms = Some(bench::conv_backward_ms(&gpu, &g, &kept, a.reps)?);
+                    }
+                    rows.push(r);
+                }
+            }
+            for r in std::iter::once(&base).chain(&rows) {
+                if a.json {
+                    println!("{}", serde_json::to_string(r)?);
+                } else {
+                    let extra = match (r.speedup, r.backward_ms) {
+                        (Some(sp), bw) => format!(
+                            "  {}× fewer FLOPs: speedup {sp:.2} (÷ {} = {:.2}){}",
+                            r.factor,
+                            r.factor,
+                            sp / r.factor as f64,
+                            bw.map_or(String::new(), |b| format!(", backward {b:.1} ms ({:.2}×)", base.backward_ms.unwrap_or(b) / b))
+                        ),
+                        (None, Some(b)) => format!("  backward {b:.1} ms"),
+                        (None, None) => String::new(),
+                    };
+                    println!(
+                        "{:<12} {:<7} {:<8} {:>9.3} ms {:>7.2} GFLOP/s  ({} MFLOP){extra}",
+                        r.shape,
+                        r.variant,
+                        r.algo,
+                        r.ms,
+                        r.gflops,
+                        r.flops / 1_000_000
+                    );
+                }
             }
         }
     }

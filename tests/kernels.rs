@@ -114,6 +114,13 @@ fn pack_dy(g: &ConvGeom, n0: usize, chunk: usize, rp: usize) -> Pack {
 /// y (N, K, OH, OW) = conv(x, w) + bias: im2col, pack(W [K][kc] → [K][kcp]), then the GEMM with
 /// the NCHW output map, `chunk` images at a time, all recorded into one submission.
 fn gpu_conv_forward(g: &Gpu, x: &[f32], w: &[f32], bias: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<f32> {
+    conv_forward_with(g, x, w, bias, geo, kept, chunk, false)
+}
+
+/// The convolution forward through explicit im2col + GEMM, or the implicit GEMM of
+/// conv_gemm.wgsl that reads the columns straight from x.
+#[allow(clippy::too_many_arguments)]
+fn conv_forward_with(g: &Gpu, x: &[f32], w: &[f32], bias: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize, implicit: bool) -> Vec<f32> {
     let (kc, ohw, ohwp) = (kept.len(), geo.ohw(), geo.ohwp());
     let kcp = kc.next_multiple_of(4);
     let tx = g.upload(x, "x").unwrap();
@@ -127,6 +134,10 @@ fn gpu_conv_forward(g: &Gpu, x: &[f32], w: &[f32], bias: &[f32], geo: &ConvGeom,
     for n0 in (0..geo.n).step_by(chunk) {
         let c = chunk.min(geo.n - n0);
         let np = c * ohwp;
+        if implicit {
+            plan.push(autocompress::gpu::gemm::conv_gemm(g, geo, kc, n0, c, &pw, &tx, &tbl, &tb, &y).unwrap());
+            continue;
+        }
         plan.push(ops::im2col(g, &tx, &tbl, &col, geo, kc, n0, c, false).unwrap());
         let gm = Gemm { a: &pw, a_off: 0, b: &col, b_off: 0, m: geo.k, n: np, kp: kcp, np };
         let out = OutMap { off: n0 * geo.k * ohw, rs: ohw, bs: geo.k * ohw, cs: 1, n_inner: ohwp, n_valid: ohw, accumulate: false };
@@ -197,6 +208,26 @@ fn conv_forward_matches_reference() {
         let got = gpu_conv_forward(g, &x, &w, &bias, &geo, &all_columns(&geo), chunk);
         let want = cpu::conv2d_forward(&x, &w, Some(&bias), &geo);
         assert_close(&format!("conv forward {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
+    }
+}
+
+#[test]
+fn implicit_gemm_conv_forward_matches_reference() {
+    let Some(g) = gpu() else { return };
+    for (i, (geo, chunk)) in conv_cases().into_iter().enumerate() {
+        let seed = 150 + 10 * i as u64;
+        let x = rand_vec(geo.n * geo.c * geo.h * geo.w, seed);
+        let w = rand_vec(geo.k * geo.crs(), seed + 1);
+        let bias = rand_vec(geo.k, seed + 2);
+        let got = conv_forward_with(g, &x, &w, &bias, &geo, &all_columns(&geo), chunk, true);
+        let want = cpu::conv2d_forward(&x, &w, Some(&bias), &geo);
+        assert_close(&format!("implicit conv forward {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
+        // a column-pruned layer: every third kept column, against the dense path with zeros
+        let kept: Vec<u32> = (0..geo.crs() as u32).step_by(3).collect();
+        let wk: Vec<f32> = (0..geo.k).flat_map(|r| kept.iter().map(move |&j| (r, j))).map(|(r, j)| w[r * geo.crs() + j as usize]).collect();
+        let got = conv_forward_with(g, &x, &wk, &bias, &geo, &kept, chunk, true);
+        let want = conv_forward_with(g, &x, &wk, &bias, &geo, &kept, chunk, false);
+        assert_close(&format!("implicit pruned conv forward {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
     }
 }
 

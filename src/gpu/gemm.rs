@@ -42,13 +42,22 @@ impl Tile {
         Tile { tm, ..base }
     }
 
-    pub fn source(&self) -> Source {
-        let text = include_str!("../../shaders/gemm.wgsl")
+    /// The implicit-GEMM convolution (shaders/conv_gemm.wgsl) with this tile.
+    pub fn conv_source(&self) -> Source {
+        self.fill("conv_gemm", include_str!("../../shaders/conv_gemm.wgsl"))
+    }
+
+    fn fill(&self, family: &'static str, text: &str) -> Source {
+        let text = text
             .replace("{{TM}}", &self.tm.to_string())
             .replace("{{TN4}}", &self.tn4.to_string())
             .replace("{{WX}}", &self.wx.to_string())
             .replace("{{WY}}", &self.wy.to_string());
-        Source::new("gemm", &text)
+        Source::new(family, &text)
+    }
+
+    pub fn source(&self) -> Source {
+        self.fill("gemm", include_str!("../../shaders/gemm.wgsl"))
     }
 }
 
@@ -273,4 +282,49 @@ pub fn pack(gpu: &Gpu, src: &Tensor, dst: &Tensor, p: &Pack) -> Result<Dispatch>
         ],
     };
     gpu.dispatch(&k, &[src, dst], &params, grid1d(p.rp * p.cp, 256))
+}
+
+/// Convolution forward as an implicit GEMM (shaders/conv_gemm.wgsl) for images n0..n0+chunk:
+/// `w` is the packed A operand [K][kcp], `tbl` the column table of conv2d.wgsl.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_gemm(
+    gpu: &Gpu,
+    g: &super::ops::ConvGeom,
+    kc: usize,
+    n0: usize,
+    chunk: usize,
+    w: &Tensor,
+    x: &Tensor,
+    tbl: &Tensor,
+    bias: &Tensor,
+    y: &Tensor,
+) -> Result<Dispatch> {
+    let (kcp, ohw, ohwp) = (kc.next_multiple_of(4), g.ohw(), g.ohwp());
+    let n = chunk * ohwp;
+    ensure!(chunk > 0 && n0 + chunk <= g.n, "conv_gemm chunk out of range");
+    ensure!(g.k * kcp <= w.len && bias.len >= g.k && tbl.len >= kc, "conv_gemm weights, bias or table too short");
+    ensure!((n0 + chunk) * g.c * g.h * g.w <= x.len && (n0 + chunk) * g.k * ohw <= y.len, "conv_gemm input or output too short");
+    ensure!(x.len < (1 << 31), "conv_gemm indexes its input with 32-bit signed offsets");
+    let (cols, rows, tile) = tiles(g.k, n);
+    let k = gpu.kernel(&tile.conv_source(), "conv_gemm", &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite], true);
+    let p = [
+        g.k,
+        n,
+        kcp / 4,
+        kc,
+        n0 * g.k * ohw,
+        ohw,
+        g.k * ohw,
+        ohwp,
+        g.ow(),
+        g.h * g.w,
+        g.w,
+        g.h,
+        g.c * g.h * g.w,
+        g.stride,
+        g.pad,
+        n0,
+    ]
+    .map(|v| v as u32);
+    gpu.dispatch(&k, &[w, x, tbl, bias, y], &p, [cols as u32, rows as u32, 1])
 }

@@ -7,7 +7,7 @@ use anyhow::{ensure, Context, Result};
 
 use super::graph::{Architecture, Layer, Shape};
 use super::weights::{NamedTensor, Weights};
-use crate::gpu::gemm::{gemm, gemm_split_k, pack, split_count, Bias, Gemm, OutMap, Pack};
+use crate::gpu::gemm::{conv_gemm, gemm, gemm_split_k, pack, split_count, Bias, Gemm, OutMap, Pack};
 use crate::gpu::ops::{self, ConvGeom, PoolGeom, LOSS_RING};
 use crate::gpu::{record, Dispatch, Gpu, Tensor};
 
@@ -445,9 +445,10 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     // When the whole batch is one chunk, the layer keeps its forward columns for the weight
     // gradient instead of gathering them again.
     let own_col = if chunk == g.n { Some(gpu.tensor(kcp * g.n * ohwp, "layer columns")?) } else { None };
-    let fcol = own_col.as_ref().unwrap_or(io.col);
 
-    let f = conv_forward(gpu, g, kc, chunk, &tbl, io.x, &w.w, &b.w, io.y, io.sa, fcol)?;
+    // Layers that keep their columns gather them in the forward pass; chunked layers use the
+    // implicit GEMM and gather columns only for the weight gradient.
+    let f = conv_forward(gpu, g, kc, chunk, &tbl, io.x, &w.w, &b.w, io.y, io.sa, own_col.as_ref())?;
     let mut bw = vec![ops::channel_sum(gpu, io.dy, &b.g, g.n, g.k, ohw, false)?];
     if io.dx.is_some() {
         bw.push(pack(gpu, &w.w, io.sa, &Pack::matrix(kc, g.k, 1, kc, false))?);
@@ -510,8 +511,9 @@ pub fn conv_chunk(g: &ConvGeom, kc: usize, budget: usize) -> Result<usize> {
     Ok((budget / per_image).clamp(1, g.n))
 }
 
-/// Forward dispatches of one convolution: pack W to [K][kcp] in `sa`, then per chunk of images
-/// im2col into `col` and one GEMM writing NCHW output with the bias.
+/// Forward dispatches of one convolution: pack W to [K][kcp] in `sa` (unless aligned already),
+/// then per chunk of images either im2col into `col` and one GEMM (explicit), or, with no `col`,
+/// one implicit GEMM that reads the input directly. Both write NCHW output with the bias.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_forward(
     gpu: &Gpu,
@@ -524,11 +526,18 @@ pub fn conv_forward(
     b: &Tensor,
     y: &Tensor,
     sa: &Tensor,
-    col: &Tensor,
+    col: Option<&Tensor>,
 ) -> Result<Vec<Dispatch>> {
     let (kcp, ohw, ohwp) = (kc.next_multiple_of(4), g.ohw(), g.ohwp());
     let mut f = Vec::new();
     let wa = operand(gpu, w, &Pack::matrix(g.k, kc, kc, 1, false), sa, &mut f)?;
+    let Some(col) = col else {
+        // implicit GEMM: no column buffer, the kernel reads the receptive fields from x
+        for n0 in (0..g.n).step_by(chunk) {
+            f.push(conv_gemm(gpu, g, kc, n0, chunk.min(g.n - n0), wa, x, tbl, b, y)?);
+        }
+        return Ok(f);
+    };
     for n0 in (0..g.n).step_by(chunk) {
         let cols = chunk.min(g.n - n0) * ohwp;
         f.push(ops::im2col(gpu, x, tbl, col, g, kc, n0, chunk.min(g.n - n0), false)?);

@@ -1,0 +1,100 @@
+// Convolution forward as an implicit GEMM: Y = W · col(X) where the columns of col(X) are read
+// straight from X instead of being gathered into a buffer first. Removing output filters
+// (filter pruning) then shrinks all of the work, not only the GEMM.
+//
+// A = W packed [K][KP] as vec4 (zero past kc); the virtual B row j is kept column tbl[j]
+// = c << 16 | r << 8 | s (see conv2d.wgsl); B column n is pixel n % ohwp of image n / ohwp of
+// the chunk starting at image n0. Each thread owns TM filters × 4·TN4 pixels, precomputes where
+// each of its pixels' receptive fields starts, and per kept column loads one input value per
+// pixel (zero outside the image). Y is NCHW; bias is added per filter.
+
+struct Params {
+    m: u32, n: u32, kp4: u32, kc: u32,
+    c_off: u32, ohw: u32, c_bs: u32, ohwp: u32,
+    ow: u32, hw: u32, w: u32, h: u32,
+    chw: u32, stride: u32, pad: u32, n0: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> tbl: array<u32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const TM: u32 = {{TM}}u;
+const TN4: u32 = {{TN4}}u;
+const WX: u32 = {{WX}}u;
+const WY: u32 = {{WY}}u;
+
+@compute @workgroup_size(WX, WY)
+fn conv_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    var acc: array<array<vec4<f32>, TN4>, TM>;
+    var arow: array<u32, TM>;
+    var base: array<vec4<i32>, TN4>; // x index of each pixel's (c, r, s) = (0, 0, 0) tap
+    var ih0: array<vec4<i32>, TN4>;  // its top input row; far negative for padding columns
+    var iw0: array<vec4<i32>, TN4>;
+    let row0 = wg.y * WY * TM + lid.y * TM;
+    let col0 = wg.x * WX * TN4 + lid.x;
+    for (var i = 0u; i < TM; i++) {
+        arow[i] = min(row0 + i, p.m - 1u) * p.kp4;
+    }
+    for (var j = 0u; j < TN4; j++) {
+        for (var q = 0u; q < 4u; q++) {
+            let n = (col0 + j * WX) * 4u + q;
+            let img = udiv(n, p.ohwp);
+            let pix = n - img * p.ohwp;
+            let oh = udiv(pix, p.ow);
+            let ih = i32(oh * p.stride) - i32(p.pad);
+            let iw = i32((pix - oh * p.ow) * p.stride) - i32(p.pad);
+            let valid = n < p.n && pix < p.ohw;
+            ih0[j][q] = select(-1000000, ih, valid);
+            iw0[j][q] = iw;
+            base[j][q] = i32((p.n0 + img) * p.chw) + ih * i32(p.w) + iw;
+        }
+    }
+    for (var k4 = 0u; k4 < p.kp4; k4++) {
+        var bv: array<array<vec4<f32>, TN4>, 4>;
+        for (var kk = 0u; kk < 4u; kk++) {
+            let jcol = k4 * 4u + kk;
+            if (jcol >= p.kc) { break; }
+            let e = tbl[jcol];
+            let r = i32((e >> 8u) & 255u);
+            let s = i32(e & 255u);
+            let koff = i32((e >> 16u) * p.hw) + r * i32(p.w) + s;
+            for (var j = 0u; j < TN4; j++) {
+                let ih = ih0[j] + vec4<i32>(r);
+                let iw = iw0[j] + vec4<i32>(s);
+                let inside = (ih >= vec4<i32>(0)) & (ih < vec4<i32>(i32(p.h))) & (iw >= vec4<i32>(0)) & (iw < vec4<i32>(i32(p.w)));
+                let at = base[j] + vec4<i32>(koff);
+                var v = vec4<f32>(0.0);
+                for (var q = 0u; q < 4u; q++) {
+                    if (inside[q]) { v[q] = x[u32(at[q])]; }
+                }
+                bv[kk][j] = v;
+            }
+        }
+        for (var i = 0u; i < TM; i++) {
+            let av = a[arow[i] + k4];
+            for (var j = 0u; j < TN4; j++) {
+                acc[i][j] = acc[i][j] + av.x * bv[0][j] + av.y * bv[1][j] + av.z * bv[2][j] + av.w * bv[3][j];
+            }
+        }
+    }
+    for (var i = 0u; i < TM; i++) {
+        let m = row0 + i;
+        if (m >= p.m) { break; }
+        let b = bias[m];
+        for (var j = 0u; j < TN4; j++) {
+            // ohwp is a multiple of 4, so a vec4 of columns never straddles two images
+            let nb = (col0 + j * WX) * 4u;
+            let img = udiv(nb, p.ohwp);
+            let pix0 = nb - img * p.ohwp;
+            let out = p.c_off + m * p.ohw + img * p.c_bs;
+            for (var q = 0u; q < 4u; q++) {
+                if (nb + q >= p.n || pix0 + q >= p.ohw) { continue; }
+                y[out + pix0 + q] = acc[i][j][q] + b;
+            }
+        }
+    }
+}
