@@ -37,10 +37,10 @@ fn every_shader_parses_and_validates() {
         if name == "common.wgsl" {
             continue; // prepended to, and validated with, every other shader
         }
-        if name == "gemm.wgsl" {
-            // A template: validated below through the placeholders' every instantiation.
+        if name == "gemm.wgsl" || name == "conv_gemm.wgsl" {
+            // Templates: validated through the tile shapes their launchers fill in.
             for tile in [Tile::DEFAULT, Tile::NARROW, Tile::for_shape(50, 4096), Tile::for_shape(3, 8)] {
-                let src = tile.source();
+                let src = if name == "gemm.wgsl" { tile.source() } else { tile.conv_source() };
                 if src.text.contains("{{") {
                     failures.push(format!("{name} with {tile:?}: a placeholder was left unfilled"));
                 } else if let Err(e) = validate(&format!("{name} {tile:?}"), &src.text) {
@@ -50,7 +50,7 @@ fn every_shader_parses_and_validates() {
             continue;
         }
         if text.contains("{{") {
-            failures.push(format!("{name}: contains a '{{{{' template placeholder, but only gemm.wgsl is filled in by its launcher"));
+            failures.push(format!("{name}: contains a '{{{{' template placeholder, but only gemm.wgsl and conv_gemm.wgsl are filled in by their launchers"));
             continue;
         }
         // Launchers prepend common.wgsl (helpers such as `udiv`) to every shader.
@@ -62,15 +62,17 @@ fn every_shader_parses_and_validates() {
     assert!(failures.is_empty(), "{} shader(s) failed:\n{}", failures.len(), failures.join("\n\n"));
 }
 
-/// The template's placeholders are exactly the ones `Tile::source` fills.
+/// The templates' placeholders are exactly the ones `Tile` fills.
 #[test]
 fn gemm_template_placeholders_are_known() {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/gemm.wgsl")).unwrap();
-    let mut rest = text.as_str();
-    while let Some(i) = rest.find("{{") {
-        let j = rest[i..].find("}}").map(|j| i + j + 2).expect("unclosed '{{' in gemm.wgsl");
-        let key = &rest[i..j];
-        assert!(["{{TM}}", "{{TN4}}", "{{WX}}", "{{WY}}"].contains(&key), "unknown placeholder {key} in gemm.wgsl");
-        rest = &rest[j..];
+    for file in ["gemm.wgsl", "conv_gemm.wgsl"] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders").join(file)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("{{") {
+            let j = rest[i..].find("}}").map(|j| i + j + 2).expect("unclosed '{{'");
+            let key = &rest[i..j];
+            assert!(["{{TM}}", "{{TN4}}", "{{WX}}", "{{WY}}"].contains(&key), "unknown placeholder {key} in {file}");
+            rest = &rest[j..];
+        }
     }
 }
