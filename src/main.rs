@@ -387,7 +387,7 @@ fn cmd_eval(a: EvalArgs, adapter: Option<&str>) -> Result<()> {
     }
     let (arch, weights, data) = load_model_and_data(&a.model_file, &a.data, a.seed)?;
     let gpu = open_gpu(adapter, false)?;
-    let net = Network::new(&gpu, &arch, &weights, a.batch_size, 0.0)?;
+    let net = Network::inference(&gpu, &arch, &weights, a.batch_size)?;
     let (loss, acc) = train::evaluate(&gpu, &net, &data.test)?;
     let c = count(&arch)?;
     println!(
@@ -461,7 +461,7 @@ fn cmd_prune(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
     let (carch, cw, _) = compact(&arch, &masked_w)?;
 
     // The compacted model must compute what the masked one does (SPEC.md §6).
-    let cnet = Network::new(&gpu, &carch, &cw, cfg.batch_size, cfg.weight_decay)?;
+    let cnet = Network::inference(&gpu, &carch, &cw, cfg.batch_size)?;
     let max_rel_diff = compare_outputs(&gpu, &net, &cnet, &data.test)?;
     let (_, final_acc) = train::evaluate(&gpu, &cnet, &data.test)?;
     let fin = snapshot(&carch, final_acc)?;

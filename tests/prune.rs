@@ -49,7 +49,8 @@ fn prune(w: &mut Weights, layer: &str, cols: usize, rows: &[usize], columns: &[u
 
 fn logits(arch: &Architecture, w: &Weights, images: &[f32], n: usize) -> Vec<f32> {
     let g = gpu().unwrap();
-    let net = Network::new(g, arch, w, n, 0.0).unwrap();
+    // the inference network runs every conv as an implicit GEMM, the training one via im2col
+    let net = if arch.name.ends_with("inference") { Network::inference(g, arch, w, n) } else { Network::new(g, arch, w, n, 0.0) }.unwrap();
     let labels = vec![0u32; n];
     net.load_batch(g, images, &labels).unwrap();
     net.eval_step(g, n);
@@ -98,6 +99,9 @@ fn compacted_model_computes_what_the_masked_model_does() {
         let got = logits(&carch, &cw, &images, n);
         let e = max_rel_err(&got, &want);
         assert!(e <= 1e-4, "{label}: compacted vs masked max rel diff {e}");
+        let inf = Architecture { name: "compacted-inference".into(), ..carch.clone() };
+        let e_inf = max_rel_err(&logits(&inf, &cw, &images, n), &want);
+        assert!(e_inf <= 1e-4, "{label}: compacted (implicit GEMM) vs masked max rel diff {e_inf}");
         // purification step 2 on top must keep outputs too (it only removes dead paths)
         let mut p = w.clone();
         unused_paths(&nodes(&a).unwrap(), &mut p).unwrap();

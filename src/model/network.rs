@@ -80,6 +80,18 @@ impl Network {
     /// As `new`, with at most `budget` elements per im2col buffer: convolutions whose batch does
     /// not fit run in chunks of images (and recompute their columns for the weight gradient).
     pub fn with_column_budget(gpu: &Gpu, arch: &Architecture, weights: &Weights, batch: usize, weight_decay: f32, budget: usize) -> Result<Network> {
+        Network::build(gpu, arch, weights, batch, weight_decay, budget, true)
+    }
+
+    /// A network for evaluation: every convolution runs as an implicit GEMM, so no layer keeps
+    /// a column buffer and filter-pruned layers save their whole share of the work. (It can
+    /// still compute gradients, gathering columns only then.)
+    pub fn inference(gpu: &Gpu, arch: &Architecture, weights: &Weights, batch: usize) -> Result<Network> {
+        let budget = (gpu.max_binding_bytes().min(256 << 20) / 4) as usize;
+        Network::build(gpu, arch, weights, batch, 0.0, budget, false)
+    }
+
+    fn build(gpu: &Gpu, arch: &Architecture, weights: &Weights, batch: usize, weight_decay: f32, budget: usize, keep_columns: bool) -> Result<Network> {
         ensure!(batch > 0, "batch size must be positive");
         weights.check(arch)?;
         let shapes = arch.shapes()?;
@@ -140,7 +152,7 @@ impl Network {
             } else {
                 (None, None)
             };
-            let io = LayerIo { x, y: &acts[i], dy: &grads[i], dx, w, b, sa: &sa, sb: &sb, col: &col, part: &part };
+            let io = LayerIo { x, y: &acts[i], dy: &grads[i], dx, w, b, sa: &sa, sb: &sb, col: &col, part: &part, keep_columns };
             let (f, bw, k) = plan.build(gpu, &io).with_context(|| format!("preparing layer {i}"))?;
             net_forward.extend(f);
             // backward runs in reverse layer order
@@ -337,6 +349,8 @@ struct LayerIo<'a> {
     sb: &'a Tensor,
     col: &'a Tensor,
     part: &'a Tensor,
+    /// Conv layers that fit in one chunk keep their forward columns for the weight gradient.
+    keep_columns: bool,
 }
 
 /// A layer's geometry for this batch, decided before any buffer exists so scratch can be sized.
@@ -444,7 +458,7 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     let tbl = gpu.upload(&ops::column_table(g, kept)?, "column table")?;
     // When the whole batch is one chunk, the layer keeps its forward columns for the weight
     // gradient instead of gathering them again.
-    let own_col = if chunk == g.n { Some(gpu.tensor(kcp * g.n * ohwp, "layer columns")?) } else { None };
+    let own_col = if io.keep_columns && chunk == g.n { Some(gpu.tensor(kcp * g.n * ohwp, "layer columns")?) } else { None };
 
     // Layers that keep their columns gather them in the forward pass; chunked layers use the
     // implicit GEMM and gather columns only for the weight gradient.
