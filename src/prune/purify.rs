@@ -33,6 +33,8 @@ pub struct Removed {
     pub layer: String,
     pub filters: usize,
     pub columns: usize,
+    /// Input channels none of whose columns remain.
+    pub channels: usize,
     pub params: usize,
 }
 
@@ -72,10 +74,12 @@ fn removed(nodes: &[Node], before: &Weights, after: &Weights) -> Result<Vec<Remo
         let (vb, va) = (View { node: n, w: wb, b: bb }, View { node: n, w: wa, b: ba });
         let filters = (0..n.rows).filter(|&r| va.row_removed(r) && !vb.row_removed(r)).count();
         let columns = (0..n.cols()).filter(|&j| va.col_zero(j) && !vb.col_zero(j)).count();
+        let channel_gone = |v: &View, ch: usize| (0..n.cols()).filter(|&j| n.dense_col(j) / n.per_channel == ch).all(|j| v.col_zero(j));
+        let channels = (0..n.channels).filter(|&ch| channel_gone(&va, ch) && !channel_gone(&vb, ch)).count();
         let z = |w: &[f32], b: &[f32]| w.iter().chain(b).filter(|&&x| x == 0.0).count();
         let params = z(wa, ba) - z(wb, bb);
         if filters + columns + params > 0 {
-            out.push(Removed { layer: n.name.clone(), filters, columns, params });
+            out.push(Removed { layer: n.name.clone(), filters, columns, channels, params });
         }
     }
     Ok(out)
