@@ -4,13 +4,6 @@ mod common;
 use autocompress::model::{Architecture, Layer, Network, Weights};
 use common::*;
 
-fn conv(name: &str, filters: usize, kernel: usize, stride: usize, padding: usize) -> Layer {
-    Layer::Conv2d { name: name.into(), filters, kernel, stride, padding, columns: None }
-}
-fn linear(name: &str, units: usize) -> Layer {
-    Layer::Linear { name: name.into(), units, columns: None }
-}
-
 fn loss(net: &Network, g: &autocompress::gpu::Gpu, valid: usize) -> f64 {
     net.reset_metrics(g);
     net.eval_step(g, valid);

@@ -10,7 +10,6 @@ use autocompress::prune::topology::nodes;
 use common::*;
 
 fn arch() -> Architecture {
-    let conv = |name: &str, filters, kernel, stride, padding| Layer::Conv2d { name: name.into(), filters, kernel, stride, padding, columns: None };
     Architecture {
         name: "small".into(),
         input: [3, 9, 9],
@@ -22,9 +21,9 @@ fn arch() -> Architecture {
             conv("conv2", 6, 3, 1, 1),
             Layer::Relu,
             Layer::Flatten,
-            Layer::Linear { name: "fc1".into(), units: 9, columns: None },
+            linear("fc1", 9),
             Layer::Relu,
-            Layer::Linear { name: "fc2".into(), units: 5, columns: None },
+            linear("fc2", 5),
         ],
     }
 }

@@ -24,6 +24,16 @@ pub fn gpu() -> Option<&'static Gpu> {
     .as_ref()
 }
 
+/// A dense conv2d layer for hand-written test models.
+pub fn conv(name: &str, filters: usize, kernel: usize, stride: usize, padding: usize) -> autocompress::model::Layer {
+    autocompress::model::Layer::Conv2d { name: name.into(), filters, kernel, stride, padding, columns: None }
+}
+
+/// A dense linear layer for hand-written test models.
+pub fn linear(name: &str, units: usize) -> autocompress::model::Layer {
+    autocompress::model::Layer::Linear { name: name.into(), units, columns: None }
+}
+
 pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
     let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     (0..n).map(|_| r.gen_range(-1.0f32..1.0)).collect()
