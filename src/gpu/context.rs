@@ -193,9 +193,4 @@ impl Gpu {
             .map(|_| ())
             .map_err(|e| anyhow!("GPU poll failed: {e}"))
     }
-
-    /// Copies `len` elements between tensors, recorded into `enc`.
-    pub fn copy(enc: &mut wgpu::CommandEncoder, src: &Tensor, src_at: usize, dst: &Tensor, dst_at: usize, len: usize) {
-        enc.copy_buffer_to_buffer(&src.buf, (src_at * 4) as u64, &dst.buf, (dst_at * 4) as u64, (len * 4) as u64);
-    }
 }

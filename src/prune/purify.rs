@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::topology::{nodes, Node};
 use crate::data::Data;
+use crate::gpu::admm::{self, GroupView, Scheme};
 use crate::gpu::Gpu;
 use crate::model::{Network, Weights};
 use crate::train::evaluate;
@@ -85,39 +86,57 @@ fn removed(nodes: &[Node], before: &Weights, after: &Weights) -> Result<Vec<Remo
     Ok(out)
 }
 
-/// Step 1 on host weights: zero the rows and columns that the thresholds remove.
-fn threshold(nodes: &[Node], w: &mut Weights, cfg: &PurifyConfig, sigma: f32) -> Result<()> {
-    for (i, n) in nodes.iter().enumerate() {
-        let classifier = i + 1 == nodes.len();
+/// Per-group (zero count, L2 norm) of every layer's rows and columns, computed on the GPU by
+/// `group_stats` (shaders/purify.wgsl) from the network's current weights.
+struct Stats {
+    rows: Vec<f32>,
+    cols: Vec<f32>,
+}
+
+fn group_stats(gpu: &Gpu, net: &Network, nodes: &[Node]) -> Result<Vec<Stats>> {
+    let mut out = Vec::new();
+    for n in nodes {
+        let w = &net.param(&format!("{}.weight", n.name))?.w;
+        let mut pair = Vec::new();
+        for scheme in [Scheme::Filter, Scheme::Column] {
+            let view = GroupView::new(n.rows, n.cols(), scheme);
+            let t = gpu.tensor(2 * view.groups(), "group stats")?;
+            gpu.run(&[admm::group_stats(gpu, w, &t, &view)?]);
+            pair.push(gpu.read::<f32>(&t)?);
+        }
+        let cols = pair.pop().unwrap_or_default();
+        let rows = pair.pop().unwrap_or_default();
+        out.push(Stats { rows, cols });
+    }
+    Ok(out)
+}
+
+/// Groups to remove: (emptiness ≥ eta and norm < sigma·mean) or norm < sigma_min·mean, where
+/// mean is over the layer's non-zero groups. `stats` holds (zero count, norm) per group.
+fn weak_groups(stats: &[f32], group_len: usize, cfg: &PurifyConfig, sigma: f32) -> Vec<usize> {
+    let live: Vec<f32> = stats.chunks(2).map(|s| s[1]).filter(|&x| x > 0.0).collect();
+    if live.is_empty() {
+        return Vec::new();
+    }
+    let mean = live.iter().sum::<f32>() / live.len() as f32;
+    stats
+        .chunks(2)
+        .enumerate()
+        .filter(|(_, s)| {
+            let (empty, norm) = (s[0] / group_len.max(1) as f32, s[1]);
+            norm > 0.0 && ((empty >= cfg.eta && norm < sigma * mean) || norm < cfg.sigma_min * mean)
+        })
+        .map(|(g, _)| g)
+        .collect()
+}
+
+/// Step 1 on host weights: zero the rows (with their biases) and columns the thresholds remove.
+/// The classifier's rows are its classes and stay.
+fn threshold(nodes: &[Node], stats: &[Stats], w: &mut Weights, cfg: &PurifyConfig, sigma: f32) -> Result<()> {
+    for (i, (n, st)) in nodes.iter().zip(stats).enumerate() {
         let cols = n.cols();
-        let wt = w.get(&format!("{}.weight", n.name))?.data.clone();
-        let group = |g: usize, rows: bool| -> (f32, f32) {
-            let it: Box<dyn Iterator<Item = f32>> =
-                if rows { Box::new(wt[g * cols..(g + 1) * cols].iter().copied()) } else { Box::new((0..n.rows).map(|r| wt[r * cols + g])) };
-            let (mut zero, mut sq, mut len) = (0usize, 0f64, 0usize);
-            for x in it {
-                zero += (x == 0.0) as usize;
-                sq += (x as f64) * (x as f64);
-                len += 1;
-            }
-            (zero as f32 / len.max(1) as f32, sq.sqrt() as f32)
-        };
-        let decide = |count: usize, rows: bool| -> Vec<usize> {
-            let stats: Vec<(f32, f32)> = (0..count).map(|g| group(g, rows)).collect();
-            let live: Vec<f32> = stats.iter().map(|s| s.1).filter(|&x| x > 0.0).collect();
-            if live.is_empty() {
-                return Vec::new();
-            }
-            let mean = live.iter().sum::<f32>() / live.len() as f32;
-            (0..count)
-                .filter(|&g| {
-                    let (empty, norm) = stats[g];
-                    norm > 0.0 && ((empty >= cfg.eta && norm < sigma * mean) || norm < cfg.sigma_min * mean)
-                })
-                .collect()
-        };
-        let rows = if classifier { Vec::new() } else { decide(n.rows, true) };
-        let columns = decide(cols, false);
+        let rows = if i + 1 == nodes.len() { Vec::new() } else { weak_groups(&st.rows, cols, cfg, sigma) };
+        let columns = weak_groups(&st.cols, n.rows, cfg, sigma);
         let wm = &mut w.get_mut(&format!("{}.weight", n.name))?.data;
         for &r in &rows {
             wm[r * cols..(r + 1) * cols].fill(0.0);
@@ -193,13 +212,14 @@ pub fn apply_masks(gpu: &Gpu, net: &mut Network, w: &Weights) -> Result<()> {
 pub fn purify(gpu: &Gpu, net: &mut Network, data: &Data, cfg: &PurifyConfig, progress: bool) -> Result<PurifyLog> {
     let ns = nodes(&net.arch)?;
     let w0 = net.weights(gpu)?;
+    let stats = group_stats(gpu, net, &ns)?;
     let (_, val0) = evaluate(gpu, net, &data.val)?;
     let mut log = PurifyLog { val_before: val0, ..Default::default() };
     let mut current = w0.clone();
     let mut sigma = cfg.sigma;
     for _ in 0..cfg.max_tries.max(1) {
         let mut w1 = w0.clone();
-        threshold(&ns, &mut w1, cfg, sigma)?;
+        threshold(&ns, &stats, &mut w1, cfg, sigma)?;
         net.set_weights(gpu, &w1)?;
         let (_, val1) = evaluate(gpu, net, &data.val)?;
         if 100.0 * (val0 - val1) <= cfg.tolerance {
@@ -229,4 +249,22 @@ pub fn purify(gpu: &Gpu, net: &mut Network, data: &Data, cfg: &PurifyConfig, pro
         );
     }
     Ok(log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_groups_follow_the_two_thresholds() {
+        let cfg = PurifyConfig::default();
+        // (zeros of 20, norm): strong, strong, mostly empty and weak, dense but negligible,
+        // mostly empty but strong, already removed
+        let stats = [0.0, 1.0, 0.0, 1.0, 19.0, 0.05, 0.0, 0.005, 19.0, 0.9, 20.0, 0.0];
+        // mean over live groups = (1 + 1 + 0.05 + 0.005 + 0.9) / 5 = 0.591
+        assert_eq!(weak_groups(&stats, 20, &cfg, 0.1), vec![2, 3]);
+        // halving sigma keeps the weak-but-empty group once its norm is above sigma·mean
+        assert_eq!(weak_groups(&stats, 20, &cfg, 0.05), vec![3]);
+        assert!(weak_groups(&[20.0, 0.0], 20, &cfg, 0.1).is_empty(), "a layer with nothing live removes nothing");
+    }
 }
