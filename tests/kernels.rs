@@ -87,27 +87,6 @@ fn conv_tag(g: &ConvGeom, chunk: usize) -> String {
     )
 }
 
-/// The pack of output gradients dy (N, K, OH·OW), images n0..n0+chunk, to [rp][chunk·ohwp]:
-/// row k, column img·ohwp + pixel, pixel padding zero. rp ≥ K pads the rows with zeros.
-fn pack_dy(g: &ConvGeom, n0: usize, chunk: usize, rp: usize) -> Pack {
-    let (ohw, ohwp) = (g.ohw(), g.ohwp());
-    Pack {
-        rows: g.k,
-        cols: chunk * ohwp,
-        rp,
-        cp: chunk * ohwp,
-        r_in: BIG,
-        r_valid: BIG,
-        c_in: ohwp,
-        c_valid: ohw,
-        s_off: n0 * g.k * ohw,
-        s_rb: 0,
-        s_rs: ohw,
-        s_cb: g.k * ohw,
-        s_cs: 1,
-        d_off: 0,
-    }
-}
 
 // ------------------------------------------------------------------ conv through the GEMM
 
@@ -163,7 +142,7 @@ fn gpu_conv_backward_data(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: 
     for n0 in (0..geo.n).step_by(chunk) {
         let c = chunk.min(geo.n - n0);
         let np = c * ohwp;
-        plan.push(pack(g, &tdy, &pdy, &pack_dy(geo, n0, c, kp)).unwrap());
+        plan.push(pack(g, &tdy, &pdy, &ops::dy_pack(geo, n0, c, kp)).unwrap());
         let gm = Gemm { a: &pwt, a_off: 0, b: &pdy, b_off: 0, m: kc, n: np, kp, np };
         plan.push(gemm(g, &gm, Bias::None, &dcol, OutMap::rows(np)).unwrap());
         plan.push(ops::col2im(g, &dcol, &tbl, &dx, geo, kc, n0, c).unwrap());
@@ -187,7 +166,7 @@ fn gpu_conv_backward_weight(g: &Gpu, x: &[f32], dy: &[f32], geo: &ConvGeom, kept
     for n0 in (0..geo.n).step_by(chunk) {
         let c = chunk.min(geo.n - n0);
         let kp = c * ohwp;
-        plan.push(pack(g, &tdy, &pdy, &pack_dy(geo, n0, c, geo.k)).unwrap());
+        plan.push(pack(g, &tdy, &pdy, &ops::dy_pack(geo, n0, c, geo.k)).unwrap());
         plan.push(ops::im2col(g, &tx, &tbl, &colt, geo, kc, n0, c, true).unwrap());
         let gm = Gemm { a: &pdy, a_off: 0, b: &colt, b_off: 0, m: geo.k, n: kc, kp, np: kcp };
         plan.push(gemm(g, &gm, Bias::None, &dw, OutMap { accumulate: n0 > 0, ..OutMap::rows(kc) }).unwrap());
@@ -394,7 +373,7 @@ fn pack_gathers_image_blocks() {
     let tdy = g.upload(&dy, "dy").unwrap();
     let (n0, c, rp) = (2, 3, 8);
     let dst = nan_tensor(g, rp * c * ohwp, "dst");
-    g.run(&[pack(g, &tdy, &dst, &pack_dy(&geo, n0, c, rp)).unwrap()]);
+    g.run(&[pack(g, &tdy, &dst, &ops::dy_pack(&geo, n0, c, rp)).unwrap()]);
     let mut want = vec![0.0; rp * c * ohwp];
     for kk in 0..k {
         for img in 0..c {

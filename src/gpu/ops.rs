@@ -4,6 +4,7 @@
 use anyhow::{ensure, Result};
 
 use super::context::{Gpu, Tensor};
+use super::gemm::Pack;
 use super::kernel::{grid1d, Access, Dispatch, Source};
 
 const R: Access = Access::Read;
@@ -17,7 +18,7 @@ fn conv_src() -> Source {
 }
 
 /// One convolution's geometry for a batch of `n` images.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ConvGeom {
     pub n: usize,
     pub c: usize,
@@ -46,6 +47,29 @@ impl ConvGeom {
     }
     pub fn crs(&self) -> usize {
         self.c * self.r * self.s
+    }
+}
+
+/// The pack of output gradients dy (N, K, OH·OW), images n0..n0+chunk, to [rp][chunk·ohwp]:
+/// row k, column img·ohwp + pixel, pixel padding zero; rp ≥ K pads the rows with zeros.
+pub fn dy_pack(g: &ConvGeom, n0: usize, chunk: usize, rp: usize) -> Pack {
+    let (ohw, ohwp) = (g.ohw(), g.ohwp());
+    let all = u32::MAX as usize;
+    Pack {
+        rows: g.k,
+        cols: chunk * ohwp,
+        rp,
+        cp: chunk * ohwp,
+        r_in: all,
+        r_valid: all,
+        c_in: ohwp,
+        c_valid: ohw,
+        s_off: n0 * g.k * ohw,
+        s_rb: 0,
+        s_rs: ohw,
+        s_cb: g.k * ohw,
+        s_cs: 1,
+        d_off: 0,
     }
 }
 

@@ -470,23 +470,7 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     for n0 in (0..g.n).step_by(chunk) {
         let cs = chunk.min(g.n - n0);
         let cols = cs * ohwp;
-        // dY of this chunk as [Kp][cols]: rows k, columns (image, pixel)
-        let dy_pack = Pack {
-            rows: g.k,
-            cols,
-            rp: kp,
-            cp: cols,
-            r_in: ALL,
-            r_valid: ALL,
-            c_in: ohwp,
-            c_valid: ohw,
-            s_off: n0 * g.k * ohw,
-            s_rb: 0,
-            s_rs: ohw,
-            s_cb: g.k * ohw,
-            s_cs: 1,
-            d_off: 0,
-        };
+        let dy_pack = ops::dy_pack(g, n0, cs, kp);
         if let Some(dx) = io.dx {
             bw.push(pack(gpu, io.dy, io.sb, &dy_pack)?);
             let data = Gemm { a: io.sa, a_off: 0, b: io.sb, b_off: 0, m: kc, n: cols, kp, np: cols };
