@@ -7,5 +7,7 @@ pub mod io;
 pub mod model;
 pub mod train;
 pub mod prune;
+pub mod search;
+pub mod compress;
 pub mod bench;
 pub mod report;

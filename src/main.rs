@@ -17,6 +17,8 @@ use autocompress::report::{layer_table, Adapter, Report, Snapshot};
 use autocompress::train::{self, Schedule, TrainConfig};
 use autocompress::{bench, io};
 
+mod cli_compress;
+
 #[derive(Parser)]
 #[command(name = "autocompress", version, about = "Automatic structured pruning of CNNs with custom WGSL kernels")]
 struct Cli {
@@ -42,6 +44,9 @@ enum Cmd {
     Inspect { file: PathBuf },
     /// ADMM-prune a trained model with a given action, purify, compact (SPEC.md §3, §4, §6).
     Prune(PruneArgs),
+    /// The whole AutoCompress pipeline: baseline, then rounds of search, ADMM, purification and
+    /// compaction until the target is met (SPEC.md §2). With no options: digits-cnn on digits.
+    Compress(cli_compress::CompressArgs),
 }
 
 #[derive(Args)]
@@ -225,6 +230,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bench(a) => cmd_bench(a, cli.adapter.as_deref()),
         Cmd::Inspect { file } => cmd_inspect(&file),
         Cmd::Prune(a) => cmd_prune(a, cli.adapter.as_deref(), progress),
+        Cmd::Compress(a) => cli_compress::cmd_compress(a, || open_gpu(cli.adapter.as_deref(), progress), progress),
     }
 }
 
@@ -245,26 +251,6 @@ fn load_data(a: &DataArgs, seed: u64) -> Result<data::Data> {
     data::load(&a.dataset, Some(&dir), &opts)
 }
 
-/// Per-model defaults: the schedules the README's figures were measured with.
-fn defaults(model: &str) -> TrainConfig {
-    let base = TrainConfig {
-        epochs: 10,
-        batch_size: 64,
-        lr: 0.02,
-        momentum: 0.9,
-        weight_decay: 5e-4,
-        schedule: Schedule::Cosine,
-        warmup_epochs: 0.0,
-        seed: 1,
-    };
-    match model {
-        "digits-cnn" => TrainConfig { epochs: 30, batch_size: 32, lr: 0.05, ..base },
-        // Caffe's LeNet-5 solver rate, with a short warm-up and cosine decay.
-        "lenet5" => TrainConfig { lr: 0.01, warmup_epochs: 0.2, ..base },
-        _ => base,
-    }
-}
-
 fn parse_schedule(s: &str) -> Result<Schedule> {
     Ok(match s {
         "cosine" => Schedule::Cosine,
@@ -282,7 +268,7 @@ fn snapshot(arch: &Architecture, test_accuracy: f64) -> Result<Snapshot> {
 fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
     let t0 = Instant::now();
     let model_name = a.model_json.as_ref().or(a.model_file.as_ref()).map_or(a.model.clone(), |p| p.display().to_string());
-    let mut cfg = defaults(&a.model);
+    let mut cfg = TrainConfig::defaults_for(&a.model);
     cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
     cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
     cfg.lr = a.lr.unwrap_or(cfg.lr);
@@ -422,7 +408,7 @@ fn cmd_prune(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
     let action = Action::from_json_file(&a.action)?;
     let (arch, weights, data) = load_model_and_data(&a.model_file, &a.data, a.seed)?;
     action.validate(&arch, a.first_layer_max_rate).with_context(|| format!("action {}", a.action.display()))?;
-    let mut cfg = defaults(&arch.name);
+    let mut cfg = TrainConfig::defaults_for(&arch.name);
     cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
     cfg.lr = a.lr.unwrap_or(cfg.lr);
     cfg.warmup_epochs = 0.0;
@@ -434,6 +420,7 @@ fn cmd_prune(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
         updates: a.admm_updates,
         epochs_per_update: a.admm_epochs_per_update,
         retrain_epochs: a.retrain_epochs,
+        steps_per_epoch: None,
         rescale_dual: !a.no_dual_rescale,
     };
     ensure!(a.admm_epochs_per_update > 0, "--admm-epochs-per-update must be at least 1");
@@ -462,7 +449,7 @@ fn cmd_prune(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
 
     // The compacted model must compute what the masked one does (SPEC.md §6).
     let cnet = Network::inference(&gpu, &carch, &cw, cfg.batch_size)?;
-    let max_rel_diff = compare_outputs(&gpu, &net, &cnet, &data.test)?;
+    let max_rel_diff = autocompress::compress::compare_outputs(&gpu, &net, &cnet, &data.test)?;
     let (_, final_acc) = train::evaluate(&gpu, &cnet, &data.test)?;
     let fin = snapshot(&carch, final_acc)?;
     let (pr, fr) = Report::reductions(&baseline, &fin);
@@ -484,24 +471,6 @@ fn cmd_prune(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
         max_rel_diff, t0.elapsed().as_secs_f64(), a.out.display()
     );
     Ok(())
-}
-
-/// Largest relative difference between two networks' logits over the first batch of `split`.
-fn compare_outputs(gpu: &Gpu, a: &Network, b: &Network, split: &data::Split) -> Result<f64> {
-    let n = a.batch.min(b.batch).min(split.len());
-    let il = a.image_len();
-    let idx: Vec<usize> = (0..n).collect();
-    let mut images = vec![0.0f32; n * il];
-    let mut labels = vec![0u32; n];
-    data::gather(split, &idx, il, &mut images, &mut labels);
-    let mut outs = Vec::new();
-    for net in [a, b] {
-        net.load_batch(gpu, &images, &labels)?;
-        net.eval_step(gpu, n);
-        outs.push(net.logits(gpu)?[..n * a.arch.classes].to_vec());
-    }
-    let scale = outs[0].iter().fold(1e-6f32, |m, x| m.max(x.abs())) as f64;
-    Ok(outs[0].iter().zip(&outs[1]).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max) / scale)
 }
 
 fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {

@@ -31,9 +31,34 @@ pub struct TrainConfig {
     /// Linear warm-up from lr/10 over this many epochs (may be fractional).
     pub warmup_epochs: f32,
     pub seed: u64,
+    /// Cap on the steps of one epoch: an epoch is then a partial pass over a fresh shuffle
+    /// (ADMM periods and retraining shorter than one pass over a large data set).
+    #[serde(default)]
+    pub steps_per_epoch: Option<usize>,
 }
 
 impl TrainConfig {
+    /// Per-model defaults: the schedules the README's figures were measured with.
+    pub fn defaults_for(model: &str) -> TrainConfig {
+        let base = TrainConfig {
+            epochs: 10,
+            batch_size: 64,
+            lr: 0.02,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            schedule: Schedule::Cosine,
+            warmup_epochs: 0.0,
+            seed: 1,
+            steps_per_epoch: None,
+        };
+        match model {
+            "digits-cnn" => TrainConfig { epochs: 30, batch_size: 32, lr: 0.05, ..base },
+            // Caffe's LeNet-5 solver rate, with a short warm-up and cosine decay.
+            "lenet5" => TrainConfig { lr: 0.01, warmup_epochs: 0.2, ..base },
+            _ => base,
+        }
+    }
+
     /// Learning rate at fractional epoch `t` of `epochs`.
     pub fn lr_at(&self, t: f32) -> f32 {
         let base = match self.schedule {
@@ -64,6 +89,9 @@ impl TrainConfig {
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             bail!("--weight-decay must be ≥ 0, found {}", self.weight_decay);
         }
+        if self.steps_per_epoch == Some(0) {
+            bail!("steps per epoch must be at least 1, found 0");
+        }
         Ok(())
     }
 }
@@ -91,45 +119,20 @@ pub fn train(
     mut on_epoch: impl FnMut(&EpochLog) -> Result<()>,
 ) -> Result<Vec<EpochLog>> {
     cfg.validate()?;
-    let il = data.image_len();
     let n = data.train.len();
     // Full batches only: every step sees the same batch size.
     let steps = n / net.batch;
     if steps == 0 {
         bail!("the training set ({n} images) is smaller than one batch ({}): lower --batch-size", net.batch);
     }
-    let mut images = vec![0.0f32; net.batch * il];
-    let mut labels = vec![0u32; net.batch];
+    let steps = cfg.steps_per_epoch.map_or(steps, |cap| cap.min(steps));
     let mut logs = Vec::new();
     let mut global_step = 0usize;
     for epoch in 0..cfg.epochs {
         let t0 = Instant::now();
         let order = data::epoch_order(n, cfg.seed, epoch);
         let bar = bar(progress, steps as u64, &format!("epoch {}/{}", epoch + 1, cfg.epochs));
-        net.reset_metrics(gpu);
-        let mut checked = 0;
-        let mut lr = cfg.lr;
-        for s in 0..steps {
-            let idx = &order[s * net.batch..(s + 1) * net.batch];
-            data::gather(&data.train, idx, il, &mut images, &mut labels);
-            net.load_batch(gpu, &images, &labels)?;
-            lr = cfg.lr_at(epoch as f32 + s as f32 / steps as f32);
-            net.train_step(gpu, Hyper { lr, momentum: cfg.momentum }, net.batch, global_step);
-            global_step += 1;
-            if s + 1 - checked >= LOSS_RING / 2 || s + 1 == steps {
-                let m = net.read_metrics(gpu)?;
-                for q in checked..=s {
-                    let slot = (global_step - 1 - (s - q)) % LOSS_RING;
-                    if !m.ring[slot].is_finite() {
-                        bail!("training loss became {} at epoch {}, step {} of {steps}: lower --lr", m.ring[slot], epoch + 1, q + 1);
-                    }
-                }
-                let seen = ((s + 1) * net.batch) as f64;
-                bar.set_message(format!("loss {:.4} acc {:.2}%", m.loss_sum / seen, 100.0 * m.correct / seen));
-                checked = s + 1;
-            }
-            bar.inc(1);
-        }
+        let lr = run_steps(gpu, net, &data.train, &order[..steps * net.batch], cfg, epoch, &mut global_step, &bar)?;
         let m = net.read_metrics(gpu)?;
         let seen = (steps * net.batch) as f64;
         let train_seconds = t0.elapsed().as_secs_f64();
@@ -160,6 +163,64 @@ pub fn train(
         logs.push(log);
     }
     Ok(logs)
+}
+
+/// One pass of SGD steps over `order` (whole batches) at epoch `epoch`'s learning rates, with
+/// the NaN guard; returns the last learning rate. Metrics accumulate from their last reset.
+#[allow(clippy::too_many_arguments)]
+fn run_steps(gpu: &Gpu, net: &Network, split: &Split, order: &[usize], cfg: &TrainConfig, epoch: usize, global_step: &mut usize, bar: &ProgressBar) -> Result<f32> {
+    let il = net.image_len();
+    let steps = order.len() / net.batch;
+    let mut images = vec![0.0f32; net.batch * il];
+    let mut labels = vec![0u32; net.batch];
+    net.reset_metrics(gpu);
+    let mut checked = 0;
+    let mut lr = cfg.lr;
+    for s in 0..steps {
+        data::gather(split, &order[s * net.batch..(s + 1) * net.batch], il, &mut images, &mut labels);
+        net.load_batch(gpu, &images, &labels)?;
+        lr = cfg.lr_at(epoch as f32 + s as f32 / steps as f32);
+        net.train_step(gpu, Hyper { lr, momentum: cfg.momentum }, net.batch, *global_step);
+        *global_step += 1;
+        if s + 1 - checked >= LOSS_RING / 2 || s + 1 == steps {
+            let m = net.read_metrics(gpu)?;
+            for q in checked..=s {
+                let slot = (*global_step - 1 - (s - q)) % LOSS_RING;
+                if !m.ring[slot].is_finite() {
+                    bail!("training loss became {} at epoch {}, step {} of {steps}: lower --lr", m.ring[slot], epoch + 1, q + 1);
+                }
+            }
+            let seen = ((s + 1) * net.batch) as f64;
+            bar.set_message(format!("loss {:.4} acc {:.2}%", m.loss_sum / seen, 100.0 * m.correct / seen));
+            checked = s + 1;
+        }
+        bar.inc(1);
+    }
+    Ok(lr)
+}
+
+/// `steps` SGD steps on `split` at `cfg`'s learning-rate schedule squeezed into those steps,
+/// batches drawn in the order `seed` fixes (the quick retraining of SPEC.md §5).
+pub fn train_steps(gpu: &Gpu, net: &Network, split: &Split, cfg: &TrainConfig, steps: usize, seed: u64) -> Result<()> {
+    if steps == 0 {
+        return Ok(());
+    }
+    let per_epoch = split.len() / net.batch;
+    if per_epoch == 0 {
+        bail!("the training set ({} images) is smaller than one batch ({})", split.len(), net.batch);
+    }
+    // as many shuffled passes as the steps need, cut to whole batches
+    let mut order = Vec::with_capacity(steps * net.batch);
+    let mut pass = 0;
+    while order.len() < steps * net.batch {
+        let o = data::epoch_order(split.len(), seed, pass);
+        order.extend_from_slice(&o[..per_epoch * net.batch]);
+        pass += 1;
+    }
+    order.truncate(steps * net.batch);
+    let one = TrainConfig { epochs: 1, warmup_epochs: 0.0, ..cfg.clone() };
+    run_steps(gpu, net, split, &order, &one, 0, &mut 0, &ProgressBar::hidden())?;
+    Ok(())
 }
 
 /// Mean loss and accuracy of `net` on `split` (the final partial batch included).

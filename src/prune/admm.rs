@@ -22,6 +22,9 @@ pub struct AdmmConfig {
     pub updates: usize,
     pub epochs_per_update: usize,
     pub retrain_epochs: usize,
+    /// Cap on the steps of one ADMM period or retraining epoch (`None`: a full pass).
+    #[serde(default)]
+    pub steps_per_epoch: Option<usize>,
     /// Rescale the scaled dual U by 1/rho_growth whenever ρ grows, keeping λ = ρU continuous
     /// (ours: SPEC.md §3 leaves it open; without it λ grows with ρ and W chases a moving Z).
     pub rescale_dual: bool,
@@ -29,7 +32,7 @@ pub struct AdmmConfig {
 
 impl Default for AdmmConfig {
     fn default() -> Self {
-        AdmmConfig { rho0: 1.5e-3, rho_growth: 1.9, updates: 10, epochs_per_update: 1, retrain_epochs: 3, rescale_dual: true }
+        AdmmConfig { rho0: 1.5e-3, rho_growth: 1.9, updates: 10, epochs_per_update: 1, retrain_epochs: 3, steps_per_epoch: None, rescale_dual: true }
     }
 }
 
@@ -108,7 +111,7 @@ pub fn prune(
             penalty.push(k::admm_penalty(gpu, &w, &l.z, &l.u, &g, rho, &l.view)?);
         }
         net.set_penalty(penalty);
-        let period = TrainConfig { epochs: admm.epochs_per_update, seed: cfg.seed.wrapping_add(1 + update as u64), ..cfg.clone() };
+        let period = TrainConfig { epochs: admm.epochs_per_update, steps_per_epoch: admm.steps_per_epoch, seed: cfg.seed.wrapping_add(1 + update as u64), ..cfg.clone() };
         let logs = train::train(gpu, net, data, &period, progress, |_| Ok(()))?;
 
         // Z-update, dual update, residual sums
@@ -133,28 +136,39 @@ pub fn prune(
     }
     net.set_penalty(Vec::new());
 
-    // Hard prune W = Π(W), recording the masks; a removed filter takes its bias with it.
-    let mut plan = Vec::new();
-    let mut masks = Vec::new();
-    for l in &layers {
-        let (w, _) = weight(net, l)?;
-        let mask = gpu.tensor(l.view.len(), "mask")?;
-        plan.push(k::group_norms(gpu, &w, None, &l.norms, &l.view)?);
-        plan.push(k::select_top(gpu, &l.norms, &l.keep_mask, l.view.groups(), l.keep)?);
-        plan.push(k::hard_prune(gpu, &w, &l.keep_mask, &mask, &l.view)?);
-        masks.push((l, mask));
-    }
-    gpu.run(&plan);
-    for (l, mask) in masks {
-        net.set_mask_tensor(gpu, &format!("{}.weight", l.name), Some(mask))?;
-        if l.view.scheme == Scheme::Filter {
-            let keep: Vec<f32> = gpu.read(&l.keep_mask)?;
-            net.set_mask(gpu, &format!("{}.bias", l.name), Some(&keep))?;
-        }
-    }
+    hard_prune(gpu, net, action)?;
     if admm.retrain_epochs > 0 {
-        let retrain = TrainConfig { epochs: admm.retrain_epochs, seed: cfg.seed.wrapping_add(1000), ..cfg.clone() };
+        let retrain = TrainConfig { epochs: admm.retrain_epochs, steps_per_epoch: admm.steps_per_epoch, seed: cfg.seed.wrapping_add(1000), ..cfg.clone() };
         log.retrain = train::train(gpu, net, data, &retrain, progress, |_| Ok(()))?;
     }
     Ok(log)
+}
+
+/// Hard pruning W = Π(W) for every layer `action` prunes (the group-norm projection of §3),
+/// with masks that keep the removed groups at zero in later training; a removed filter takes
+/// its bias with it. Layers the action leaves alone keep their masks.
+pub fn hard_prune(gpu: &Gpu, net: &mut Network, action: &Action) -> Result<()> {
+    let mut plan = Vec::new();
+    let mut masks = Vec::new();
+    for node in nodes(&net.arch)? {
+        let Some(a) = action.get(&node.name).filter(|a| a.rate > 0.0) else { continue };
+        let view = GroupView::new(node.rows, node.cols(), a.scheme);
+        let w = net.param(&format!("{}.weight", node.name))?.w.clone();
+        let norms = gpu.tensor(view.groups(), "norms")?;
+        let keep_mask = gpu.tensor(view.groups(), "keep")?;
+        let mask = gpu.tensor(view.len(), "mask")?;
+        plan.push(k::group_norms(gpu, &w, None, &norms, &view)?);
+        plan.push(k::select_top(gpu, &norms, &keep_mask, view.groups(), keep_count(view.groups(), a.rate))?);
+        plan.push(k::hard_prune(gpu, &w, &keep_mask, &mask, &view)?);
+        masks.push((node.name, a.scheme, keep_mask, mask));
+    }
+    gpu.run(&plan);
+    for (name, scheme, keep_mask, mask) in masks {
+        net.set_mask_tensor(gpu, &format!("{name}.weight"), Some(mask))?;
+        if scheme == Scheme::Filter {
+            let keep: Vec<f32> = gpu.read(&keep_mask)?;
+            net.set_mask(gpu, &format!("{name}.bias"), Some(&keep))?;
+        }
+    }
+    Ok(())
 }

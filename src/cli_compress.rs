@@ -1,0 +1,181 @@
+//! `autocompress compress`: its flags, and the run it starts or resumes.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+use autocompress::compress::config::parse_schemes;
+use autocompress::compress::state::RunDir;
+use autocompress::compress::{self, CompressConfig, DataConfig};
+use autocompress::gpu::Gpu;
+use autocompress::search::{Mode, Target};
+
+#[derive(Args)]
+pub struct CompressArgs {
+    /// A zoo model: digits-cnn (default), lenet5.
+    #[arg(long)]
+    model: Option<String>,
+    /// Start from this trained dense model instead of training one.
+    #[arg(long)]
+    model_file: Option<PathBuf>,
+    /// digits (default for digits-cnn), mnist (default for lenet5), fashion-mnist, cifar-10, folder.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Data directory (default: $AUTOCOMPRESS_DATA/<dataset>, else datasets/<dataset>).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Fraction of the training files held out for validation (default 0.1; 0.25 on digits).
+    #[arg(long)]
+    val_fraction: Option<f32>,
+    #[arg(long)]
+    limit_train: Option<usize>,
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// params:Nx or flops:Nx (default params:10x).
+    #[arg(long)]
+    target: Option<String>,
+    /// Largest validation-accuracy loss from the baseline, in percentage points (default 0.5;
+    /// 1.0 for digits-cnn).
+    #[arg(long, allow_negative_numbers = true)]
+    budget: Option<f64>,
+    /// Each round aims at this many times the current reduction.
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
+    round_factor: f64,
+    #[arg(long, default_value_t = 12)]
+    max_rounds: usize,
+    /// filter,column (default), filter or column.
+    #[arg(long, default_value = "filter,column")]
+    schemes: String,
+    /// guided (default), unguided or uniform.
+    #[arg(long, default_value = "guided")]
+    search: String,
+    #[arg(long)]
+    no_purify: bool,
+    #[arg(long, default_value_t = 0.5)]
+    first_layer_max_rate: f32,
+    /// Simulated annealing: initial temperature (accuracy points).
+    #[arg(long)]
+    t0: Option<f64>,
+    #[arg(long)]
+    cooling: Option<f64>,
+    #[arg(long)]
+    t_stop: Option<f64>,
+    #[arg(long)]
+    max_iterations: Option<usize>,
+    #[arg(long)]
+    perturbation: Option<f32>,
+    #[arg(long)]
+    p_flip: Option<f32>,
+    /// Masked SGD steps of each quick evaluation.
+    #[arg(long)]
+    quick_steps: Option<usize>,
+    /// Validation images of the quick evaluation's fixed subset.
+    #[arg(long)]
+    quick_val_images: Option<usize>,
+    /// Dense baseline training epochs (ignored with --model-file).
+    #[arg(long)]
+    baseline_epochs: Option<usize>,
+    #[arg(long)]
+    admm_updates: Option<usize>,
+    #[arg(long)]
+    admm_epochs_per_update: Option<usize>,
+    /// Cap on the steps of one ADMM period or retraining epoch.
+    #[arg(long)]
+    admm_steps: Option<usize>,
+    #[arg(long)]
+    retrain_epochs: Option<usize>,
+    /// Learning rate of ADMM, retraining and quick evaluation.
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f32>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Continue the interrupted run in --out from its last complete round.
+    #[arg(long)]
+    resume: bool,
+    /// Start over in an --out that already holds a run.
+    #[arg(long)]
+    force: bool,
+    #[arg(long, default_value = "runs/compress")]
+    out: PathBuf,
+}
+
+fn default_dataset(model: &str) -> &'static str {
+    match model {
+        "lenet5" => "mnist",
+        _ => "digits",
+    }
+}
+
+fn config(a: &CompressArgs) -> Result<CompressConfig> {
+    let model = a.model.clone().unwrap_or_else(|| "digits-cnn".into());
+    let dataset = a.dataset.clone().unwrap_or_else(|| default_dataset(&model).into());
+    let data = DataConfig {
+        val_fraction: a.val_fraction.unwrap_or(if dataset == "digits" { 0.25 } else { 0.1 }),
+        dataset,
+        dir: a.data.clone(),
+        limit_train: a.limit_train,
+        limit_test: a.limit_test,
+    };
+    let mut c = CompressConfig::defaults_for(&model, data);
+    c.model_file = a.model_file.clone();
+    c.seed = a.seed;
+    if let Some(t) = &a.target {
+        c.target = Target::parse(t)?;
+    }
+    c.budget = a.budget.unwrap_or(c.budget);
+    c.round_factor = a.round_factor;
+    c.max_rounds = a.max_rounds;
+    c.schemes = parse_schemes(&a.schemes)?;
+    c.search.mode = Mode::parse(&a.search)?;
+    if a.no_purify {
+        c.purify = None;
+    }
+    c.first_layer_max_rate = a.first_layer_max_rate;
+    let s = &mut c.search;
+    s.t0 = a.t0.unwrap_or(s.t0);
+    s.cooling = a.cooling.unwrap_or(s.cooling);
+    s.t_stop = a.t_stop.unwrap_or(s.t_stop);
+    s.max_iterations = a.max_iterations.unwrap_or(s.max_iterations);
+    s.perturbation = a.perturbation.unwrap_or(s.perturbation);
+    s.p_flip = a.p_flip.unwrap_or(s.p_flip);
+    s.quick_retrain_steps = a.quick_steps.unwrap_or(s.quick_retrain_steps);
+    s.quick_val_images = a.quick_val_images.unwrap_or(s.quick_val_images);
+    c.baseline.epochs = a.baseline_epochs.unwrap_or(c.baseline.epochs);
+    c.admm.updates = a.admm_updates.unwrap_or(c.admm.updates);
+    c.admm.epochs_per_update = a.admm_epochs_per_update.unwrap_or(c.admm.epochs_per_update);
+    c.admm.steps_per_epoch = a.admm_steps.or(c.admm.steps_per_epoch);
+    c.admm.retrain_epochs = a.retrain_epochs.unwrap_or(c.admm.retrain_epochs);
+    c.prune_train.lr = a.lr.unwrap_or(c.prune_train.lr);
+    if let Some(b) = a.batch_size {
+        c.prune_train.batch_size = b;
+        c.baseline.batch_size = b;
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+pub fn cmd_compress(a: CompressArgs, gpu: impl FnOnce() -> Result<Gpu>, progress: bool) -> Result<()> {
+    if a.resume && a.force {
+        bail!("--resume and --force exclude each other: --resume continues the run in --out, --force starts it over");
+    }
+    // everything is checked before the run directory is touched
+    let (dir, cfg, state, start) = if a.resume {
+        let (dir, cfg, state) = RunDir::resume(&a.out, a.model.as_deref(), a.dataset.as_deref())?;
+        let start = compress::prepare(&cfg)?;
+        (dir, cfg, state, start)
+    } else {
+        let cfg = config(&a)?;
+        RunDir::check_free(&a.out, a.force)?;
+        let start = compress::prepare(&cfg)?;
+        let (dir, state) = RunDir::create(&a.out, &cfg, a.force)?;
+        (dir, cfg, state, start)
+    };
+    let gpu = gpu()?;
+    let state = compress::run(&gpu, &dir, &cfg, state, start, progress)?;
+    let report = std::fs::read_to_string(dir.file("report.md")).unwrap_or_default();
+    println!("{report}");
+    println!("{}; {:.0}s; run in {}", state.stop_reason.unwrap_or_default(), state.wall_seconds, a.out.display());
+    Ok(())
+}

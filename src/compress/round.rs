@@ -1,0 +1,106 @@
+//! One round (SPEC.md §2 steps 1–4): search the action for the round target, ADMM-prune with it,
+//! retrain with masks, purify, compact, measure.
+
+use anyhow::Result;
+use std::time::Instant;
+
+use super::config::CompressConfig;
+use super::state::{Point, RoundRecord, RunDir};
+use super::{compare_outputs, point};
+use crate::data::Data;
+use crate::gpu::Gpu;
+use crate::model::{Architecture, Network, Weights};
+use crate::prune::compact::compact;
+use crate::prune::count::count;
+use crate::prune::{admm, purify};
+use crate::search::cost::slots;
+use crate::search::quick::QuickEval;
+use crate::search::{anneal, Candidate};
+use crate::train::{Schedule, TrainConfig};
+
+/// Runs round `r` on the current model (`arch`, `w`), aiming at `round_target`× of `dense_metric`.
+/// Returns the round's record (not yet accepted) and the compacted model.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    gpu: &Gpu,
+    dir: &RunDir,
+    cfg: &CompressConfig,
+    data: &Data,
+    dense: &Architecture,
+    arch: &Architecture,
+    w: &Weights,
+    r: usize,
+    round_target: f64,
+    dense_metric: f64,
+    done: &[RoundRecord],
+    progress: bool,
+) -> Result<(RoundRecord, Architecture, Weights)> {
+    let t0 = Instant::now();
+    // every random choice of the round follows from (seed, round), so a resumed round repeats
+    let seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(r as u64);
+    if progress {
+        eprintln!("round {r}: target {round_target:.2}× {} — searching ({:?})", cfg.target.metric.name(), cfg.search.mode);
+    }
+
+    // steps 1–3: the search
+    let slots = slots(arch, dense, &cfg.schemes, cfg.first_layer_max_rate)?;
+    let quick_cfg = TrainConfig { schedule: Schedule::Constant, ..cfg.prune_train.clone() };
+    let mut quick = QuickEval::new(gpu, arch, w, data, &quick_cfg, cfg.search.quick_retrain_steps, cfg.search.quick_val_images, seed)?;
+    let mut seen: Vec<Candidate> = Vec::new();
+    let outcome = anneal(&slots, cfg.target.metric, dense_metric / round_target, &cfg.search, seed, &mut quick, |c| {
+        seen.push(c.clone());
+        if progress {
+            eprintln!(
+                "  [{:>2}] T {:.3}  quick {:.2}%  {}{}",
+                c.iteration,
+                c.temperature,
+                100.0 * c.quick_accuracy,
+                if c.accepted { "accepted" } else { "rejected" },
+                if c.cached { " (cached)" } else { "" }
+            );
+        }
+        dir.write_search_csv(done, Some((r, &seen)))
+    })?;
+    drop(quick);
+    if progress {
+        let a: Vec<String> = outcome.best.layers.iter().map(|l| format!("{} {:?} {:.3}", l.layer, l.scheme, l.rate)).collect();
+        eprintln!("round {r}: best action {} (quick {:.2}%) — ADMM", a.join(", "), 100.0 * outcome.best_quick_accuracy);
+    }
+
+    // step 4: ADMM, hard pruning, masked retraining, purification, compaction
+    let train_cfg = TrainConfig { seed, ..cfg.prune_train.clone() };
+    let mut net = Network::new(gpu, arch, w, train_cfg.batch_size, train_cfg.weight_decay)?;
+    let admm_log = admm::prune(gpu, &mut net, data, &outcome.best, &cfg.admm, &train_cfg, progress)?;
+    let (parch, _, _) = compact(arch, &net.weights(gpu)?)?;
+    let pc = count(&parch)?;
+    let before_purification = Point { params: pc.params, flops: pc.flops, ..point(gpu, &net, arch, data)? };
+    let purification = match &cfg.purify {
+        Some(p) => Some(purify::purify(gpu, &mut net, data, p, progress)?),
+        None => None,
+    };
+    let (carch, cw, _) = compact(arch, &net.weights(gpu)?)?;
+    let cnet = Network::inference(gpu, &carch, &cw, train_cfg.batch_size)?;
+    let compacted_vs_masked = compare_outputs(gpu, &net, &cnet, &data.test)?;
+    let p = point(gpu, &cnet, &carch, data)?;
+    let c = count(&carch)?;
+    let dense_count = count(dense)?;
+    let rec = RoundRecord {
+        round: r,
+        round_target,
+        action: outcome.best,
+        best_quick_accuracy: outcome.best_quick_accuracy,
+        candidates: outcome.candidates,
+        admm: admm_log,
+        before_purification,
+        purification,
+        point: p,
+        params_reduction: dense_count.params as f64 / p.params.max(1) as f64,
+        flops_reduction: dense_count.flops as f64 / p.flops.max(1) as f64,
+        layers: c.layers,
+        compacted_vs_masked,
+        accepted: false,
+        checkpoint: None,
+        wall_seconds: t0.elapsed().as_secs_f64(),
+    };
+    Ok((rec, carch, cw))
+}

@@ -1,0 +1,206 @@
+//! What an action costs: the params and FLOPs a model keeps after pruning it, estimated from
+//! the keep counts alone, and guidance 2 of SPEC.md §5, which rescales rates so an action meets
+//! a target exactly.
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use super::target::Metric;
+use crate::gpu::admm::{keep_count, Scheme};
+use crate::model::graph::{Architecture, Shape};
+use crate::prune::action::{Action, LayerAction};
+use crate::prune::count::count;
+use crate::prune::topology::nodes;
+
+/// One prunable layer of the current model, as the search sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Slot {
+    pub name: String,
+    pub rows: usize,
+    /// Stored (kept) columns.
+    pub cols: usize,
+    /// Output positions per image: every weight costs 2 FLOPs at each.
+    pub positions: usize,
+    /// Schemes this layer may use (the classifier: column only).
+    pub schemes: Vec<Scheme>,
+    /// Largest rate allowed under [filter, column] (0 where not allowed): the first layer's
+    /// cap, counted against the dense layer; elsewhere one group must remain.
+    pub caps: [f32; 2],
+}
+
+impl Slot {
+    pub fn cap(&self, scheme: Scheme) -> f32 {
+        self.caps[scheme as usize]
+    }
+}
+
+/// A search state: one (scheme, rate) per slot.
+pub type Plan = Vec<(Scheme, f32)>;
+
+/// The prunable layers of `arch`, in order, under the allowed `schemes`. `dense` is the model
+/// the run started from: the first layer's cap limits what is removed from it over all rounds.
+pub fn slots(arch: &Architecture, dense: &Architecture, schemes: &[Scheme], first_layer_max_rate: f32) -> Result<Vec<Slot>> {
+    let ns = nodes(arch)?;
+    let first_dense = nodes(dense)?.into_iter().next();
+    let c = count(arch)?;
+    let last = ns.len().saturating_sub(1);
+    let mut out = Vec::new();
+    for (i, (n, lc)) in ns.iter().zip(&c.layers).enumerate() {
+        let positions = match lc.output {
+            Shape::Chw(_, h, w) => h * w,
+            Shape::Flat(_) => 1,
+        };
+        let allowed: Vec<Scheme> = schemes.iter().copied().filter(|&s| !(i == last && s == Scheme::Filter)).collect();
+        let mut caps = [0.0f32; 2];
+        for &s in &allowed {
+            let (groups, dense_groups) = match (s, &first_dense) {
+                (Scheme::Filter, Some(d)) => (n.rows, d.rows),
+                (Scheme::Column, Some(d)) => (n.cols(), d.cols()),
+                (_, None) => (1, 1),
+            };
+            let one_left = 1.0 - 1.0 / groups as f32;
+            caps[s as usize] = if i == 0 { (1.0 - (1.0 - first_layer_max_rate) * dense_groups as f32 / groups as f32).clamp(0.0, one_left) } else { one_left };
+        }
+        out.push(Slot { name: n.name.clone(), rows: n.rows, cols: n.cols(), positions, schemes: allowed, caps });
+    }
+    Ok(out)
+}
+
+/// Params and FLOPs of the model after `plan`: kept filters shrink the consumer's columns in
+/// proportion (its input channels go), kept columns shrink the layer itself.
+pub fn estimate(slots: &[Slot], plan: &Plan) -> (f64, f64) {
+    let (mut params, mut flops) = (0.0, 0.0);
+    let mut input_kept = 1.0;
+    for (s, &(scheme, rate)) in slots.iter().zip(plan) {
+        let rate = rate.min(s.cap(scheme));
+        let rows = if scheme == Scheme::Filter { keep_count(s.rows, rate) } else { s.rows } as f64;
+        let cols = if scheme == Scheme::Column { keep_count(s.cols, rate) } else { s.cols } as f64 * input_kept;
+        params += rows * cols + rows;
+        flops += 2.0 * rows * cols * s.positions as f64;
+        input_kept = rows / s.rows as f64;
+    }
+    (params, flops)
+}
+
+pub fn metric_of(slots: &[Slot], plan: &Plan, metric: Metric) -> f64 {
+    let (p, f) = estimate(slots, plan);
+    match metric {
+        Metric::Params => p,
+        Metric::Flops => f,
+    }
+}
+
+/// Guidance 2: moves every rate along one monotone path — first scaling the rates together
+/// (in proportion, each stopping at its cap), then raising each toward its cap — and bisects for the smallest
+/// step whose model keeps at most `budget` of `metric`. The bisection is bounded; a budget that
+/// even the caps cannot meet is an error that says how far they get.
+pub fn rescale(slots: &[Slot], plan: &Plan, metric: Metric, budget: f64) -> Result<Plan> {
+    let mut base: Plan = plan.iter().zip(slots).map(|(&(s, r), slot)| (s, r.clamp(0.0, slot.cap(s)))).collect();
+    if base.iter().all(|&(_, r)| r == 0.0) {
+        // nothing to scale: start from equal rates
+        for (b, slot) in base.iter_mut().zip(slots) {
+            b.1 = 0.5f32.min(slot.cap(b.0));
+        }
+    }
+    let top = base.iter().zip(slots).filter(|(b, _)| b.1 > 0.0).map(|(b, s)| s.cap(b.0) / b.1).fold(0.0f32, f32::max);
+    let at = |t: f64| -> Plan {
+        base.iter()
+            .zip(slots)
+            .map(|(&(s, r), slot)| {
+                let cap = slot.cap(s);
+                let scaled = (r * top * t.min(1.0) as f32).min(cap);
+                let raised = if t > 1.0 { scaled + (t - 1.0) as f32 * (cap - scaled) } else { scaled };
+                (s, raised.clamp(0.0, cap))
+            })
+            .collect()
+    };
+    let full = at(2.0);
+    let most = metric_of(slots, &full, metric);
+    if most > budget {
+        bail!(
+            "cannot keep only {budget:.0} {}: pruning every layer as far as allowed (the first layer to {}, one filter or column left elsewhere) still keeps {most:.0}",
+            metric.name(),
+            slots.first().map_or(0.0, |s| s.caps[0].max(s.caps[1]))
+        );
+    }
+    if metric_of(slots, &at(0.0), metric) <= budget {
+        return Ok(at(0.0));
+    }
+    let (mut lo, mut hi) = (0.0f64, 2.0f64);
+    for _ in 0..50 {
+        let mid = 0.5 * (lo + hi);
+        if metric_of(slots, &at(mid), metric) <= budget {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(at(hi))
+}
+
+/// The plan as an action file names it (every slot listed, rate 0 included).
+pub fn to_action(slots: &[Slot], plan: &Plan) -> Action {
+    Action { layers: slots.iter().zip(plan).map(|(s, &(scheme, rate))| LayerAction { layer: s.name.clone(), scheme, rate }).collect() }
+}
+
+/// What a plan prunes, in kept groups: equal keys prune the same groups, so the quick
+/// evaluation caches by it.
+pub fn key(slots: &[Slot], plan: &Plan) -> String {
+    slots
+        .iter()
+        .zip(plan)
+        .map(|(s, &(scheme, rate))| match scheme {
+            Scheme::Filter => format!("{}:f{}", s.name, keep_count(s.rows, rate)),
+            Scheme::Column => format!("{}:c{}", s.name, keep_count(s.cols, rate)),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::zoo;
+
+    fn lenet() -> Vec<Slot> {
+        let arch = zoo::build("lenet5", [1, 28, 28], 10).unwrap();
+        slots(&arch, &arch, &[Scheme::Filter, Scheme::Column], 0.5).unwrap()
+    }
+
+    #[test]
+    fn zero_rates_cost_what_count_says() {
+        let arch = zoo::build("lenet5", [1, 28, 28], 10).unwrap();
+        let s = lenet();
+        let c = count(&arch).unwrap();
+        let (p, f) = estimate(&s, &vec![(Scheme::Column, 0.0); s.len()]);
+        assert_eq!((p as u64, f as u64), (c.params, c.flops));
+        assert_eq!(s.last().unwrap().schemes, vec![Scheme::Column], "the classifier keeps its rows");
+        assert_eq!(s[0].caps, [0.5, 0.5]);
+    }
+
+    #[test]
+    fn filters_shrink_the_consumer() {
+        let s = lenet();
+        let mut plan = vec![(Scheme::Column, 0.0); s.len()];
+        plan[2] = (Scheme::Filter, 0.5); // fc1: 250 of 500 units kept, so fc2 reads 250 inputs
+        let (p, _) = estimate(&s, &plan);
+        let full = estimate(&s, &vec![(Scheme::Column, 0.0); s.len()]).0;
+        assert_eq!(full - p, (250 * 800 + 250 + 10 * 250) as f64);
+    }
+
+    #[test]
+    fn rescale_meets_the_budget_and_is_tight() {
+        let s = lenet();
+        let dense = estimate(&s, &vec![(Scheme::Column, 0.0); s.len()]).0;
+        let plan = vec![(Scheme::Filter, 0.2), (Scheme::Column, 0.4), (Scheme::Filter, 0.9), (Scheme::Column, 0.1)];
+        for factor in [2.0, 10.0, 60.0] {
+            let out = rescale(&s, &plan, Metric::Params, dense / factor).unwrap();
+            let got = metric_of(&s, &out, Metric::Params);
+            assert!(got <= dense / factor, "{factor}x: {got}");
+            assert!(got >= 0.9 * dense / factor, "{factor}x: {got} is far below the budget");
+            assert!(out.iter().zip(&s).all(|(&(sc, r), sl)| (0.0..=sl.cap(sc)).contains(&r)));
+        }
+        let err = rescale(&s, &plan, Metric::Params, dense / 1e6).unwrap_err().to_string();
+        assert!(err.contains("cannot keep only"), "{err}");
+    }
+}

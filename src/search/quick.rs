@@ -1,0 +1,64 @@
+//! Quick evaluation (SPEC.md §5): prune a copy of the current weights one-shot by the action,
+//! retrain a few masked SGD steps, measure accuracy on a fixed validation subset. Cached by what
+//! the action prunes.
+
+use anyhow::Result;
+use std::collections::HashMap;
+
+use super::cost::{key, to_action, Plan, Slot};
+use crate::data::{Data, Split};
+use crate::gpu::Gpu;
+use crate::model::{Architecture, Network, Weights};
+use crate::prune::admm::hard_prune;
+use crate::train::{self, TrainConfig};
+
+pub struct QuickEval<'a> {
+    gpu: &'a Gpu,
+    net: Network,
+    base: Weights,
+    train: &'a Split,
+    val: Split,
+    cfg: TrainConfig,
+    steps: usize,
+    seed: u64,
+    cache: HashMap<String, f64>,
+}
+
+impl<'a> QuickEval<'a> {
+    /// `val_images` of the validation part (the first ones: the subset is fixed) and `steps`
+    /// retraining steps at `cfg`'s rate and batch, batches drawn from `seed`.
+    pub fn new(gpu: &'a Gpu, arch: &Architecture, weights: &Weights, data: &'a Data, cfg: &TrainConfig, steps: usize, val_images: usize, seed: u64) -> Result<QuickEval<'a>> {
+        let net = Network::new(gpu, arch, weights, cfg.batch_size, cfg.weight_decay)?;
+        let n = val_images.min(data.val.len());
+        let idx: Vec<usize> = (0..n).collect();
+        Ok(QuickEval {
+            gpu,
+            net,
+            base: weights.clone(),
+            train: &data.train,
+            val: data.val.subset(&idx, data.image_len()),
+            cfg: cfg.clone(),
+            steps,
+            seed,
+            cache: HashMap::new(),
+        })
+    }
+
+    /// Validation-subset accuracy (0..1) after pruning by `plan`, and whether it came from the cache.
+    pub fn accuracy(&mut self, slots: &[Slot], plan: &Plan) -> Result<(f64, bool)> {
+        let k = key(slots, plan);
+        if let Some(&acc) = self.cache.get(&k) {
+            return Ok((acc, true));
+        }
+        self.net.set_weights(self.gpu, &self.base)?;
+        let names: Vec<String> = self.net.params.iter().map(|p| p.name.clone()).collect();
+        for name in names {
+            self.net.set_mask(self.gpu, &name, None)?;
+        }
+        hard_prune(self.gpu, &mut self.net, &to_action(slots, plan))?;
+        train::train_steps(self.gpu, &self.net, self.train, &self.cfg, self.steps, self.seed)?;
+        let (_, acc) = train::evaluate(self.gpu, &self.net, &self.val)?;
+        self.cache.insert(k, acc);
+        Ok((acc, false))
+    }
+}

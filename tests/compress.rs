@@ -1,0 +1,119 @@
+//! `compress` end to end on the embedded digits: bad input is refused before anything is
+//! written, a finished run is protected, and a run killed with SIGKILL and resumed ends with
+//! the same model and report as an uninterrupted one.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_autocompress"));
+    c.arg("--quiet");
+    c
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("autocompress-compress-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn fails_with(cmd: &mut Command, needles: &[&str]) {
+    let out: Output = cmd.output().expect("binary runs");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "expected exit code 1 (an error, not a panic); stderr:\n{err}");
+    assert!(!err.contains("panicked"), "panic instead of an error:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks '{n}':\n{err}");
+    }
+}
+
+/// A compress run small enough for a test: 2 rounds to 4× on digits, short schedules.
+fn small(out: &Path) -> Command {
+    let mut c = bin();
+    c.args([
+        "compress", "--target", "params:4x", "--baseline-epochs", "4", "--max-iterations", "4", "--quick-steps", "10", "--quick-val-images", "200",
+        "--admm-updates", "2", "--admm-epochs-per-update", "1", "--retrain-epochs", "2", "--budget", "5", "--out",
+    ]);
+    c.arg(out);
+    c
+}
+
+#[test]
+fn bad_targets_schemes_and_searches_are_refused_before_writing() {
+    let out = tmp("bad");
+    fails_with(bin().args(["compress", "--target", "params:1000000x", "--out"]).arg(&out), &["params:1000000x", "cannot be met", "cannot keep only"]);
+    fails_with(bin().args(["compress", "--target", "params:0.5x", "--out"]).arg(&out), &["at least 1x", "0.5"]);
+    fails_with(bin().args(["compress", "--target", "weights:4x", "--out"]).arg(&out), &["unknown metric", "weights"]);
+    fails_with(bin().args(["compress", "--schemes", "filter,kernel", "--out"]).arg(&out), &["unknown scheme", "kernel"]);
+    fails_with(bin().args(["compress", "--search", "genetic", "--out"]).arg(&out), &["unknown --search", "genetic"]);
+    fails_with(bin().args(["compress", "--round-factor", "1", "--out"]).arg(&out), &["--round-factor"]);
+    assert!(!out.exists(), "a refused run must not create its directory");
+    fails_with(bin().args(["compress", "--resume", "--out"]).arg(&out), &["--resume", "not a compress run directory"]);
+    fails_with(bin().args(["compress", "--resume", "--force", "--out"]).arg(&out), &["exclude each other"]);
+}
+
+fn report_without_times(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    strip_times(&mut v);
+    v
+}
+
+fn strip_times(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|k, _| !k.contains("seconds"));
+            m.values_mut().for_each(strip_times);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_times),
+        _ => {}
+    }
+}
+
+#[test]
+fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
+    if common::gpu().is_none() {
+        return; // no adapter outside CI (under CI, gpu() fails the test)
+    }
+    let whole = tmp("whole");
+    let out = small(&whole).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = report_without_times(&whole);
+    assert!(report["rounds"].as_array().unwrap().len() >= 2, "the small run should take two rounds: {report}");
+    for f in ["config.json", "state.json", "search.csv", "report.md", "model.safetensors", "round-1.safetensors", "accuracy_vs_reduction.png", "kept_per_layer.png", "search.png"] {
+        assert!(whole.join(f).is_file(), "{f} missing from the run directory");
+    }
+    let csv = std::fs::read_to_string(whole.join("search.csv")).unwrap();
+    assert!(csv.lines().count() > 2 && csv.starts_with("round,iteration,temperature,action"), "{csv}");
+
+    // a finished run is refused without --force, and cannot be resumed
+    fails_with(&mut small(&whole), &["already holds a finished run", "--force"]);
+    fails_with(bin().args(["compress", "--resume", "--out"]).arg(&whole), &["finished run"]);
+    fails_with(bin().args(["compress", "--resume", "--model", "lenet5", "--out"]).arg(&whole), &["model 'digits-cnn'", "not 'lenet5'"]);
+
+    // SIGKILL once round 1's checkpoint is written (mid round 2), then resume
+    let killed = tmp("killed");
+    let mut child = small(&killed).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t0 = Instant::now();
+    while !killed.join("round-1.safetensors").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(600), "round 1 never finished");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    fails_with(&mut small(&killed), &["unfinished run", "--resume"]);
+    let out = bin().args(["compress", "--resume", "--out"]).arg(&killed).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let a = std::fs::read(whole.join("model.safetensors")).unwrap();
+    let b = std::fs::read(killed.join("model.safetensors")).unwrap();
+    assert!(a == b, "the resumed run's model differs from the uninterrupted run's");
+    assert_eq!(report_without_times(&killed), report, "the resumed run's report differs");
+    assert_eq!(std::fs::read_to_string(killed.join("search.csv")).unwrap(), csv);
+    let _ = std::fs::remove_dir_all(&whole);
+    let _ = std::fs::remove_dir_all(&killed);
+}
