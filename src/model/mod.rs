@@ -8,4 +8,4 @@ pub mod zoo;
 
 pub use graph::{Architecture, Layer, Shape};
 pub use network::{Hyper, Network};
-pub use weights::Weights;
+pub use weights::{NamedTensor, Weights};
