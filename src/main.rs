@@ -42,6 +42,8 @@ enum Cmd {
     Bench(BenchArgs),
     /// Per-layer table of a model file.
     Inspect { file: PathBuf },
+    /// One markdown table comparing finished compress runs (the ablation table of SPEC.md §7).
+    Compare { runs: Vec<PathBuf> },
     /// ADMM-prune a trained model with a given action, purify, compact (SPEC.md §3, §4, §6).
     Prune(PruneArgs),
     /// The whole AutoCompress pipeline: baseline, then rounds of search, ADMM, purification and
@@ -229,6 +231,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Eval(a) => cmd_eval(a, cli.adapter.as_deref()),
         Cmd::Bench(a) => cmd_bench(a, cli.adapter.as_deref()),
         Cmd::Inspect { file } => cmd_inspect(&file),
+        Cmd::Compare { runs } => cli_compress::cmd_compare(&runs),
         Cmd::Prune(a) => cmd_prune(a, cli.adapter.as_deref(), progress),
         Cmd::Compress(a) => cli_compress::cmd_compress(a, || open_gpu(cli.adapter.as_deref(), progress), progress),
     }
