@@ -4,29 +4,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_autocompress"));
-    c.arg("--quiet");
-    c
-}
+use common::cli::{bin, fails_with, scratch};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("autocompress-compress-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn fails_with(cmd: &mut Command, needles: &[&str]) {
-    let out: Output = cmd.output().expect("binary runs");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "expected exit code 1 (an error, not a panic); stderr:\n{err}");
-    assert!(!err.contains("panicked"), "panic instead of an error:\n{err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks '{n}':\n{err}");
-    }
+    scratch("compress", name)
 }
 
 /// A compress run small enough for a test: 2 rounds to 4× on digits, short schedules.

@@ -2,6 +2,7 @@
 //! reference of every kernel.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod reference;
 
 use autocompress::gpu::Gpu;
