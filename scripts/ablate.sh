@@ -2,19 +2,20 @@
 # The ablation table of SPEC.md §7 on one data set: combined vs filter-only vs column-only
 # schemes (RQ1/RQ2), guided vs unguided annealing vs uniform rates (RQ3), with and without
 # purification (RQ4). Every run starts from the same dense baseline and uses the same target,
-# budget and schedules; the table goes to OUT/ablation.md.
+# budget and schedules; the table goes to OUT/ablation.md. Finished runs are kept, an
+# interrupted one is resumed, so the script can be run again after a stop.
 #
 #   scripts/ablate.sh [MODEL] [DATASET] [OUT] [BASELINE.safetensors]
 #
-# MODEL defaults to lenet5, DATASET to mnist (data under $AUTOCOMPRESS_DATA/DATASET or
-# datasets/DATASET). Without a baseline file one is trained first. TARGET, BUDGET,
-# ROUND_FACTOR and SCHEDULE (extra compress flags) can be set in the environment.
+# MODEL (a zoo name or a model JSON file) defaults to lenet5, DATASET to mnist (data under $AUTOCOMPRESS_DATA/DATASET or
+# datasets/DATASET). Without a baseline file one is trained first (BASELINE_EPOCHS, 5). TARGET,
+# BUDGET, ROUND_FACTOR and SCHEDULE (extra compress flags) can be set in the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODEL=${1:-lenet5}
 DATASET=${2:-mnist}
-OUT=${3:-runs/ablation-$MODEL-$DATASET}
+OUT=${3:-runs/ablation-$(basename "$MODEL" .json)-$DATASET}
 BASELINE=${4:-}
 TARGET=${TARGET:-params:20x}
 BUDGET=${BUDGET:-0.5}
@@ -22,13 +23,14 @@ ROUND_FACTOR=${ROUND_FACTOR:-4.5}
 # shorter than compress's defaults so that six runs fit in about an hour on two CPU cores
 SCHEDULE=${SCHEDULE:---admm-updates 4 --admm-steps 100 --retrain-epochs 2 --quick-steps 20 --max-iterations 12}
 
+if [[ "$MODEL" == *.json ]]; then MODEL_ARGS=(--model-json "$MODEL"); else MODEL_ARGS=(--model "$MODEL"); fi
 cargo build --release --quiet
 BIN=target/release/autocompress
 mkdir -p "$OUT"
 
 if [[ -z "$BASELINE" ]]; then
     BASELINE="$OUT/baseline/model.safetensors"
-    [[ -f "$BASELINE" ]] || "$BIN" train --model "$MODEL" --dataset "$DATASET" --epochs 5 --out "$OUT/baseline"
+    [[ -f "$BASELINE" ]] || "$BIN" train "${MODEL_ARGS[@]}" --dataset "$DATASET" --epochs "${BASELINE_EPOCHS:-5}" --out "$OUT/baseline"
 fi
 
 run() {
@@ -42,7 +44,7 @@ run() {
     local resume=()
     [[ -f "$OUT/$name/state.json" ]] && resume=(--resume)
     # shellcheck disable=SC2086
-    "$BIN" compress --model "$MODEL" --dataset "$DATASET" --model-file "$BASELINE" \
+    "$BIN" compress --dataset "$DATASET" --model-file "$BASELINE" \
         --target "$TARGET" --budget "$BUDGET" --round-factor "$ROUND_FACTOR" $SCHEDULE "$@" \
         "${resume[@]}" --out "$OUT/$name" > "$OUT/$name.log" 2>&1 || echo "   (failed: see $OUT/$name.log)"
 }

@@ -15,6 +15,9 @@ pub struct CompressArgs {
     /// A zoo model: digits-cnn (default), lenet5.
     #[arg(long)]
     model: Option<String>,
+    /// A model described in JSON (see the README), trained from scratch.
+    #[arg(long, conflicts_with = "model")]
+    model_json: Option<PathBuf>,
     /// Start from this trained dense model instead of training one.
     #[arg(long)]
     model_file: Option<PathBuf>,
@@ -109,7 +112,15 @@ fn default_dataset(model: &str) -> &'static str {
 }
 
 fn config(a: &CompressArgs) -> Result<CompressConfig> {
-    let model = a.model.clone().unwrap_or_else(|| "digits-cnn".into());
+    let model = match (&a.model, &a.model_json) {
+        (Some(m), _) => m.clone(),
+        (None, Some(p)) => autocompress::model::Architecture::from_json_file(p)?.name,
+        // a baseline file names its model, whose defaults then apply
+        (None, None) => match &a.model_file {
+            Some(p) => autocompress::io::load_model(p)?.0.name,
+            None => "digits-cnn".into(),
+        },
+    };
     let dataset = a.dataset.clone().unwrap_or_else(|| default_dataset(&model).into());
     let data = DataConfig {
         val_fraction: a.val_fraction.unwrap_or(if dataset == "digits" { 0.25 } else { 0.1 }),
@@ -119,6 +130,7 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
         limit_test: a.limit_test,
     };
     let mut c = CompressConfig::defaults_for(&model, data);
+    c.model_json = a.model_json.clone();
     c.model_file = a.model_file.clone();
     c.seed = a.seed;
     if let Some(t) = &a.target {

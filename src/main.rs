@@ -271,7 +271,13 @@ fn snapshot(arch: &Architecture, test_accuracy: f64) -> Result<Snapshot> {
 fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
     let t0 = Instant::now();
     let model_name = a.model_json.as_ref().or(a.model_file.as_ref()).map_or(a.model.clone(), |p| p.display().to_string());
-    let mut cfg = TrainConfig::defaults_for(&a.model);
+    // a model file or JSON names its model, whose defaults then apply
+    let defaults_name = match (&a.model_json, &a.model_file) {
+        (Some(p), _) => Architecture::from_json_file(p)?.name,
+        (None, Some(p)) => io::load_model(p)?.0.name,
+        (None, None) => a.model.clone(),
+    };
+    let mut cfg = TrainConfig::defaults_for(&defaults_name);
     cfg.epochs = a.epochs.unwrap_or(cfg.epochs);
     cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
     cfg.lr = a.lr.unwrap_or(cfg.lr);

@@ -24,6 +24,9 @@ pub struct DataConfig {
 pub struct CompressConfig {
     /// A zoo model name (or the baseline file's model name).
     pub model: String,
+    /// A model described in JSON (instead of a zoo model).
+    #[serde(default)]
+    pub model_json: Option<PathBuf>,
     /// A trained dense model to start from instead of training one.
     pub model_file: Option<PathBuf>,
     pub data: DataConfig,
@@ -53,6 +56,7 @@ impl CompressConfig {
         let prune_train = TrainConfig { warmup_epochs: 0.0, schedule: Schedule::Cosine, ..baseline.clone() };
         let mut c = CompressConfig {
             model: model.to_string(),
+            model_json: None,
             model_file: None,
             data,
             seed: 1,

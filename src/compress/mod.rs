@@ -55,7 +55,14 @@ pub fn prepare(cfg: &CompressConfig) -> Result<Start> {
             check_fits(&arch, &data, &p.display().to_string())?;
             (arch, Some(w))
         }
-        None => (zoo::build(&cfg.model, data.shape, data.classes)?, None),
+        None => match &cfg.model_json {
+            Some(p) => {
+                let arch = Architecture::from_json_file(p)?;
+                check_fits(&arch, &data, &p.display().to_string())?;
+                (arch, None)
+            }
+            None => (zoo::build(&cfg.model, data.shape, data.classes)?, None),
+        },
     };
     let slots = crate::search::cost::slots(&arch, &arch, &cfg.schemes, cfg.first_layer_max_rate)?;
     let dense = cfg.target.metric.of(&count(&arch)?) as f64;
