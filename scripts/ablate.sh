@@ -21,7 +21,7 @@ TARGET=${TARGET:-params:20x}
 BUDGET=${BUDGET:-0.5}
 ROUND_FACTOR=${ROUND_FACTOR:-4.5}
 # shorter than compress's defaults so that six runs fit in about an hour on two CPU cores
-SCHEDULE=${SCHEDULE:---admm-updates 4 --admm-steps 100 --retrain-epochs 2 --quick-steps 20 --max-iterations 12}
+SCHEDULE=${SCHEDULE:---admm-updates 4 --rho-growth 4 --admm-steps 100 --retrain-epochs 2 --quick-steps 20 --max-iterations 12}
 
 if [[ "$MODEL" == *.json ]]; then MODEL_ARGS=(--model-json "$MODEL"); else MODEL_ARGS=(--model "$MODEL"); fi
 cargo build --release --quiet

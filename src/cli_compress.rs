@@ -87,6 +87,11 @@ pub struct CompressArgs {
     admm_steps: Option<usize>,
     #[arg(long)]
     retrain_epochs: Option<usize>,
+    #[arg(long)]
+    rho0: Option<f32>,
+    /// ρ's factor per Z-update.
+    #[arg(long)]
+    rho_growth: Option<f32>,
     /// Learning rate of ADMM, retraining and quick evaluation.
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
@@ -159,6 +164,8 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
     c.admm.epochs_per_update = a.admm_epochs_per_update.unwrap_or(c.admm.epochs_per_update);
     c.admm.steps_per_epoch = a.admm_steps.or(c.admm.steps_per_epoch);
     c.admm.retrain_epochs = a.retrain_epochs.unwrap_or(c.admm.retrain_epochs);
+    c.admm.rho0 = a.rho0.unwrap_or(c.admm.rho0);
+    c.admm.rho_growth = a.rho_growth.unwrap_or(c.admm.rho_growth);
     c.prune_train.lr = a.lr.unwrap_or(c.prune_train.lr);
     if let Some(b) = a.batch_size {
         c.prune_train.batch_size = b;
