@@ -5,6 +5,7 @@ pub mod admm;
 pub mod context;
 pub mod gemm;
 pub mod kernel;
+pub mod norm;
 pub mod ops;
 
 pub use context::{Gpu, Tensor};
