@@ -146,6 +146,9 @@ struct TrainArgs {
     /// Linear warm-up epochs.
     #[arg(long)]
     warmup: Option<f32>,
+    /// Random crops (4-pixel padding) and horizontal flips of training images (default on for cifar-10).
+    #[arg(long)]
+    augment: Option<bool>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Run directory (model.safetensors, report.json, …).
@@ -284,6 +287,7 @@ fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
     cfg.momentum = a.momentum.unwrap_or(cfg.momentum);
     cfg.weight_decay = a.weight_decay.unwrap_or(cfg.weight_decay);
     cfg.warmup_epochs = a.warmup.unwrap_or(cfg.warmup_epochs);
+    cfg.augment = a.augment.unwrap_or(a.data.dataset == "cifar-10");
     if let Some(s) = &a.schedule {
         cfg.schedule = parse_schedule(s)?;
     }

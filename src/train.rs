@@ -35,6 +35,9 @@ pub struct TrainConfig {
     /// (ADMM periods and retraining shorter than one pass over a large data set).
     #[serde(default)]
     pub steps_per_epoch: Option<usize>,
+    /// Random 4-pixel-padded crops and horizontal flips of the training images (CIFAR).
+    #[serde(default)]
+    pub augment: bool,
 }
 
 impl TrainConfig {
@@ -50,6 +53,7 @@ impl TrainConfig {
             warmup_epochs: 0.0,
             seed: 1,
             steps_per_epoch: None,
+            augment: false,
         };
         match model {
             "digits-cnn" => TrainConfig { epochs: 30, batch_size: 32, lr: 0.05, ..base },
@@ -178,6 +182,9 @@ fn run_steps(gpu: &Gpu, net: &Network, split: &Split, order: &[usize], cfg: &Tra
     let mut lr = cfg.lr;
     for s in 0..steps {
         data::gather(split, &order[s * net.batch..(s + 1) * net.batch], il, &mut images, &mut labels);
+        if cfg.augment {
+            data::augment::crop_flip(&mut images, net.batch, net.arch.input, 4, cfg.seed, epoch, s * net.batch);
+        }
         net.load_batch(gpu, &images, &labels)?;
         lr = cfg.lr_at(epoch as f32 + s as f32 / steps as f32);
         net.train_step(gpu, Hyper { lr, momentum: cfg.momentum }, net.batch, *global_step);

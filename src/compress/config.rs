@@ -52,7 +52,7 @@ impl CompressConfig {
     /// The defaults for `model`: SPEC.md's values, with schedules sized so the README's runs fit
     /// their time on a two-core CPU (see the README for the figures).
     pub fn defaults_for(model: &str, data: DataConfig) -> CompressConfig {
-        let baseline = TrainConfig::defaults_for(model);
+        let baseline = TrainConfig { augment: data.dataset == "cifar-10", ..TrainConfig::defaults_for(model) };
         let prune_train = TrainConfig { warmup_epochs: 0.0, schedule: Schedule::Cosine, ..baseline.clone() };
         let mut c = CompressConfig {
             model: model.to_string(),

@@ -5,6 +5,7 @@
 //! data sets, so the split and the normalisation cannot drift between them. Randomness comes
 //! from one seed through ChaCha8, with one stream per purpose (see `rng`).
 
+pub mod augment;
 pub mod batch;
 mod cifar10;
 mod digits;
