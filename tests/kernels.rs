@@ -12,7 +12,7 @@
 
 mod common;
 
-use autocompress::gpu::gemm::{gemm, pack, Bias, Gemm, OutMap, Pack};
+use autocompress::gpu::gemm::{conv_wgrad, gemm, pack, split_count, Bias, Gemm, OutMap, Pack};
 use autocompress::gpu::ops::{self, ConvGeom, PoolGeom};
 use autocompress::gpu::{Gpu, Tensor};
 use common::reference as cpu;
@@ -60,6 +60,9 @@ fn conv_cases() -> Vec<(ConvGeom, usize)> {
         (geom(3, 2, 9, 12, 5, 3, 5, 1, 2), 3),
         // LeNet-5's conv2: 150 columns
         (geom(4, 6, 14, 14, 16, 5, 5, 1, 0), 3),
+        // LeNet-5's conv1: one channel, 576 pixels per image, long enough to split the weight
+        // gradient over pixels (2 slices for the first chunk, then one accumulating chunk)
+        (geom(3, 1, 28, 28, 20, 5, 5, 1, 0), 2),
     ]
 }
 
@@ -151,25 +154,20 @@ fn gpu_conv_backward_data(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: 
     read(g, &dx)
 }
 
-/// dw [K][kc] = Σ over chunks of packed dy [K][chunk·ohwp] · im2colᵀ [chunk·ohwp][kcp], the GEMM
-/// accumulating into dw after the first chunk.
+/// dw [K][kc] = Σ over chunks of the implicit-GEMM weight gradient (conv_wgrad), accumulating
+/// after the first chunk; long pixel axes go through the split-K partial sums.
 fn gpu_conv_backward_weight(g: &Gpu, x: &[f32], dy: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<f32> {
-    let (kc, ohwp) = (kept.len(), geo.ohwp());
-    let kcp = kc.next_multiple_of(4);
+    let kc = kept.len();
     let tx = g.upload(x, "x").unwrap();
     let tdy = g.upload(dy, "dy").unwrap();
     let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
-    let pdy = nan_tensor(g, geo.k * chunk * ohwp, "packed dy");
-    let colt = nan_tensor(g, chunk * ohwp * kcp, "colT");
     let dw = nan_tensor(g, geo.k * kc, "dw");
+    let splits = split_count(geo.k, kc.next_multiple_of(4), chunk * geo.ohwp());
+    let part = nan_tensor(g, splits * geo.k * kc, "split-k partial sums");
     let mut plan = Vec::new();
     for n0 in (0..geo.n).step_by(chunk) {
         let c = chunk.min(geo.n - n0);
-        let kp = c * ohwp;
-        plan.push(pack(g, &tdy, &pdy, &ops::dy_pack(geo, n0, c, geo.k)).unwrap());
-        plan.push(ops::im2col(g, &tx, &tbl, &colt, geo, kc, n0, c, true).unwrap());
-        let gm = Gemm { a: &pdy, a_off: 0, b: &colt, b_off: 0, m: geo.k, n: kc, kp, np: kcp };
-        plan.push(gemm(g, &gm, Bias::None, &dw, OutMap { accumulate: n0 > 0, ..OutMap::rows(kc) }).unwrap());
+        plan.extend(conv_wgrad(g, geo, kc, n0, c, &tdy, &tx, &tbl, &dw, &part, n0 > 0).unwrap());
     }
     g.run(&plan);
     read(g, &dw)

@@ -157,9 +157,14 @@ pub fn gemm_split_k(gpu: &Gpu, g: &Gemm, c: &Tensor, out: OutMap, partial: &Tens
     let last = out.off + (g.m - 1) * out.rs + (g.n - 1) * out.cs;
     ensure!(partial.len >= splits * len && last < c.len, "split-K buffers too small");
     let part = OutMap { off: 0, accumulate: false, ..OutMap::rows(g.n) };
+    Ok(vec![gemm_launch(gpu, g, Bias::None, partial, part, splits)?, split_reduce(gpu, partial, c, g.m, g.n, splits, out)?])
+}
+
+/// c (+)= the sum of the `splits` [m][n] slices of `partial`, written through `out`.
+fn split_reduce(gpu: &Gpu, partial: &Tensor, c: &Tensor, m: usize, n: usize, splits: usize, out: OutMap) -> Result<Dispatch> {
     let k = gpu.kernel(&Tile::DEFAULT.source(), "split_reduce", &[Access::Read, Access::ReadWrite], true);
-    let p = [g.m, g.n, splits, out.off, out.rs, out.cs, out.accumulate as usize, 0].map(|x| x as u32);
-    Ok(vec![gemm_launch(gpu, g, Bias::None, partial, part, splits)?, gpu.dispatch(&k, &[partial, c], &p, grid1d(len, 256))?])
+    let p = [m, n, splits, out.off, out.rs, out.cs, out.accumulate as usize, 0].map(|x| x as u32);
+    gpu.dispatch(&k, &[partial, c], &p, grid1d(m * n, 256))
 }
 
 fn gemm_launch(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap, splits: usize) -> Result<Dispatch> {
@@ -327,4 +332,59 @@ pub fn conv_gemm(
     ]
     .map(|v| v as u32);
     gpu.dispatch(&k, &[w, x, tbl, bias, y], &p, [cols as u32, rows as u32, 1])
+}
+
+/// Convolution weight gradient as an implicit GEMM (`conv_wgrad` in shaders/conv_gemm.wgsl):
+/// dw [K][kc] (+)= dY · colᵀ over images n0..n0+chunk, reading x and dy (N, K, OH·OW) in place.
+/// Like `gemm_split_k`, a long pixel axis is split over slices of `partial`, then summed.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_wgrad(
+    gpu: &Gpu,
+    g: &super::ops::ConvGeom,
+    kc: usize,
+    n0: usize,
+    chunk: usize,
+    dy: &Tensor,
+    x: &Tensor,
+    tbl: &Tensor,
+    dw: &Tensor,
+    partial: &Tensor,
+    accumulate: bool,
+) -> Result<Vec<Dispatch>> {
+    let (kcp, ohw, ohwp) = (kc.next_multiple_of(4), g.ohw(), g.ohwp());
+    let pixels = chunk * ohwp;
+    ensure!(chunk > 0 && n0 + chunk <= g.n && kc > 0, "conv_wgrad chunk out of range");
+    ensure!(g.k * kc <= dw.len && tbl.len >= kc, "conv_wgrad gradient or table too short");
+    ensure!((n0 + chunk) * g.c * g.h * g.w <= x.len && (n0 + chunk) * g.k * ohw <= dy.len, "conv_wgrad input or output gradient too short");
+    ensure!(x.len < (1 << 31), "conv_wgrad indexes its input with 32-bit signed offsets");
+    let splits = split_count(g.k, kcp, pixels);
+    ensure!(splits == 1 || partial.len >= splits * g.k * kc, "conv_wgrad split-K buffer too small");
+    let (cols, rows, tile) = tiles(g.k, kcp);
+    let k = gpu.kernel(&tile.conv_source(), "conv_wgrad", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite], true);
+    let direct = splits == 1;
+    let p = [
+        g.k,
+        kc,
+        pixels / 4,
+        (pixels / 4).div_ceil(splits),
+        ohw,
+        ohwp,
+        g.ow(),
+        g.h * g.w,
+        g.w,
+        g.h,
+        g.c * g.h * g.w,
+        g.stride,
+        g.pad,
+        n0,
+        (direct && accumulate) as usize,
+        g.k * kc,
+    ]
+    .map(|v| v as u32);
+    let out = if direct { dw } else { partial };
+    let launch = gpu.dispatch(&k, &[dy, x, tbl, out], &p, [cols as u32, rows as u32, splits as u32])?;
+    if direct {
+        return Ok(vec![launch]);
+    }
+    Ok(vec![launch, split_reduce(gpu, partial, dw, g.k, kc, splits, OutMap { accumulate, ..OutMap::rows(kc) })?])
 }
