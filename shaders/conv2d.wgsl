@@ -87,48 +87,45 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> pb: Params;
 
-// dx[n][c][h][w] = sum of dcol over every (r, s) tap that read x[n][c][h][w]: one thread per
-// input element, a deterministic gather without atomics. dcol is [kcp][chunk*ohwp]. A tap
-// (r, s) read this element from output (oh, ow) = ((h + pad - r) / stride, (w + pad - s) / stride)
-// when both divide exactly; with stride 1 no division is needed at all.
-@compute @workgroup_size(256)
-fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+// dx[n][c][h][w] = sum of dcol over every (r, s) tap that read x[n][c][h][w]: a deterministic
+// gather without atomics. dcol is [kcp][chunk*ohwp]. A tap (r, s) read this element from output
+// (oh, ow) = ((h + pad - r) / stride, (w + pad - s) / stride) when both divide exactly and fall
+// inside the output. Lanes own images and a workgroup owns one input row (c, h) at a time, so
+// every tap test and column-table lookup is the same across lanes (done once, not per lane, on
+// CPU drivers) and only valid taps are visited; the lanes then differ only in the image offset.
+const COL2IM_LANES: u32 = 32u;
+
+@compute @workgroup_size(COL2IM_LANES)
+fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let img = wg.x * COL2IM_LANES + lid.x;
+    if (img >= pb.chunk) { return; }
     let ncols = pb.chunk * pb.ohwp;
+    let col0 = img * pb.ohwp;
     let plane = pb.h * pb.w;
-    for (var idx = gid.x; idx < pb.chunk * pb.c * plane; idx += nwg.x * 256u) {
-        let pl = udiv(idx, plane);
-        let pix = idx - pl * plane;
-        let img = udiv(pl, pb.c);
-        let ch = pl - img * pb.c;
-        let hh = udiv(pix, pb.w);
-        let ww = pix - hh * pb.w;
-        let col0 = img * pb.ohwp;
+    let out0 = (pb.n0 + img) * pb.c * plane;
+    for (var row = wg.y; row < pb.c * pb.h; row += nwg.y) {
+        let ch = udiv(row, pb.h);
+        let hh = row - ch * pb.h;
         let tap0 = pb.inv_off + ch * pb.r * pb.s;
-        var sum = 0.0;
-        for (var r = 0u; r < pb.r; r++) {
-            let th = i32(hh + pb.pad) - i32(r);
-            if (th < 0) { continue; }
-            var oh = u32(th);
-            if (pb.stride != 1u) {
-                oh = udiv(u32(th), pb.stride);
-                if (oh * pb.stride != u32(th)) { continue; }
-            }
-            if (oh >= pb.oh) { continue; }
-            for (var s = 0u; s < pb.s; s++) {
-                let tw = i32(ww + pb.pad) - i32(s);
-                if (tw < 0) { break; }
-                var ow = u32(tw);
-                if (pb.stride != 1u) {
-                    ow = udiv(u32(tw), pb.stride);
-                    if (ow * pb.stride != u32(tw)) { continue; }
+        for (var ww = 0u; ww < pb.w; ww++) {
+            var sum = 0.0;
+            for (var r = 0u; r < pb.r; r++) {
+                let th = hh + pb.pad;
+                if (th < r) { break; }
+                let oh = udiv(th - r, pb.stride);
+                if (oh * pb.stride != th - r || oh >= pb.oh) { continue; }
+                for (var s = 0u; s < pb.s; s++) {
+                    let tw = ww + pb.pad;
+                    if (tw < s) { break; }
+                    let ow = udiv(tw - s, pb.stride);
+                    if (ow * pb.stride != tw - s || ow >= pb.ow) { continue; }
+                    let j = itbl[tap0 + r * pb.s + s];
+                    if (j == 0xffffffffu) { continue; }
+                    sum += dcol[j * ncols + col0 + oh * pb.ow + ow];
                 }
-                if (ow >= pb.ow) { continue; }
-                let j = itbl[tap0 + r * pb.s + s];
-                if (j == 0xffffffffu) { continue; }
-                sum += dcol[j * ncols + col0 + oh * pb.ow + ow];
             }
+            dx[out0 + row * pb.w + ww] = sum;
         }
-        dx[pb.n0 * pb.c * plane + idx] = sum;
     }
 }
 

@@ -63,6 +63,8 @@ fn conv_cases() -> Vec<(ConvGeom, usize)> {
         // LeNet-5's conv1: one channel, 576 pixels per image, long enough to split the weight
         // gradient over pixels (2 slices for the first chunk, then one accumulating chunk)
         (geom(3, 1, 28, 28, 20, 5, 5, 1, 0), 2),
+        // 35 images in one chunk: col2im's 32 image lanes per workgroup, plus a partial group
+        (geom(35, 2, 5, 4, 3, 3, 3, 1, 1), 35),
     ]
 }
 

@@ -120,7 +120,9 @@ pub fn im2col(gpu: &Gpu, x: &Tensor, tbl: &Tensor, col: &Tensor, g: &ConvGeom, k
 pub fn col2im(gpu: &Gpu, dcol: &Tensor, tbl: &Tensor, dx: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> Result<Dispatch> {
     ensure!((n0 + chunk) * g.c * g.h * g.w <= dx.len, "col2im out of range");
     let k = gpu.kernel(&conv_src(), "col2im", &[R, R, W], false);
-    gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk, false), grid1d(chunk * g.c * g.h * g.w, 256))
+    // workgroups: COL2IM_LANES images × one input row (c, h), striding over rows past the limit
+    let rows = (g.c * g.h).min(gpu.limits.max_compute_workgroups_per_dimension as usize);
+    gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk, false), [chunk.div_ceil(32) as u32, rows as u32, 1])
 }
 
 /// db[k] (+)= Σ_{n,p} dy[(n·K + k)·P + p]
