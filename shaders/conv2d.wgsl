@@ -129,6 +129,32 @@ fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     }
 }
 
+// Weights of the transposed convolution that gives dx for stride 1 (see network.rs):
+// wt[c][(k*R + r)*S + s] = w[k][j] for the kept column j = (c, R-1-r, S-1-s), and zero where that
+// column is pruned or past K*R*S (rows padded to kwp, a multiple of 4). The flipped tap is
+// (R-1-r)*S + (S-1-s) = R*S - 1 - (r*S + s), looked up in the inverse column table.
+struct FlipParams { c: u32, k: u32, kc: u32, rs: u32, kwp: u32, inv_off: u32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<storage, read> fw: array<f32>;
+@group(0) @binding(1) var<storage, read> ftbl: array<u32>;
+@group(0) @binding(2) var<storage, read_write> fwt: array<f32>;
+@group(0) @binding(3) var<uniform> pf: FlipParams;
+
+@compute @workgroup_size(256)
+fn flip_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    for (var i = gid.x; i < pf.c * pf.kwp; i += nwg.x * 256u) {
+        let c = udiv(i, pf.kwp);
+        let col = i - c * pf.kwp;
+        var v = 0.0;
+        if (col < pf.k * pf.rs) {
+            let k = udiv(col, pf.rs);
+            let j = ftbl[pf.inv_off + c * pf.rs + pf.rs - 1u - (col - k * pf.rs)];
+            if (j != 0xffffffffu) { v = fw[k * pf.kc + j]; }
+        }
+        fwt[i] = v;
+    }
+}
+
 // db[k] = sum over n < N, i < P of dy[(n*K + k)*P + i]: one workgroup per channel, strided
 // partial sums, then a tree reduction in workgroup memory.
 struct SumParams { n: u32, k: u32, p: u32, accumulate: u32 }

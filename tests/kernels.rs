@@ -12,7 +12,8 @@
 
 mod common;
 
-use autocompress::gpu::gemm::{conv_wgrad, gemm, pack, split_count, Bias, Gemm, OutMap, Pack};
+use autocompress::gpu::gemm::{conv_gemm, conv_wgrad, gemm, pack, split_count, Bias, Gemm, OutMap, Pack};
+use autocompress::model::network::transposed;
 use autocompress::gpu::ops::{self, ConvGeom, PoolGeom};
 use autocompress::gpu::{Gpu, Tensor};
 use common::reference as cpu;
@@ -156,6 +157,26 @@ fn gpu_conv_backward_data(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: 
     read(g, &dx)
 }
 
+/// dx through the transposed convolution of dy (stride 1, square kernels: the network's path):
+/// flip_weights, then the implicit GEMM conv_gemm over dy with a zero bias, chunk by chunk.
+fn gpu_conv_backward_data_transposed(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<f32> {
+    let gt = transposed(geo).expect("a stride-1 square convolution");
+    let krs = gt.crs();
+    let tdy = g.upload(dy, "dy").unwrap();
+    let tw = g.upload(w, "w").unwrap();
+    let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
+    let tbl_t = g.upload(&ops::column_table(&gt, &all_columns(&gt)).unwrap(), "transposed tbl").unwrap();
+    let zero = g.upload(&vec![0.0f32; geo.c], "zero bias").unwrap();
+    let wt = nan_tensor(g, geo.c * krs.next_multiple_of(4), "flipped w");
+    let dx = nan_tensor(g, geo.n * geo.c * geo.h * geo.w, "dx");
+    let mut plan = vec![ops::flip_weights(g, &tw, &tbl, &wt, geo, kept.len()).unwrap()];
+    for n0 in (0..geo.n).step_by(chunk) {
+        plan.push(conv_gemm(g, &gt, krs, n0, chunk.min(geo.n - n0), &wt, &tdy, &tbl_t, &zero, &dx).unwrap());
+    }
+    g.run(&plan);
+    read(g, &dx)
+}
+
 /// dw [K][kc] = Σ over chunks of the implicit-GEMM weight gradient (conv_wgrad), accumulating
 /// after the first chunk; long pixel axes go through the split-K partial sums.
 fn gpu_conv_backward_weight(g: &Gpu, x: &[f32], dy: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<f32> {
@@ -220,6 +241,10 @@ fn conv_backward_data_matches_reference() {
         let got = gpu_conv_backward_data(g, &dy, &w, &geo, &all_columns(&geo), chunk);
         let want = cpu::conv2d_backward_data(&dy, &w, &geo);
         assert_close(&format!("conv backward data {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
+        if transposed(&geo).is_some() {
+            let got = gpu_conv_backward_data_transposed(g, &dy, &w, &geo, &all_columns(&geo), chunk);
+            assert_close(&format!("transposed conv backward data {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
+        }
     }
 }
 
@@ -272,6 +297,10 @@ fn column_pruned_conv_equals_dense_conv_with_zero_columns() {
             let dx = gpu_conv_backward_data(g, &dy, &w, &geo, &kept, chunk);
             let want = cpu::conv2d_backward_data(&dy, &dense, &geo);
             assert_close(&format!("column-pruned conv backward data {tag}"), &dx, &want, 1e-5);
+            if transposed(&geo).is_some() {
+                let dx = gpu_conv_backward_data_transposed(g, &dy, &w, &geo, &kept, chunk);
+                assert_close(&format!("column-pruned transposed conv backward data {tag}"), &dx, &want, 1e-5);
+            }
 
             let dw = gpu_conv_backward_weight(g, &x, &dy, &geo, &kept, chunk);
             let full = cpu::conv2d_backward_weight(&x, &dy, &geo);

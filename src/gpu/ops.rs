@@ -125,6 +125,16 @@ pub fn col2im(gpu: &Gpu, dcol: &Tensor, tbl: &Tensor, dx: &Tensor, g: &ConvGeom,
     gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk, false), [chunk.div_ceil(32) as u32, rows as u32, 1])
 }
 
+/// The flipped weights of the transposed convolution (stride 1) that gives dx: `wt` [C][kwp],
+/// kwp = (K·R·S) rounded up to 4, from `w` [K][kc] and the column table (pruned columns zero).
+pub fn flip_weights(gpu: &Gpu, w: &Tensor, tbl: &Tensor, wt: &Tensor, g: &ConvGeom, kc: usize) -> Result<Dispatch> {
+    let (rs, kwp) = (g.r * g.s, (g.k * g.r * g.s).next_multiple_of(4));
+    ensure!(g.k * kc <= w.len && g.c * kwp <= wt.len && kc + g.crs() <= tbl.len, "flip_weights out of range");
+    let k = gpu.kernel(&conv_src(), "flip_weights", &[R, R, W], false);
+    let p = [g.c, g.k, kc, rs, kwp, kc, 0, 0].map(|x| x as u32);
+    gpu.dispatch(&k, &[w, tbl, wt], &p, grid1d(g.c * kwp, 256))
+}
+
 /// db[k] (+)= Σ_{n,p} dy[(n·K + k)·P + p]
 pub fn channel_sum(gpu: &Gpu, dy: &Tensor, db: &Tensor, n: usize, k: usize, p: usize, accumulate: bool) -> Result<Dispatch> {
     ensure!(n * k * p <= dy.len && k <= db.len, "channel_sum out of range");
