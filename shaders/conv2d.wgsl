@@ -1,6 +1,8 @@
-// Convolution as GEMM: `im2col` gathers the kept columns of the GEMM view for a chunk of images,
-// the GEMM in gemm.wgsl multiplies, `col2im` folds column gradients back to the input image and
-// `channel_sum` reduces output gradients to bias gradients.
+// Convolution as GEMM: `im2col` gathers the kept columns of the GEMM view for a chunk of images
+// (the explicit forward, see `bench --algo`), the GEMM in gemm.wgsl multiplies, `col2im` folds
+// column gradients back to the input image (strided layers' data gradient), `flip_weights`
+// prepares the transposed convolution of stride-1 layers' data gradient, and `channel_sum`
+// reduces output gradients to bias gradients.
 //
 // Column table `tbl`: tbl[j] = c << 16 | r << 8 | s for the j-th kept column (j < kc); and
 // tbl[inv_off + (c*R + r)*S + s] = j, or 0xffffffff where that column is pruned. A dense layer
@@ -12,7 +14,7 @@ struct Params {
     c: u32, h: u32, w: u32, oh: u32,
     ow: u32, ohwp: u32, stride: u32, pad: u32,
     r: u32, s: u32, kc: u32, kcp: u32,
-    n0: u32, chunk: u32, transposed: u32, inv_off: u32,
+    n0: u32, chunk: u32, _p: u32, inv_off: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -20,38 +22,20 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> col: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-// col is [kcp][chunk*ohwp], or [chunk*ohwp][kcp] when transposed (the B operand of dW = dY·colᵀ).
-// One thread fills one output row `oh` of one kept column j of one image: the index arithmetic
-// (udiv: integer division is scalar on CPUs) is paid once per row, not per element. Threads
-// with j >= kc write the zero padding rows; the last row of an image also zeroes its pixel
-// padding (ohw .. ohwp). Normal layout orders threads j-major (lanes write along pixels),
-// transposed layout j-minor (lanes write along j).
+// col is [kcp][chunk*ohwp]. One thread fills one output row `oh` of one kept column j of one
+// image: the index arithmetic (udiv: integer division is scalar on CPUs) is paid once per row,
+// not per element. Threads with j >= kc write the zero padding rows; the last row of an image
+// also zeroes its pixel padding (ohw .. ohwp). Threads are j-major (lanes write along pixels).
 @compute @workgroup_size(256)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let ncols = p.chunk * p.ohwp;
     let rows = p.kcp * p.chunk * p.oh;
     for (var t = gid.x; t < rows; t += nwg.x * 256u) {
-        var j: u32;
-        var io: u32; // img * oh + oh_row
-        if (p.transposed != 0u) {
-            io = udiv(t, p.kcp);
-            j = t - io * p.kcp;
-        } else {
-            j = udiv(t, p.chunk * p.oh);
-            io = t - j * p.chunk * p.oh;
-        }
+        let j = udiv(t, p.chunk * p.oh);
+        let io = t - j * p.chunk * p.oh; // img * oh + oh_row
         let img = udiv(io, p.oh);
         let oh = io - img * p.oh;
-        var q = img * p.ohwp + oh * p.ow; // first column of this row
-        var dst: u32;
-        var step: u32;
-        if (p.transposed != 0u) {
-            dst = q * p.kcp + j;
-            step = p.kcp;
-        } else {
-            dst = j * ncols + q;
-            step = 1u;
-        }
+        var dst = j * ncols + img * p.ohwp + oh * p.ow; // first column of this row
         if (j < p.kc) {
             let e = tbl[j];
             let ih = i32(oh * p.stride + ((e >> 8u) & 255u)) - i32(p.pad);
@@ -64,19 +48,19 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                     v = x[base + u32(iw)];
                 }
                 col[dst] = v;
-                dst += step;
+                dst += 1u;
                 iw += i32(p.stride);
             }
         } else {
             for (var ow = 0u; ow < p.ow; ow++) {
                 col[dst] = 0.0;
-                dst += step;
+                dst += 1u;
             }
         }
         if (oh + 1u == p.oh) {
             for (var pad = p.oh * p.ow; pad < p.ohwp; pad++) {
                 col[dst] = 0.0;
-                dst += step;
+                dst += 1u;
             }
         }
     }

@@ -98,21 +98,21 @@ struct ConvParams {
     v: [u32; 16],
 }
 
-fn conv_params(g: &ConvGeom, kc: usize, n0: usize, chunk: usize, transposed: bool) -> ConvParams {
+fn conv_params(g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> ConvParams {
     let v = [
         g.c, g.h, g.w, g.oh(), g.ow(), g.ohwp(), g.stride, g.pad, g.r, g.s, kc, kc.next_multiple_of(4), n0, chunk,
-        transposed as usize, kc,
+        0, kc,
     ];
     ConvParams { v: v.map(|x| x as u32) }
 }
 
-/// Columns of images n0..n0+chunk into `col`: [kcp][chunk·ohwp], or [chunk·ohwp][kcp] transposed.
+/// Columns of images n0..n0+chunk into `col`: [kcp][chunk·ohwp].
 #[allow(clippy::too_many_arguments)]
-pub fn im2col(gpu: &Gpu, x: &Tensor, tbl: &Tensor, col: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize, transposed: bool) -> Result<Dispatch> {
+pub fn im2col(gpu: &Gpu, x: &Tensor, tbl: &Tensor, col: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> Result<Dispatch> {
     let kcp = kc.next_multiple_of(4);
     ensure!(kcp * chunk * g.ohwp() <= col.len && (n0 + chunk) * g.c * g.h * g.w <= x.len, "im2col out of range");
     let k = gpu.kernel(&conv_src(), "im2col", &[R, R, W], true);
-    gpu.dispatch(&k, &[x, tbl, col], &conv_params(g, kc, n0, chunk, transposed), grid1d(kcp * chunk * g.oh(), 256))
+    gpu.dispatch(&k, &[x, tbl, col], &conv_params(g, kc, n0, chunk), grid1d(kcp * chunk * g.oh(), 256))
 }
 
 /// Folds dcol ([kcp][chunk·ohwp]) back into dx for images n0..n0+chunk (overwrites).
@@ -122,7 +122,7 @@ pub fn col2im(gpu: &Gpu, dcol: &Tensor, tbl: &Tensor, dx: &Tensor, g: &ConvGeom,
     let k = gpu.kernel(&conv_src(), "col2im", &[R, R, W], false);
     // workgroups: COL2IM_LANES images × one input row (c, h), striding over rows past the limit
     let rows = (g.c * g.h).min(gpu.limits.max_compute_workgroups_per_dimension as usize);
-    gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk, false), [chunk.div_ceil(32) as u32, rows as u32, 1])
+    gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk), [chunk.div_ceil(32) as u32, rows as u32, 1])
 }
 
 /// The flipped weights of the transposed convolution (stride 1) that gives dx: `wt` [C][kwp],

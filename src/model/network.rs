@@ -541,7 +541,7 @@ pub fn conv_forward(
     };
     for n0 in (0..g.n).step_by(chunk) {
         let cols = chunk.min(g.n - n0) * ohwp;
-        f.push(ops::im2col(gpu, x, tbl, col, g, kc, n0, chunk.min(g.n - n0), false)?);
+        f.push(ops::im2col(gpu, x, tbl, col, g, kc, n0, chunk.min(g.n - n0))?);
         let fwd = Gemm { a: wa, a_off: 0, b: col, b_off: 0, m: g.k, n: cols, kp: kcp, np: cols };
         let out = OutMap { off: n0 * g.k * ohw, rs: ohw, bs: g.k * ohw, cs: 1, n_inner: ohwp, n_valid: ohw, accumulate: false };
         f.push(gemm(gpu, &fwd, Bias::PerRow(b, 0), y, out)?);
