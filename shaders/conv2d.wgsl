@@ -1,6 +1,8 @@
-// Convolution as GEMM: `im2col` gathers the kept columns of the GEMM view for a chunk of images,
-// the GEMM in gemm.wgsl multiplies, `col2im` folds column gradients back to the input image and
-// `channel_sum` reduces output gradients to bias gradients.
+// Convolution as GEMM: `im2col` gathers the kept columns of the GEMM view for a chunk of images
+// (the explicit forward, see `bench --algo`), the GEMM in gemm.wgsl multiplies, `col2im` folds
+// column gradients back to the input image (strided layers' data gradient), `flip_weights`
+// prepares the transposed convolution of stride-1 layers' data gradient, and `channel_sum`
+// reduces output gradients to bias gradients.
 //
 // Column table `tbl`: tbl[j] = c << 16 | r << 8 | s for the j-th kept column (j < kc); and
 // tbl[inv_off + (c*R + r)*S + s] = j, or 0xffffffff where that column is pruned. A dense layer
@@ -12,7 +14,7 @@ struct Params {
     c: u32, h: u32, w: u32, oh: u32,
     ow: u32, ohwp: u32, stride: u32, pad: u32,
     r: u32, s: u32, kc: u32, kcp: u32,
-    n0: u32, chunk: u32, transposed: u32, inv_off: u32,
+    n0: u32, chunk: u32, _p: u32, inv_off: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -20,38 +22,20 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> col: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-// col is [kcp][chunk*ohwp], or [chunk*ohwp][kcp] when transposed (the B operand of dW = dY·colᵀ).
-// One thread fills one output row `oh` of one kept column j of one image: the index arithmetic
-// (udiv: integer division is scalar on CPUs) is paid once per row, not per element. Threads
-// with j >= kc write the zero padding rows; the last row of an image also zeroes its pixel
-// padding (ohw .. ohwp). Normal layout orders threads j-major (lanes write along pixels),
-// transposed layout j-minor (lanes write along j).
+// col is [kcp][chunk*ohwp]. One thread fills one output row `oh` of one kept column j of one
+// image: the index arithmetic (udiv: integer division is scalar on CPUs) is paid once per row,
+// not per element. Threads with j >= kc write the zero padding rows; the last row of an image
+// also zeroes its pixel padding (ohw .. ohwp). Threads are j-major (lanes write along pixels).
 @compute @workgroup_size(256)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let ncols = p.chunk * p.ohwp;
     let rows = p.kcp * p.chunk * p.oh;
     for (var t = gid.x; t < rows; t += nwg.x * 256u) {
-        var j: u32;
-        var io: u32; // img * oh + oh_row
-        if (p.transposed != 0u) {
-            io = udiv(t, p.kcp);
-            j = t - io * p.kcp;
-        } else {
-            j = udiv(t, p.chunk * p.oh);
-            io = t - j * p.chunk * p.oh;
-        }
+        let j = udiv(t, p.chunk * p.oh);
+        let io = t - j * p.chunk * p.oh; // img * oh + oh_row
         let img = udiv(io, p.oh);
         let oh = io - img * p.oh;
-        var q = img * p.ohwp + oh * p.ow; // first column of this row
-        var dst: u32;
-        var step: u32;
-        if (p.transposed != 0u) {
-            dst = q * p.kcp + j;
-            step = p.kcp;
-        } else {
-            dst = j * ncols + q;
-            step = 1u;
-        }
+        var dst = j * ncols + img * p.ohwp + oh * p.ow; // first column of this row
         if (j < p.kc) {
             let e = tbl[j];
             let ih = i32(oh * p.stride + ((e >> 8u) & 255u)) - i32(p.pad);
@@ -64,19 +48,19 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                     v = x[base + u32(iw)];
                 }
                 col[dst] = v;
-                dst += step;
+                dst += 1u;
                 iw += i32(p.stride);
             }
         } else {
             for (var ow = 0u; ow < p.ow; ow++) {
                 col[dst] = 0.0;
-                dst += step;
+                dst += 1u;
             }
         }
         if (oh + 1u == p.oh) {
             for (var pad = p.oh * p.ow; pad < p.ohwp; pad++) {
                 col[dst] = 0.0;
-                dst += step;
+                dst += 1u;
             }
         }
     }
@@ -87,48 +71,71 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> pb: Params;
 
-// dx[n][c][h][w] = sum of dcol over every (r, s) tap that read x[n][c][h][w]: one thread per
-// input element, a deterministic gather without atomics. dcol is [kcp][chunk*ohwp]. A tap
-// (r, s) read this element from output (oh, ow) = ((h + pad - r) / stride, (w + pad - s) / stride)
-// when both divide exactly; with stride 1 no division is needed at all.
-@compute @workgroup_size(256)
-fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+// dx[n][c][h][w] = sum of dcol over every (r, s) tap that read x[n][c][h][w]: a deterministic
+// gather without atomics. dcol is [kcp][chunk*ohwp]. A tap (r, s) read this element from output
+// (oh, ow) = ((h + pad - r) / stride, (w + pad - s) / stride) when both divide exactly and fall
+// inside the output. Lanes own images and a workgroup owns one input row (c, h) at a time, so
+// every tap test and column-table lookup is the same across lanes (done once, not per lane, on
+// CPU drivers) and only valid taps are visited; the lanes then differ only in the image offset.
+const COL2IM_LANES: u32 = 32u;
+
+@compute @workgroup_size(COL2IM_LANES)
+fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let img = wg.x * COL2IM_LANES + lid.x;
+    if (img >= pb.chunk) { return; }
     let ncols = pb.chunk * pb.ohwp;
+    let col0 = img * pb.ohwp;
     let plane = pb.h * pb.w;
-    for (var idx = gid.x; idx < pb.chunk * pb.c * plane; idx += nwg.x * 256u) {
-        let pl = udiv(idx, plane);
-        let pix = idx - pl * plane;
-        let img = udiv(pl, pb.c);
-        let ch = pl - img * pb.c;
-        let hh = udiv(pix, pb.w);
-        let ww = pix - hh * pb.w;
-        let col0 = img * pb.ohwp;
+    let out0 = (pb.n0 + img) * pb.c * plane;
+    for (var row = wg.y; row < pb.c * pb.h; row += nwg.y) {
+        let ch = udiv(row, pb.h);
+        let hh = row - ch * pb.h;
         let tap0 = pb.inv_off + ch * pb.r * pb.s;
-        var sum = 0.0;
-        for (var r = 0u; r < pb.r; r++) {
-            let th = i32(hh + pb.pad) - i32(r);
-            if (th < 0) { continue; }
-            var oh = u32(th);
-            if (pb.stride != 1u) {
-                oh = udiv(u32(th), pb.stride);
-                if (oh * pb.stride != u32(th)) { continue; }
-            }
-            if (oh >= pb.oh) { continue; }
-            for (var s = 0u; s < pb.s; s++) {
-                let tw = i32(ww + pb.pad) - i32(s);
-                if (tw < 0) { break; }
-                var ow = u32(tw);
-                if (pb.stride != 1u) {
-                    ow = udiv(u32(tw), pb.stride);
-                    if (ow * pb.stride != u32(tw)) { continue; }
+        for (var ww = 0u; ww < pb.w; ww++) {
+            var sum = 0.0;
+            for (var r = 0u; r < pb.r; r++) {
+                let th = hh + pb.pad;
+                if (th < r) { break; }
+                let oh = udiv(th - r, pb.stride);
+                if (oh * pb.stride != th - r || oh >= pb.oh) { continue; }
+                for (var s = 0u; s < pb.s; s++) {
+                    let tw = ww + pb.pad;
+                    if (tw < s) { break; }
+                    let ow = udiv(tw - s, pb.stride);
+                    if (ow * pb.stride != tw - s || ow >= pb.ow) { continue; }
+                    let j = itbl[tap0 + r * pb.s + s];
+                    if (j == 0xffffffffu) { continue; }
+                    sum += dcol[j * ncols + col0 + oh * pb.ow + ow];
                 }
-                if (ow >= pb.ow) { continue; }
-                let j = itbl[tap0 + r * pb.s + s];
-                if (j == 0xffffffffu) { continue; }
-                sum += dcol[j * ncols + col0 + oh * pb.ow + ow];
             }
+            dx[out0 + row * pb.w + ww] = sum;
         }
-        dx[pb.n0 * pb.c * plane + idx] = sum;
+    }
+}
+
+// Weights of the transposed convolution that gives dx for stride 1 (see network.rs):
+// wt[c][(k*R + r)*S + s] = w[k][j] for the kept column j = (c, R-1-r, S-1-s), and zero where that
+// column is pruned or past K*R*S (rows padded to kwp, a multiple of 4). The flipped tap is
+// (R-1-r)*S + (S-1-s) = R*S - 1 - (r*S + s), looked up in the inverse column table.
+struct FlipParams { c: u32, k: u32, kc: u32, rs: u32, kwp: u32, inv_off: u32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<storage, read> fw: array<f32>;
+@group(0) @binding(1) var<storage, read> ftbl: array<u32>;
+@group(0) @binding(2) var<storage, read_write> fwt: array<f32>;
+@group(0) @binding(3) var<uniform> pf: FlipParams;
+
+@compute @workgroup_size(256)
+fn flip_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    for (var i = gid.x; i < pf.c * pf.kwp; i += nwg.x * 256u) {
+        let c = udiv(i, pf.kwp);
+        let col = i - c * pf.kwp;
+        var v = 0.0;
+        if (col < pf.k * pf.rs) {
+            let k = udiv(col, pf.rs);
+            let j = ftbl[pf.inv_off + c * pf.rs + pf.rs - 1u - (col - k * pf.rs)];
+            if (j != 0xffffffffu) { v = fw[k * pf.kc + j]; }
+        }
+        fwt[i] = v;
     }
 }
 

@@ -98,3 +98,95 @@ fn conv_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
         }
     }
 }
+
+// Weight gradient as an implicit GEMM: dW[k][j] (+)= Σ_t dY[k][t] · col[j][t] over the pixels t
+// of images n0 .. n0+chunk, reading col from x and dY in its NCHW layout (no im2col buffer, no
+// packed copy of dY). Filters are rows, the same for every lane, so each dY value is loaded once
+// and broadcast; lanes own kept columns j and gather their x values. The pixel axis runs over
+// chunk·ohwp (ohwp a multiple of 4, so 4 consecutive pixels lie in one image) and is split over
+// workgroup z into slices of C as in gemm.wgsl's split-K.
+
+struct WParams {
+    m: u32, n: u32, t4: u32, k_split4: u32,
+    ohw: u32, ohwp: u32, ow: u32, hw: u32,
+    w: u32, h: u32, chw: u32, stride: u32,
+    pad: u32, n0: u32, accumulate: u32, split_stride: u32,
+}
+
+@group(0) @binding(0) var<storage, read> dyw: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(4) var<uniform> q: WParams;
+
+@compute @workgroup_size(WX, WY)
+fn conv_wgrad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    var acc: array<array<vec4<f32>, TN4>, TM>;
+    var arow: array<u32, TM>;         // offset of each owned filter's plane in an image of dY
+    var koff: array<vec4<i32>, TN4>;  // x offset of each owned column's tap from a pixel's origin
+    var tr: array<vec4<i32>, TN4>;    // the tap's row r; far negative for padding columns
+    var ts: array<vec4<i32>, TN4>;
+    let row0 = wg.y * WY * TM + lid.y * TM;
+    let col0 = wg.x * WX * TN4 + lid.x;
+    for (var i = 0u; i < TM; i++) {
+        arow[i] = min(row0 + i, q.m - 1u) * q.ohw;
+    }
+    for (var j = 0u; j < TN4; j++) {
+        for (var l = 0u; l < 4u; l++) {
+            let col = (col0 + j * WX) * 4u + l;
+            let e = tbl[min(col, q.n - 1u)];
+            let r = i32((e >> 8u) & 255u);
+            let s = i32(e & 255u);
+            koff[j][l] = i32((e >> 16u) * q.hw) + r * i32(q.w) + s;
+            tr[j][l] = select(-1000000, r, col < q.n);
+            ts[j][l] = s;
+        }
+    }
+    let t_end = min((wg.z + 1u) * q.k_split4, q.t4);
+    for (var t4 = wg.z * q.k_split4; t4 < t_end; t4++) {
+        let img = q.n0 + udiv(t4 * 4u, q.ohwp);
+        let pix0 = t4 * 4u - (img - q.n0) * q.ohwp;
+        var bv: array<array<vec4<f32>, TN4>, 4>;
+        var dyo: vec4<u32>;
+        var live = vec4<f32>(0.0); // 1 for real pixels, 0 for the padding up to ohwp
+        for (var l = 0u; l < 4u; l++) {
+            let pix = min(pix0 + l, q.ohw - 1u);
+            let oh = udiv(pix, q.ow);
+            let ih = i32(oh * q.stride) - i32(q.pad);
+            let iw = i32((pix - oh * q.ow) * q.stride) - i32(q.pad);
+            let base = i32(img * q.chw) + ih * i32(q.w) + iw;
+            dyo[l] = img * q.m * q.ohw + pix;
+            live[l] = select(0.0, 1.0, pix0 + l < q.ohw);
+            for (var j = 0u; j < TN4; j++) {
+                let hh = vec4<i32>(ih) + tr[j];
+                let ww = vec4<i32>(iw) + ts[j];
+                let inside = (hh >= vec4<i32>(0)) & (hh < vec4<i32>(i32(q.h))) & (ww >= vec4<i32>(0)) & (ww < vec4<i32>(i32(q.w)));
+                let at = vec4<i32>(base) + koff[j];
+                var v = vec4<f32>(0.0);
+                for (var c = 0u; c < 4u; c++) {
+                    if (inside[c]) { v[c] = x[u32(at[c])]; }
+                }
+                bv[l][j] = v;
+            }
+        }
+        for (var i = 0u; i < TM; i++) {
+            let av = live * vec4<f32>(dyw[arow[i] + dyo.x], dyw[arow[i] + dyo.y], dyw[arow[i] + dyo.z], dyw[arow[i] + dyo.w]);
+            for (var j = 0u; j < TN4; j++) {
+                acc[i][j] = acc[i][j] + av.x * bv[0][j] + av.y * bv[1][j] + av.z * bv[2][j] + av.w * bv[3][j];
+            }
+        }
+    }
+    let out0 = wg.z * q.split_stride;
+    for (var i = 0u; i < TM; i++) {
+        let m = row0 + i;
+        if (m >= q.m) { break; }
+        for (var j = 0u; j < TN4; j++) {
+            let nb = (col0 + j * WX) * 4u;
+            for (var l = 0u; l < 4u; l++) {
+                if (nb + l >= q.n) { continue; }
+                let idx = out0 + m * q.n + nb + l;
+                var v = acc[i][j][l];
+                if (q.accumulate != 0u) { v += dw[idx]; }
+                dw[idx] = v;
+            }
+        }
+    }
+}

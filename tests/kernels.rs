@@ -12,7 +12,8 @@
 
 mod common;
 
-use autocompress::gpu::gemm::{gemm, pack, Bias, Gemm, OutMap, Pack};
+use autocompress::gpu::gemm::{conv_gemm, conv_wgrad, gemm, pack, split_count, Bias, Gemm, OutMap, Pack};
+use autocompress::model::network::transposed;
 use autocompress::gpu::ops::{self, ConvGeom, PoolGeom};
 use autocompress::gpu::{Gpu, Tensor};
 use common::reference as cpu;
@@ -60,6 +61,11 @@ fn conv_cases() -> Vec<(ConvGeom, usize)> {
         (geom(3, 2, 9, 12, 5, 3, 5, 1, 2), 3),
         // LeNet-5's conv2: 150 columns
         (geom(4, 6, 14, 14, 16, 5, 5, 1, 0), 3),
+        // LeNet-5's conv1: one channel, 576 pixels per image, long enough to split the weight
+        // gradient over pixels (2 slices for the first chunk, then one accumulating chunk)
+        (geom(3, 1, 28, 28, 20, 5, 5, 1, 0), 2),
+        // 35 images in one chunk: col2im's 32 image lanes per workgroup, plus a partial group
+        (geom(35, 2, 5, 4, 3, 3, 3, 1, 1), 35),
     ]
 }
 
@@ -117,7 +123,7 @@ fn conv_forward_with(g: &Gpu, x: &[f32], w: &[f32], bias: &[f32], geo: &ConvGeom
             plan.push(autocompress::gpu::gemm::conv_gemm(g, geo, kc, n0, c, &pw, &tx, &tbl, &tb, &y).unwrap());
             continue;
         }
-        plan.push(ops::im2col(g, &tx, &tbl, &col, geo, kc, n0, c, false).unwrap());
+        plan.push(ops::im2col(g, &tx, &tbl, &col, geo, kc, n0, c).unwrap());
         let gm = Gemm { a: &pw, a_off: 0, b: &col, b_off: 0, m: geo.k, n: np, kp: kcp, np };
         let out = OutMap { off: n0 * geo.k * ohw, rs: ohw, bs: geo.k * ohw, cs: 1, n_inner: ohwp, n_valid: ohw, accumulate: false };
         plan.push(gemm(g, &gm, Bias::PerRow(&tb, 0), &y, out).unwrap());
@@ -151,25 +157,40 @@ fn gpu_conv_backward_data(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: 
     read(g, &dx)
 }
 
-/// dw [K][kc] = Σ over chunks of packed dy [K][chunk·ohwp] · im2colᵀ [chunk·ohwp][kcp], the GEMM
-/// accumulating into dw after the first chunk.
+/// dx through the transposed convolution of dy (stride 1, square kernels: the network's path):
+/// flip_weights, then the implicit GEMM conv_gemm over dy with a zero bias, chunk by chunk.
+fn gpu_conv_backward_data_transposed(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<f32> {
+    let gt = transposed(geo).expect("a stride-1 square convolution");
+    let krs = gt.crs();
+    let tdy = g.upload(dy, "dy").unwrap();
+    let tw = g.upload(w, "w").unwrap();
+    let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
+    let tbl_t = g.upload(&ops::column_table(&gt, &all_columns(&gt)).unwrap(), "transposed tbl").unwrap();
+    let zero = g.upload(&vec![0.0f32; geo.c], "zero bias").unwrap();
+    let wt = nan_tensor(g, geo.c * krs.next_multiple_of(4), "flipped w");
+    let dx = nan_tensor(g, geo.n * geo.c * geo.h * geo.w, "dx");
+    let mut plan = vec![ops::flip_weights(g, &tw, &tbl, &wt, geo, kept.len()).unwrap()];
+    for n0 in (0..geo.n).step_by(chunk) {
+        plan.push(conv_gemm(g, &gt, krs, n0, chunk.min(geo.n - n0), &wt, &tdy, &tbl_t, &zero, &dx).unwrap());
+    }
+    g.run(&plan);
+    read(g, &dx)
+}
+
+/// dw [K][kc] = Σ over chunks of the implicit-GEMM weight gradient (conv_wgrad), accumulating
+/// after the first chunk; long pixel axes go through the split-K partial sums.
 fn gpu_conv_backward_weight(g: &Gpu, x: &[f32], dy: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<f32> {
-    let (kc, ohwp) = (kept.len(), geo.ohwp());
-    let kcp = kc.next_multiple_of(4);
+    let kc = kept.len();
     let tx = g.upload(x, "x").unwrap();
     let tdy = g.upload(dy, "dy").unwrap();
     let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
-    let pdy = nan_tensor(g, geo.k * chunk * ohwp, "packed dy");
-    let colt = nan_tensor(g, chunk * ohwp * kcp, "colT");
     let dw = nan_tensor(g, geo.k * kc, "dw");
+    let splits = split_count(geo.k, kc.next_multiple_of(4), chunk * geo.ohwp());
+    let part = nan_tensor(g, splits * geo.k * kc, "split-k partial sums");
     let mut plan = Vec::new();
     for n0 in (0..geo.n).step_by(chunk) {
         let c = chunk.min(geo.n - n0);
-        let kp = c * ohwp;
-        plan.push(pack(g, &tdy, &pdy, &ops::dy_pack(geo, n0, c, geo.k)).unwrap());
-        plan.push(ops::im2col(g, &tx, &tbl, &colt, geo, kc, n0, c, true).unwrap());
-        let gm = Gemm { a: &pdy, a_off: 0, b: &colt, b_off: 0, m: geo.k, n: kc, kp, np: kcp };
-        plan.push(gemm(g, &gm, Bias::None, &dw, OutMap { accumulate: n0 > 0, ..OutMap::rows(kc) }).unwrap());
+        plan.extend(conv_wgrad(g, geo, kc, n0, c, &tdy, &tx, &tbl, &dw, &part, n0 > 0).unwrap());
     }
     g.run(&plan);
     read(g, &dw)
@@ -220,6 +241,10 @@ fn conv_backward_data_matches_reference() {
         let got = gpu_conv_backward_data(g, &dy, &w, &geo, &all_columns(&geo), chunk);
         let want = cpu::conv2d_backward_data(&dy, &w, &geo);
         assert_close(&format!("conv backward data {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
+        if transposed(&geo).is_some() {
+            let got = gpu_conv_backward_data_transposed(g, &dy, &w, &geo, &all_columns(&geo), chunk);
+            assert_close(&format!("transposed conv backward data {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
+        }
     }
 }
 
@@ -272,6 +297,10 @@ fn column_pruned_conv_equals_dense_conv_with_zero_columns() {
             let dx = gpu_conv_backward_data(g, &dy, &w, &geo, &kept, chunk);
             let want = cpu::conv2d_backward_data(&dy, &dense, &geo);
             assert_close(&format!("column-pruned conv backward data {tag}"), &dx, &want, 1e-5);
+            if transposed(&geo).is_some() {
+                let dx = gpu_conv_backward_data_transposed(g, &dy, &w, &geo, &kept, chunk);
+                assert_close(&format!("column-pruned transposed conv backward data {tag}"), &dx, &want, 1e-5);
+            }
 
             let dw = gpu_conv_backward_weight(g, &x, &dy, &geo, &kept, chunk);
             let full = cpu::conv2d_backward_weight(&x, &dy, &geo);
@@ -295,7 +324,7 @@ fn column_table_rejects_out_of_range_columns() {
 // --------------------------------------------------------------------------- im2col, pack
 
 #[test]
-fn im2col_matches_reference_in_both_layouts() {
+fn im2col_matches_reference() {
     let Some(g) = gpu() else { return };
     for (i, (geo, chunk)) in conv_cases().into_iter().enumerate() {
         let x = rand_vec(geo.n * geo.c * geo.h * geo.w, 500 + i as u64);
@@ -309,24 +338,20 @@ fn im2col_matches_reference_in_both_layouts() {
             let n0 = (geo.n - 1) / chunk * chunk;
             let c = geo.n - n0;
             let want = cpu::im2col(&x, &geo, &kept_us, n0, c);
-            for transposed in [false, true] {
-                let col = nan_tensor(g, kcp * c * ohwp, "col");
-                g.run(&[ops::im2col(g, &tx, &tbl, &col, &geo, kc, n0, c, transposed).unwrap()]);
-                let got = read(g, &col);
-                // Expected layout, zero in the padding rows (j ≥ kc) and pixels (p ≥ OHW).
-                let mut exp = vec![0.0; kcp * c * ohwp];
-                for j in 0..kc {
-                    for img in 0..c {
-                        for p in 0..ohw {
-                            let q = img * ohwp + p;
-                            let at = if transposed { q * kcp + j } else { j * c * ohwp + q };
-                            exp[at] = want[j * c * ohw + img * ohw + p];
-                        }
+            let col = nan_tensor(g, kcp * c * ohwp, "col");
+            g.run(&[ops::im2col(g, &tx, &tbl, &col, &geo, kc, n0, c).unwrap()]);
+            let got = read(g, &col);
+            // Expected layout, zero in the padding rows (j ≥ kc) and pixels (p ≥ OHW).
+            let mut exp = vec![0.0; kcp * c * ohwp];
+            for j in 0..kc {
+                for img in 0..c {
+                    for p in 0..ohw {
+                        exp[j * c * ohwp + img * ohwp + p] = want[j * c * ohw + img * ohw + p];
                     }
                 }
-                let tag = format!("im2col {} kc {kc} images {n0}..{} transposed {transposed}", conv_tag(&geo, chunk), n0 + c);
-                assert_close(&tag, &got, &exp, 0.0);
             }
+            let tag = format!("im2col {} kc {kc} images {n0}..{}", conv_tag(&geo, chunk), n0 + c);
+            assert_close(&tag, &got, &exp, 0.0);
         }
     }
 }

@@ -30,16 +30,29 @@ impl Tile {
                 return Tile { tm: v[0], tn4: v[1], wx: v[2], wy: v[3] };
             }
         }
-        // Rows a thread owns: the whole of a short GEMM, else about 16–24, split evenly so the last
-        // row tile is not mostly idle (LeNet conv2: 50 = 3 × 17 ran 2× faster than 4 × 16).
+        // Rows a thread owns: the whole of a short GEMM, else about 16–25, split evenly so the last
+        // row tile is not mostly idle (LeNet conv2: 50 = 3 × 17 ran 2× faster than 4 × 16, and
+        // 2 × 25 faster again: 0.8× the time of 3 × 17).
         let tm = if m % 16 == 0 {
             16
         } else {
-            let tiles = m.div_ceil(24);
+            let tiles = m.div_ceil(25);
             m.div_ceil(tiles) as u32
         };
         let base = if np <= 256 { Tile::NARROW } else { Tile::DEFAULT };
         Tile { tm, ..base }
+    }
+
+    /// The implicit-GEMM convolutions (conv_gemm.wgsl) decode a column-table entry and its index
+    /// arithmetic per k, shared by all of a thread's columns, so wide outputs take twice the
+    /// columns per thread (LeNet conv2 forward and weight gradient on lavapipe: 0.7–0.85× the
+    /// time of 4·4 columns).
+    pub fn for_conv(m: usize, np: usize) -> Tile {
+        let t = Tile::for_shape(m, np);
+        if np > 256 && std::env::var("AUTOCOMPRESS_GEMM_TILE").is_err() {
+            return Tile { tn4: 8, ..t };
+        }
+        t
     }
 
     /// The implicit-GEMM convolution (shaders/conv_gemm.wgsl) with this tile.
@@ -130,7 +143,10 @@ pub fn gemm(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap) -> Result<
 
 /// Column and row tile counts of a GEMM launch.
 fn tiles(m: usize, np: usize) -> (usize, usize, Tile) {
-    let tile = Tile::for_shape(m, np);
+    grid(m, np, Tile::for_shape(m, np))
+}
+
+fn grid(m: usize, np: usize, tile: Tile) -> (usize, usize, Tile) {
     ((np / 4).div_ceil((tile.wx * tile.tn4) as usize), m.div_ceil((tile.wy * tile.tm) as usize), tile)
 }
 
@@ -157,9 +173,14 @@ pub fn gemm_split_k(gpu: &Gpu, g: &Gemm, c: &Tensor, out: OutMap, partial: &Tens
     let last = out.off + (g.m - 1) * out.rs + (g.n - 1) * out.cs;
     ensure!(partial.len >= splits * len && last < c.len, "split-K buffers too small");
     let part = OutMap { off: 0, accumulate: false, ..OutMap::rows(g.n) };
+    Ok(vec![gemm_launch(gpu, g, Bias::None, partial, part, splits)?, split_reduce(gpu, partial, c, g.m, g.n, splits, out)?])
+}
+
+/// c (+)= the sum of the `splits` [m][n] slices of `partial`, written through `out`.
+fn split_reduce(gpu: &Gpu, partial: &Tensor, c: &Tensor, m: usize, n: usize, splits: usize, out: OutMap) -> Result<Dispatch> {
     let k = gpu.kernel(&Tile::DEFAULT.source(), "split_reduce", &[Access::Read, Access::ReadWrite], true);
-    let p = [g.m, g.n, splits, out.off, out.rs, out.cs, out.accumulate as usize, 0].map(|x| x as u32);
-    Ok(vec![gemm_launch(gpu, g, Bias::None, partial, part, splits)?, gpu.dispatch(&k, &[partial, c], &p, grid1d(len, 256))?])
+    let p = [m, n, splits, out.off, out.rs, out.cs, out.accumulate as usize, 0].map(|x| x as u32);
+    gpu.dispatch(&k, &[partial, c], &p, grid1d(m * n, 256))
 }
 
 fn gemm_launch(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap, splits: usize) -> Result<Dispatch> {
@@ -305,7 +326,7 @@ pub fn conv_gemm(
     ensure!(g.k * kcp <= w.len && bias.len >= g.k && tbl.len >= kc, "conv_gemm weights, bias or table too short");
     ensure!((n0 + chunk) * g.c * g.h * g.w <= x.len && (n0 + chunk) * g.k * ohw <= y.len, "conv_gemm input or output too short");
     ensure!(x.len < (1 << 31), "conv_gemm indexes its input with 32-bit signed offsets");
-    let (cols, rows, tile) = tiles(g.k, n);
+    let (cols, rows, tile) = grid(g.k, n, Tile::for_conv(g.k, n));
     let k = gpu.kernel(&tile.conv_source(), "conv_gemm", &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite], true);
     let p = [
         g.k,
@@ -327,4 +348,59 @@ pub fn conv_gemm(
     ]
     .map(|v| v as u32);
     gpu.dispatch(&k, &[w, x, tbl, bias, y], &p, [cols as u32, rows as u32, 1])
+}
+
+/// Convolution weight gradient as an implicit GEMM (`conv_wgrad` in shaders/conv_gemm.wgsl):
+/// dw [K][kc] (+)= dY · colᵀ over images n0..n0+chunk, reading x and dy (N, K, OH·OW) in place.
+/// Like `gemm_split_k`, a long pixel axis is split over slices of `partial`, then summed.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_wgrad(
+    gpu: &Gpu,
+    g: &super::ops::ConvGeom,
+    kc: usize,
+    n0: usize,
+    chunk: usize,
+    dy: &Tensor,
+    x: &Tensor,
+    tbl: &Tensor,
+    dw: &Tensor,
+    partial: &Tensor,
+    accumulate: bool,
+) -> Result<Vec<Dispatch>> {
+    let (kcp, ohw, ohwp) = (kc.next_multiple_of(4), g.ohw(), g.ohwp());
+    let pixels = chunk * ohwp;
+    ensure!(chunk > 0 && n0 + chunk <= g.n && kc > 0, "conv_wgrad chunk out of range");
+    ensure!(g.k * kc <= dw.len && tbl.len >= kc, "conv_wgrad gradient or table too short");
+    ensure!((n0 + chunk) * g.c * g.h * g.w <= x.len && (n0 + chunk) * g.k * ohw <= dy.len, "conv_wgrad input or output gradient too short");
+    ensure!(x.len < (1 << 31), "conv_wgrad indexes its input with 32-bit signed offsets");
+    let splits = split_count(g.k, kcp, pixels);
+    ensure!(splits == 1 || partial.len >= splits * g.k * kc, "conv_wgrad split-K buffer too small");
+    let (cols, rows, tile) = grid(g.k, kcp, Tile::for_conv(g.k, kcp));
+    let k = gpu.kernel(&tile.conv_source(), "conv_wgrad", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite], true);
+    let direct = splits == 1;
+    let p = [
+        g.k,
+        kc,
+        pixels / 4,
+        (pixels / 4).div_ceil(splits),
+        ohw,
+        ohwp,
+        g.ow(),
+        g.h * g.w,
+        g.w,
+        g.h,
+        g.c * g.h * g.w,
+        g.stride,
+        g.pad,
+        n0,
+        (direct && accumulate) as usize,
+        g.k * kc,
+    ]
+    .map(|v| v as u32);
+    let out = if direct { dw } else { partial };
+    let launch = gpu.dispatch(&k, &[dy, x, tbl, out], &p, [cols as u32, rows as u32, splits as u32])?;
+    if direct {
+        return Ok(vec![launch]);
+    }
+    Ok(vec![launch, split_reduce(gpu, partial, dw, g.k, kc, splits, OutMap { accumulate, ..OutMap::rows(kc) })?])
 }

@@ -98,21 +98,21 @@ struct ConvParams {
     v: [u32; 16],
 }
 
-fn conv_params(g: &ConvGeom, kc: usize, n0: usize, chunk: usize, transposed: bool) -> ConvParams {
+fn conv_params(g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> ConvParams {
     let v = [
         g.c, g.h, g.w, g.oh(), g.ow(), g.ohwp(), g.stride, g.pad, g.r, g.s, kc, kc.next_multiple_of(4), n0, chunk,
-        transposed as usize, kc,
+        0, kc,
     ];
     ConvParams { v: v.map(|x| x as u32) }
 }
 
-/// Columns of images n0..n0+chunk into `col`: [kcp][chunk·ohwp], or [chunk·ohwp][kcp] transposed.
+/// Columns of images n0..n0+chunk into `col`: [kcp][chunk·ohwp].
 #[allow(clippy::too_many_arguments)]
-pub fn im2col(gpu: &Gpu, x: &Tensor, tbl: &Tensor, col: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize, transposed: bool) -> Result<Dispatch> {
+pub fn im2col(gpu: &Gpu, x: &Tensor, tbl: &Tensor, col: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> Result<Dispatch> {
     let kcp = kc.next_multiple_of(4);
     ensure!(kcp * chunk * g.ohwp() <= col.len && (n0 + chunk) * g.c * g.h * g.w <= x.len, "im2col out of range");
     let k = gpu.kernel(&conv_src(), "im2col", &[R, R, W], true);
-    gpu.dispatch(&k, &[x, tbl, col], &conv_params(g, kc, n0, chunk, transposed), grid1d(kcp * chunk * g.oh(), 256))
+    gpu.dispatch(&k, &[x, tbl, col], &conv_params(g, kc, n0, chunk), grid1d(kcp * chunk * g.oh(), 256))
 }
 
 /// Folds dcol ([kcp][chunk·ohwp]) back into dx for images n0..n0+chunk (overwrites).
@@ -120,7 +120,19 @@ pub fn im2col(gpu: &Gpu, x: &Tensor, tbl: &Tensor, col: &Tensor, g: &ConvGeom, k
 pub fn col2im(gpu: &Gpu, dcol: &Tensor, tbl: &Tensor, dx: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> Result<Dispatch> {
     ensure!((n0 + chunk) * g.c * g.h * g.w <= dx.len, "col2im out of range");
     let k = gpu.kernel(&conv_src(), "col2im", &[R, R, W], false);
-    gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk, false), grid1d(chunk * g.c * g.h * g.w, 256))
+    // workgroups: COL2IM_LANES images × one input row (c, h), striding over rows past the limit
+    let rows = (g.c * g.h).min(gpu.limits.max_compute_workgroups_per_dimension as usize);
+    gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk), [chunk.div_ceil(32) as u32, rows as u32, 1])
+}
+
+/// The flipped weights of the transposed convolution (stride 1) that gives dx: `wt` [C][kwp],
+/// kwp = (K·R·S) rounded up to 4, from `w` [K][kc] and the column table (pruned columns zero).
+pub fn flip_weights(gpu: &Gpu, w: &Tensor, tbl: &Tensor, wt: &Tensor, g: &ConvGeom, kc: usize) -> Result<Dispatch> {
+    let (rs, kwp) = (g.r * g.s, (g.k * g.r * g.s).next_multiple_of(4));
+    ensure!(g.k * kc <= w.len && g.c * kwp <= wt.len && kc + g.crs() <= tbl.len, "flip_weights out of range");
+    let k = gpu.kernel(&conv_src(), "flip_weights", &[R, R, W], false);
+    let p = [g.c, g.k, kc, rs, kwp, kc, 0, 0].map(|x| x as u32);
+    gpu.dispatch(&k, &[w, tbl, wt], &p, grid1d(g.c * kwp, 256))
 }
 
 /// db[k] (+)= Σ_{n,p} dy[(n·K + k)·P + p]
