@@ -84,10 +84,10 @@ impl CompressConfig {
                 c.search.quick_retrain_steps = 60;
             }
             "lenet5" => {
-                // ~60 min for 60x on MNIST: 5 baseline epochs, then per round 6 ADMM periods of
-                // 150 steps and 2×150 retraining steps; 16 search iterations of 30 quick steps.
+                // sized for a two-core CPU: 5 baseline epochs, then per round 6 ADMM periods of
+                // 200 steps and 4×200 retraining steps; 16 search iterations of 30 quick steps
                 c.baseline.epochs = 5;
-                c.admm = AdmmConfig { updates: 6, epochs_per_update: 1, retrain_epochs: 2, steps_per_epoch: Some(150), ..fast_admm };
+                c.admm = AdmmConfig { updates: 6, epochs_per_update: 1, retrain_epochs: 4, steps_per_epoch: Some(200), ..fast_admm };
                 c.search.quick_retrain_steps = 30;
                 c.search.max_iterations = 16;
             }
