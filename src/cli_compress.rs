@@ -34,7 +34,7 @@ pub struct CompressArgs {
     limit_train: Option<usize>,
     #[arg(long)]
     limit_test: Option<usize>,
-    /// params:Nx or flops:Nx (default params:10x).
+    /// params:Nx or flops:Nx (default params:10x; params:8x for digits-cnn).
     #[arg(long)]
     target: Option<String>,
     /// Largest validation-accuracy loss from the baseline, in percentage points (default 0.5;
