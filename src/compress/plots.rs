@@ -75,7 +75,7 @@ fn accuracy_vs_reduction(path: &Path, state: &RunState) -> Result<()> {
             .map_err(err(path))?
             .label("rejected round (test)")
             .legend(|(x, y)| Cross::new((x + 10, y), 5, RED));
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err(path))?;
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err(path))?;
         root.present().map_err(err(path))?;
         Ok(())
     })
