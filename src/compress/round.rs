@@ -63,7 +63,7 @@ pub fn run(
     })?;
     drop(quick);
     if progress {
-        let a: Vec<String> = outcome.best.layers.iter().map(|l| format!("{} {:?} {:.3}", l.layer, l.scheme, l.rate)).collect();
+        let a: Vec<String> = outcome.best.layers.iter().map(|l| format!("{} {} {:.3}", l.layer, l.scheme.name(), l.rate)).collect();
         eprintln!("round {r}: best action {} (quick {:.2}%) — ADMM", a.join(", "), 100.0 * outcome.best_quick_accuracy);
     }
 

@@ -155,7 +155,7 @@ impl RunDir {
         let done = rounds.iter().map(|r| (r.round, r.candidates.as_slice()));
         for (round, cands) in done.chain(current) {
             for c in cands {
-                let action: Vec<String> = c.action.layers.iter().map(|l| format!("{}:{}:{:.4}", l.layer, serde_json::to_value(l.scheme).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), l.rate)).collect();
+                let action: Vec<String> = c.action.layers.iter().map(|l| format!("{}:{}:{:.4}", l.layer, l.scheme.name(), l.rate)).collect();
                 s += &format!(
                     "{round},{},{:.4},{},{:.0},{:.0},{:.4},{},{}\n",
                     c.iteration,

@@ -53,11 +53,11 @@ fn markdown(cfg: &CompressConfig, state: &RunState, arch: &Architecture, pr: f64
     let fin = state.rounds.iter().rev().find(|r| r.accepted).map_or(base, |r| r.point);
     let mut s = format!("# autocompress: {} on {}\n\n", cfg.model, cfg.data.dataset);
     s += &format!(
-        "Target {}, accuracy budget {} points, search {:?}, schemes {:?}, purification {}, seed {}.\n\n",
+        "Target {}, accuracy budget {} points, search {:?}, schemes {}, purification {}, seed {}.\n\n",
         cfg.target,
         cfg.budget,
         cfg.search.mode,
-        cfg.schemes,
+        cfg.schemes.iter().map(|s| s.name()).collect::<Vec<_>>().join("+"),
         if cfg.purify.is_some() { "on" } else { "off" },
         cfg.seed
     );
@@ -91,7 +91,7 @@ fn markdown(cfg: &CompressConfig, state: &RunState, arch: &Architecture, pr: f64
     }
     s += "\nActions (rates apply to each round's input model):\n\n";
     for r in &state.rounds {
-        let a: Vec<String> = r.action.layers.iter().filter(|l| l.rate > 0.0).map(|l| format!("{} {:?} {:.3}", l.layer, l.scheme, l.rate)).collect();
+        let a: Vec<String> = r.action.layers.iter().filter(|l| l.rate > 0.0).map(|l| format!("{} {} {:.3}", l.layer, l.scheme.name(), l.rate)).collect();
         s += &format!("- round {}: {}\n", r.round, a.join(", "));
     }
     s += &format!("\n## Final model, per layer\n\n```\n{}```\n", layer_table(&count(arch)?));

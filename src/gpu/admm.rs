@@ -33,6 +33,16 @@ pub enum Scheme {
     Column,
 }
 
+impl Scheme {
+    /// The name action files and reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Filter => "filter",
+            Scheme::Column => "column",
+        }
+    }
+}
+
 /// The GEMM view of one layer's weights and which of its axes forms the groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupView {
