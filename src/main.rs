@@ -5,7 +5,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use autocompress::data::{self, LoadOptions};
+use autocompress::compress::{self, DataConfig};
+use autocompress::data;
 use autocompress::gpu::Gpu;
 use autocompress::model::{zoo, Architecture, Network, Weights};
 use autocompress::prune::action::Action;
@@ -249,12 +250,8 @@ fn open_gpu(adapter: Option<&str>, progress: bool) -> Result<Gpu> {
 }
 
 fn load_data(a: &DataArgs, seed: u64) -> Result<data::Data> {
-    if !(0.0..1.0).contains(&a.val_fraction) {
-        bail!("--val-fraction must be in [0, 1), found {}", a.val_fraction);
-    }
-    let dir = data::resolve_dir(&a.dataset, a.data.as_deref());
-    let opts = LoadOptions { val_fraction: a.val_fraction, seed, limit_train: a.limit_train, limit_test: a.limit_test };
-    data::load(&a.dataset, Some(&dir), &opts)
+    let d = DataConfig { dataset: a.dataset.clone(), dir: a.data.clone(), val_fraction: a.val_fraction, limit_train: a.limit_train, limit_test: a.limit_test };
+    compress::load_data(&d, seed)
 }
 
 fn parse_schedule(s: &str) -> Result<Schedule> {
@@ -295,20 +292,7 @@ fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
     cfg.validate()?;
 
     let data = load_data(&a.data, a.seed)?;
-    let check = |arch: &Architecture, p: &Path| -> Result<()> {
-        if arch.input != data.shape || arch.classes != data.classes {
-            bail!(
-                "{}: model takes {:?} inputs and {} classes, data set {} has {:?} and {}",
-                p.display(),
-                arch.input,
-                arch.classes,
-                data.name,
-                data.shape,
-                data.classes
-            );
-        }
-        Ok(())
-    };
+    let check = |arch: &Architecture, p: &Path| compress::check_fits(arch, &data, &p.display().to_string());
     let (arch, init) = match (&a.model_json, &a.model_file) {
         (Some(p), _) => {
             let arch = Architecture::from_json_file(p)?;
@@ -402,17 +386,7 @@ fn load_model_and_data(file: &Path, d: &DataArgs, seed: Option<u64>) -> Result<(
     let (arch, weights, meta) = io::load_model(file)?;
     let seed = seed.or_else(|| meta.get("seed").and_then(|s| s.parse().ok())).unwrap_or(1);
     let data = load_data(d, seed)?;
-    if arch.input != data.shape || arch.classes != data.classes {
-        bail!(
-            "{} takes {:?} inputs and {} classes, data set {} has {:?} and {}",
-            file.display(),
-            arch.input,
-            arch.classes,
-            data.name,
-            data.shape,
-            data.classes
-        );
-    }
+    compress::check_fits(&arch, &data, &file.display().to_string())?;
     Ok((arch, weights, data))
 }
 

@@ -216,6 +216,12 @@ impl Network {
         self.rebuild_update(gpu)
     }
 
+    /// Drops every parameter's mask (one rebuild of the update dispatches).
+    pub fn clear_masks(&mut self, gpu: &Gpu) -> Result<()> {
+        self.params.iter_mut().for_each(|p| p.mask = None);
+        self.rebuild_update(gpu)
+    }
+
     /// Sets (or clears) the 0/1 mask of a parameter; masked entries are zeroed at once and stay
     /// zero through every later update.
     pub fn set_mask(&mut self, gpu: &Gpu, name: &str, mask: Option<&[f32]>) -> Result<()> {

@@ -51,10 +51,7 @@ impl<'a> QuickEval<'a> {
             return Ok((acc, true));
         }
         self.net.set_weights(self.gpu, &self.base)?;
-        let names: Vec<String> = self.net.params.iter().map(|p| p.name.clone()).collect();
-        for name in names {
-            self.net.set_mask(self.gpu, &name, None)?;
-        }
+        self.net.clear_masks(self.gpu)?;
         hard_prune(self.gpu, &mut self.net, &to_action(slots, plan))?;
         train::train_steps(self.gpu, &self.net, self.train, &self.cfg, self.steps, self.seed)?;
         let (_, acc) = train::evaluate(self.gpu, &self.net, &self.val)?;
