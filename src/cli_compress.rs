@@ -87,6 +87,12 @@ pub struct CompressArgs {
     admm_steps: Option<usize>,
     #[arg(long)]
     retrain_epochs: Option<usize>,
+    /// Full epochs fine-tuning each round's compacted model.
+    #[arg(long)]
+    finetune_epochs: Option<usize>,
+    /// Extra one-epoch fine-tuning cycles while a round is below the budget.
+    #[arg(long)]
+    recovery_epochs: Option<usize>,
     #[arg(long)]
     rho0: Option<f32>,
     /// ρ's factor per Z-update.
@@ -164,6 +170,8 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
     c.admm.epochs_per_update = a.admm_epochs_per_update.unwrap_or(c.admm.epochs_per_update);
     c.admm.steps_per_epoch = a.admm_steps.or(c.admm.steps_per_epoch);
     c.admm.retrain_epochs = a.retrain_epochs.unwrap_or(c.admm.retrain_epochs);
+    c.finetune_epochs = a.finetune_epochs.unwrap_or(c.finetune_epochs);
+    c.recovery_epochs = a.recovery_epochs.unwrap_or(c.recovery_epochs);
     c.admm.rho0 = a.rho0.unwrap_or(c.admm.rho0);
     c.admm.rho_growth = a.rho_growth.unwrap_or(c.admm.rho_growth);
     c.prune_train.lr = a.lr.unwrap_or(c.prune_train.lr);

@@ -46,6 +46,14 @@ pub struct CompressConfig {
     pub admm: AdmmConfig,
     /// `None`: no purification.
     pub purify: Option<PurifyConfig>,
+    /// Epochs (full passes, one cosine cycle) of fine-tuning each round's compacted model
+    /// (ours: it trains the physically smaller model, so it costs less than masked retraining).
+    #[serde(default)]
+    pub finetune_epochs: usize,
+    /// One-epoch fine-tuning cycles added while a round's compacted model is below the budget,
+    /// before the round is rejected (ours).
+    #[serde(default)]
+    pub recovery_epochs: usize,
 }
 
 impl CompressConfig {
@@ -71,6 +79,8 @@ impl CompressConfig {
             prune_train,
             admm: AdmmConfig::default(),
             purify: Some(PurifyConfig::default()),
+            finetune_epochs: 0,
+            recovery_epochs: 0,
         };
         // six Z-updates per round instead of ten: ρ grows ×3 so it ends near where ten ×1.9 end
         let fast_admm = AdmmConfig { rho_growth: 3.0, ..AdmmConfig::default() };
@@ -88,9 +98,13 @@ impl CompressConfig {
             }
             "lenet5" => {
                 // sized for a two-core CPU: 5 baseline epochs, then per round 6 ADMM periods of
-                // 200 steps and 4×200 retraining steps; 16 search iterations of 30 quick steps
+                // 200 steps, 2×200 masked retraining steps, one full epoch fine-tuning the
+                // compacted model and up to 2 more while it is below budget; 16 search
+                // iterations of 30 quick steps
                 c.baseline.epochs = 5;
-                c.admm = AdmmConfig { updates: 6, epochs_per_update: 1, retrain_epochs: 4, steps_per_epoch: Some(200), ..fast_admm };
+                c.admm = AdmmConfig { updates: 6, epochs_per_update: 1, retrain_epochs: 2, steps_per_epoch: Some(200), ..fast_admm };
+                c.finetune_epochs = 1;
+                c.recovery_epochs = 2;
                 c.search.quick_retrain_steps = 30;
                 c.search.max_iterations = 16;
             }

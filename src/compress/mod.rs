@@ -114,8 +114,8 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
         }
         let r = state.rounds.len() + 1;
         let round_target = cfg.target.factor.min(reduction * cfg.round_factor);
-        let (mut rec, carch, cw) = round::run(gpu, dir, cfg, &data, &dense_arch, &arch, &weights, r, round_target, dense_metric, &state.rounds, progress)?;
         let floor = baseline.point.val_accuracy - cfg.budget / 100.0;
+        let (mut rec, carch, cw) = round::run(gpu, dir, cfg, &data, &dense_arch, &arch, &weights, r, round_target, dense_metric, floor, &state.rounds, progress)?;
         let verdict = if rec.point.val_accuracy + 1e-9 < floor {
             Some(format!(
                 "round {r} rejected: validation accuracy {:.2}% is below the baseline's {:.2}% minus the {}-point budget; kept round {}'s model ({:.1}×, short of {})",

@@ -16,10 +16,11 @@ use crate::prune::{admm, purify};
 use crate::search::cost::slots;
 use crate::search::quick::QuickEval;
 use crate::search::{anneal, Candidate};
-use crate::train::{Schedule, TrainConfig};
+use crate::train::{self, EpochLog, Schedule, TrainConfig};
 
-/// Runs round `r` on the current model (`arch`, `w`), aiming at `round_target`× of `dense_metric`.
-/// Returns the round's record (not yet accepted) and the compacted model.
+/// Runs round `r` on the current model (`arch`, `w`), aiming at `round_target`× of `dense_metric`;
+/// `floor` is the validation accuracy the budget allows. Returns the round's record (not yet
+/// accepted) and the compacted model.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     gpu: &Gpu,
@@ -32,6 +33,7 @@ pub fn run(
     r: usize,
     round_target: f64,
     dense_metric: f64,
+    floor: f64,
     done: &[RoundRecord],
     progress: bool,
 ) -> Result<(RoundRecord, Architecture, Weights)> {
@@ -81,6 +83,9 @@ pub fn run(
     let (carch, cw, _) = compact(arch, &net.weights(gpu)?)?;
     let cnet = Network::inference(gpu, &carch, &cw, train_cfg.batch_size)?;
     let compacted_vs_masked = compare_outputs(gpu, &net, &cnet, &data.test)?;
+    drop((net, cnet));
+    let (cnet, finetune) = finetune(gpu, cfg, data, &carch, &cw, floor, seed, progress)?;
+    let cw = cnet.weights(gpu)?;
     let p = point(gpu, &cnet, &carch, data)?;
     let c = count(&carch)?;
     let dense_count = count(dense)?;
@@ -98,9 +103,45 @@ pub fn run(
         flops_reduction: dense_count.flops as f64 / p.flops.max(1) as f64,
         layers: c.layers,
         compacted_vs_masked,
+        finetune,
         accepted: false,
         checkpoint: None,
         wall_seconds: t0.elapsed().as_secs_f64(),
     };
     Ok((rec, carch, cw))
+}
+
+/// Step 5 (ours): fine-tunes the compacted model for `finetune_epochs` (one cosine cycle), then,
+/// while its validation accuracy is below `floor`, for up to `recovery_epochs` more one-epoch
+/// cycles. Kept columns are stored physically, so no mask is needed to keep the structure.
+#[allow(clippy::too_many_arguments)]
+fn finetune(gpu: &Gpu, cfg: &CompressConfig, data: &Data, arch: &Architecture, w: &Weights, floor: f64, seed: u64, progress: bool) -> Result<(Network, Vec<EpochLog>)> {
+    let base = TrainConfig { seed, warmup_epochs: 0.0, schedule: Schedule::Cosine, steps_per_epoch: None, ..cfg.prune_train.clone() };
+    let net = Network::new(gpu, arch, w, base.batch_size, base.weight_decay)?;
+    let mut logs = Vec::new();
+    if cfg.finetune_epochs > 0 {
+        if progress {
+            eprintln!("  fine-tuning the compacted model: {} epochs", cfg.finetune_epochs);
+        }
+        logs = train::train(gpu, &net, data, &TrainConfig { epochs: cfg.finetune_epochs, ..base.clone() }, progress, |_| Ok(()))?;
+    }
+    let mut val = match logs.last() {
+        Some(l) => l.val_accuracy,
+        None if cfg.recovery_epochs > 0 => train::evaluate(gpu, &net, &data.val)?.1,
+        None => return Ok((net, logs)),
+    };
+    for cycle in 0..cfg.recovery_epochs {
+        if val + 1e-9 >= floor {
+            break;
+        }
+        if progress {
+            eprintln!("  validation {:.2}% is below the budget's {:.2}%: recovery cycle {}/{}", 100.0 * val, 100.0 * floor, cycle + 1, cfg.recovery_epochs);
+        }
+        // a fresh batch order per cycle
+        let c = TrainConfig { epochs: 1, seed: seed.wrapping_add(1 + cycle as u64), ..base.clone() };
+        let log = train::train(gpu, &net, data, &c, progress, |_| Ok(()))?;
+        val = log[0].val_accuracy;
+        logs.extend(log);
+    }
+    Ok((net, logs))
 }

@@ -62,6 +62,9 @@ pub struct RoundRecord {
     pub layers: Vec<LayerCount>,
     /// Largest relative difference between the compacted and the masked model's logits.
     pub compacted_vs_masked: f64,
+    /// Fine-tuning of the compacted model, recovery cycles included (`point` is after it).
+    #[serde(default)]
+    pub finetune: Vec<EpochLog>,
     pub accepted: bool,
     /// Present when the round was accepted.
     pub checkpoint: Option<String>,
