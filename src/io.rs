@@ -63,7 +63,7 @@ pub fn load_model(path: &Path) -> Result<(Architecture, Weights, HashMap<String,
         let arch: Architecture = serde_json::from_str(arch_json).context("invalid architecture metadata")?;
         let mut tensors = Vec::new();
         for p in arch.param_shapes()? {
-            for name in [format!("{}.weight", p.name), format!("{}.bias", p.name)] {
+            for (name, _) in p.tensors() {
                 let t = st.tensor(&name).map_err(|_| anyhow::anyhow!("missing tensor '{name}'"))?;
                 ensure!(t.dtype() == safetensors::Dtype::F32, "tensor '{name}' is {:?}, expected F32", t.dtype());
                 let data: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();

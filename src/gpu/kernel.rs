@@ -141,6 +141,7 @@ impl Gpu {
 
 /// One prepared kernel launch: pipeline, bound buffers and workgroup counts. Built once, replayed
 /// every step, so training loops allocate nothing.
+#[derive(Clone)]
 pub struct Dispatch {
     pub kernel: Arc<Kernel>,
     bind: wgpu::BindGroup,

@@ -1,4 +1,5 @@
-//! The model graph: a sequence of layers, as users write it in JSON, with shape inference.
+//! The model graph: a sequence of layers (residual blocks nest two branches), as users write it
+//! in JSON, with shape inference.
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -38,16 +39,45 @@ pub enum Layer {
     },
     GlobalAvgPool,
     Flatten,
+    /// Per-channel batch normalisation with affine γ (`weight`) and β (`bias`) and running
+    /// statistics (`running_mean`, `running_var`), over C×H×W maps or flat features.
+    BatchNorm {
+        name: String,
+    },
+    /// `body(x) + shortcut(x)`; an empty shortcut is the identity. Both branches must produce
+    /// the same shape.
+    Residual {
+        body: Vec<Layer>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        shortcut: Vec<Layer>,
+    },
 }
 
 impl Layer {
-    /// The name of a layer with weights.
+    /// The name of a prunable layer (conv2d or linear).
     pub fn param_name(&self) -> Option<&str> {
         match self {
             Layer::Conv2d { name, .. } | Layer::Linear { name, .. } => Some(name),
             _ => None,
         }
     }
+
+    /// The name of any layer with parameters (batch norm included).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Layer::BatchNorm { name } => Some(name),
+            l => l.param_name(),
+        }
+    }
+}
+
+/// A layer without nested layers, with its input and output shapes, in forward order: a
+/// residual block contributes its body, then its shortcut.
+#[derive(Clone, Debug)]
+pub struct Leaf<'a> {
+    pub layer: &'a Layer,
+    pub input: Shape,
+    pub output: Shape,
 }
 
 /// Activation shape of one image: channels × height × width, or a flat feature vector.
@@ -86,6 +116,20 @@ pub struct ParamShape {
     /// Weight shape: [K, C, R, S] dense conv, [K, kept] column-pruned conv, [K, C] linear.
     pub weight: Vec<usize>,
     pub bias: usize,
+    /// A batch-norm layer also stores its running mean and variance.
+    pub batch_norm: bool,
+}
+
+impl ParamShape {
+    /// Every tensor the layer stores, by name, with its shape.
+    pub fn tensors(&self) -> Vec<(String, Vec<usize>)> {
+        let mut t = vec![(format!("{}.weight", self.name), self.weight.clone()), (format!("{}.bias", self.name), vec![self.bias])];
+        if self.batch_norm {
+            t.push((format!("{}.running_mean", self.name), vec![self.bias]));
+            t.push((format!("{}.running_var", self.name), vec![self.bias]));
+        }
+        t
+    }
 }
 
 impl Architecture {
@@ -97,83 +141,137 @@ impl Architecture {
         Ok(arch)
     }
 
-    /// Output shape of every layer for one image; errors name the layer and the mismatch.
+    /// Output shape of every top-level layer for one image; errors name the layer and the
+    /// mismatch.
     pub fn shapes(&self) -> Result<Vec<Shape>> {
         let [c, h, w] = self.input;
         ensure!(c > 0 && h > 0 && w > 0, "input shape {:?} has a zero dimension", self.input);
         ensure!(self.classes >= 2, "a classifier needs at least 2 classes, found {}", self.classes);
         let mut names = std::collections::HashSet::new();
-        let mut cur = Shape::Chw(c, h, w);
-        let mut out = Vec::with_capacity(self.layers.len());
-        for (i, layer) in self.layers.iter().enumerate() {
-            let at = || format!("layer {i} ({})", layer.param_name().unwrap_or(kind(layer)));
-            if let Some(n) = layer.param_name() {
-                ensure!(!n.is_empty() && names.insert(n.to_string()), "{}: layer name '{n}' is empty or repeated", at());
-            }
-            cur = match (layer, cur) {
-                (Layer::Conv2d { filters, kernel, stride, padding, columns, .. }, Shape::Chw(c, h, w)) => {
-                    ensure!(*filters > 0 && *kernel > 0 && *stride > 0, "{}: filters, kernel and stride must be positive", at());
-                    ensure!(
-                        h + 2 * padding >= *kernel && w + 2 * padding >= *kernel,
-                        "{}: kernel {kernel} larger than its padded {h}×{w} input",
-                        at()
-                    );
-                    check_columns(columns, c * kernel * kernel).with_context(at)?;
-                    Shape::Chw(*filters, (h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1)
-                }
-                (Layer::Linear { units, columns, .. }, Shape::Flat(n)) => {
-                    ensure!(*units > 0, "{}: units must be positive", at());
-                    check_columns(columns, n).with_context(at)?;
-                    Shape::Flat(*units)
-                }
-                (Layer::Linear { .. }, Shape::Chw(..)) => bail!("{}: a linear layer needs a flat input: add a flatten layer before it", at()),
-                (Layer::Conv2d { .. }, Shape::Flat(_)) => bail!("{}: a conv2d layer needs an image input, found a flat vector", at()),
-                (Layer::Relu, s) => s,
-                (Layer::MaxPool { size, stride }, Shape::Chw(c, h, w)) => {
-                    ensure!(*size > 0 && *stride > 0, "{}: pool size and stride must be positive", at());
-                    ensure!(h >= *size && w >= *size, "{}: pool window {size} larger than its {h}×{w} input", at());
-                    Shape::Chw(c, (h - size) / stride + 1, (w - size) / stride + 1)
-                }
-                (Layer::GlobalAvgPool, Shape::Chw(c, _, _)) => Shape::Flat(c),
-                (Layer::Flatten, s) => Shape::Flat(s.len()),
-                (l, Shape::Flat(_)) => bail!("{}: {} needs an image input, found a flat vector", at(), kind(l)),
-            };
-            out.push(cur);
-        }
-        ensure!(
-            cur == Shape::Flat(self.classes),
-            "the last layer must output {} class scores, found {:?}",
-            self.classes,
-            cur
-        );
+        let out = infer(&self.layers, Shape::Chw(c, h, w), &mut names, "")?;
+        let last = out.last().copied().unwrap_or(Shape::Chw(c, h, w));
+        ensure!(last == Shape::Flat(self.classes), "the last layer must output {} class scores, found {:?}", self.classes, last);
         Ok(out)
     }
 
-    /// Parameter shapes of every weighted layer, in layer order.
-    pub fn param_shapes(&self) -> Result<Vec<ParamShape>> {
+    /// Every leaf layer in forward order (see `Leaf`).
+    pub fn leaves(&self) -> Result<Vec<Leaf<'_>>> {
         let shapes = self.shapes()?;
         let mut out = Vec::new();
-        let mut prev = Shape::Chw(self.input[0], self.input[1], self.input[2]);
-        for (layer, s) in self.layers.iter().zip(&shapes) {
-            match layer {
-                Layer::Conv2d { name, filters, kernel, columns, .. } => {
-                    let Shape::Chw(c, ..) = prev else { unreachable!("checked by shapes()") };
+        walk(&self.layers, &shapes, Shape::Chw(self.input[0], self.input[1], self.input[2]), &mut out)?;
+        Ok(out)
+    }
+
+    /// Parameter shapes of every layer with parameters, in forward order.
+    pub fn param_shapes(&self) -> Result<Vec<ParamShape>> {
+        let mut out = Vec::new();
+        for leaf in self.leaves()? {
+            match (leaf.layer, leaf.input) {
+                (Layer::Conv2d { name, filters, kernel, columns, .. }, Shape::Chw(c, ..)) => {
                     let weight = match columns {
                         Some(cols) => vec![*filters, cols.len()],
                         None => vec![*filters, c, *kernel, *kernel],
                     };
-                    out.push(ParamShape { name: name.clone(), weight, bias: *filters });
+                    out.push(ParamShape { name: name.clone(), weight, bias: *filters, batch_norm: false });
                 }
-                Layer::Linear { name, units, columns } => {
-                    let inputs = columns.as_ref().map(|c| c.len()).unwrap_or(prev.len());
-                    out.push(ParamShape { name: name.clone(), weight: vec![*units, inputs], bias: *units });
+                (Layer::Linear { name, units, columns }, inp) => {
+                    let inputs = columns.as_ref().map(|c| c.len()).unwrap_or(inp.len());
+                    out.push(ParamShape { name: name.clone(), weight: vec![*units, inputs], bias: *units, batch_norm: false });
+                }
+                (Layer::BatchNorm { name }, inp) => {
+                    let c = channels(inp);
+                    out.push(ParamShape { name: name.clone(), weight: vec![c], bias: c, batch_norm: true });
                 }
                 _ => {}
             }
-            prev = *s;
         }
         Ok(out)
     }
+}
+
+/// Channels of an activation: C of a map, the features of a flat vector.
+pub fn channels(s: Shape) -> usize {
+    match s {
+        Shape::Chw(c, _, _) => c,
+        Shape::Flat(n) => n,
+    }
+}
+
+/// Output shapes of a branch of layers (a residual block's body or shortcut) from `input`.
+pub fn branch_shapes(layers: &[Layer], input: Shape) -> Result<Vec<Shape>> {
+    infer(layers, input, &mut std::collections::HashSet::new(), "residual block: ")
+}
+
+/// Output shapes of `layers` from `input`, checking every layer; `at` locates nested blocks.
+fn infer(layers: &[Layer], input: Shape, names: &mut std::collections::HashSet<String>, at: &str) -> Result<Vec<Shape>> {
+    let nested = !at.is_empty();
+    let mut cur = input;
+    let mut out = Vec::with_capacity(layers.len());
+    for (i, layer) in layers.iter().enumerate() {
+        let at = || format!("{at}layer {i} ({})", layer.name().unwrap_or(kind(layer)));
+        if let Some(n) = layer.name() {
+            ensure!(!n.is_empty() && names.insert(n.to_string()), "{}: layer name '{n}' is empty or repeated", at());
+        }
+        cur = match (layer, cur) {
+            (Layer::Conv2d { filters, kernel, stride, padding, columns, .. }, Shape::Chw(c, h, w)) => {
+                ensure!(*filters > 0 && *kernel > 0 && *stride > 0, "{}: filters, kernel and stride must be positive", at());
+                ensure!(h + 2 * padding >= *kernel && w + 2 * padding >= *kernel, "{}: kernel {kernel} larger than its padded {h}×{w} input", at());
+                check_columns(columns, c * kernel * kernel).with_context(at)?;
+                Shape::Chw(*filters, (h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1)
+            }
+            (Layer::Linear { units, columns, .. }, Shape::Flat(n)) => {
+                ensure!(*units > 0, "{}: units must be positive", at());
+                check_columns(columns, n).with_context(at)?;
+                Shape::Flat(*units)
+            }
+            (Layer::Linear { .. }, Shape::Chw(..)) => bail!("{}: a linear layer needs a flat input: add a flatten layer before it", at()),
+            (Layer::Conv2d { .. }, Shape::Flat(_)) => bail!("{}: a conv2d layer needs an image input, found a flat vector", at()),
+            (Layer::Relu | Layer::BatchNorm { .. }, s) => s,
+            (Layer::MaxPool { size, stride }, Shape::Chw(c, h, w)) => {
+                ensure!(*size > 0 && *stride > 0, "{}: pool size and stride must be positive", at());
+                ensure!(h >= *size && w >= *size, "{}: pool window {size} larger than its {h}×{w} input", at());
+                Shape::Chw(c, (h - size) / stride + 1, (w - size) / stride + 1)
+            }
+            (Layer::GlobalAvgPool, Shape::Chw(c, _, _)) => Shape::Flat(c),
+            (Layer::Flatten, s) => {
+                ensure!(!nested, "{}: flatten cannot sit inside a residual block", at());
+                Shape::Flat(s.len())
+            }
+            (Layer::Residual { body, shortcut }, s) => {
+                ensure!(!body.is_empty(), "{}: a residual block needs a non-empty body", at());
+                let inner = format!("{}: ", at());
+                let b = *infer(body, s, names, &format!("{inner}body "))?.last().expect("non-empty");
+                let sc = infer(shortcut, s, names, &format!("{inner}shortcut "))?.last().copied().unwrap_or(s);
+                ensure!(b == sc, "{}: the body outputs {} but the shortcut {}: branch shapes must agree", at(), show(b), show(sc));
+                b
+            }
+            (l, Shape::Flat(_)) => bail!("{}: {} needs an image input, found a flat vector", at(), kind(l)),
+        };
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+fn show(s: Shape) -> String {
+    match s {
+        Shape::Chw(c, h, w) => format!("{c}×{h}×{w}"),
+        Shape::Flat(n) => format!("{n} features"),
+    }
+}
+
+fn walk<'a>(layers: &'a [Layer], shapes: &[Shape], input: Shape, out: &mut Vec<Leaf<'a>>) -> Result<()> {
+    let mut prev = input;
+    for (layer, &s) in layers.iter().zip(shapes) {
+        match layer {
+            Layer::Residual { body, shortcut } => {
+                walk(body, &branch_shapes(body, prev)?, prev, out)?;
+                walk(shortcut, &branch_shapes(shortcut, prev)?, prev, out)?;
+            }
+            _ => out.push(Leaf { layer, input: prev, output: s }),
+        }
+        prev = s;
+    }
+    Ok(())
 }
 
 fn check_columns(columns: &Option<Vec<u32>>, total: usize) -> Result<()> {
@@ -194,5 +292,7 @@ pub fn kind(l: &Layer) -> &'static str {
         Layer::MaxPool { .. } => "max_pool",
         Layer::GlobalAvgPool => "global_avg_pool",
         Layer::Flatten => "flatten",
+        Layer::BatchNorm { .. } => "batch_norm",
+        Layer::Residual { .. } => "residual",
     }
 }

@@ -1,6 +1,7 @@
-//! Layer types, the graph (a sequence of layers) and its shapes, the zoo, host weights, and the
+//! Layer types, the graph (a sequence of layers, residual blocks nested) and its shapes, the zoo, host weights, and the
 //! GPU network that runs forward and backward.
 
+pub mod flat;
 pub mod graph;
 pub mod network;
 pub mod weights;

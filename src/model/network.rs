@@ -5,9 +5,11 @@
 
 use anyhow::{ensure, Context, Result};
 
-use super::graph::{Architecture, Layer, Shape};
+use super::flat::{flatten, Op};
+use super::graph::{channels, Architecture, Layer, Shape};
 use super::weights::{NamedTensor, Weights};
 use crate::gpu::gemm::{conv_gemm, conv_wgrad, gemm, gemm_split_k, pack, split_count, Bias, Gemm, OutMap, Pack};
+use crate::gpu::norm::{self, BnGeom};
 use crate::gpu::ops::{self, ConvGeom, PoolGeom, LOSS_RING};
 use crate::gpu::{record, Dispatch, Gpu, Tensor};
 
@@ -41,8 +43,12 @@ pub struct Network {
     /// [lr, momentum, valid rows, loss-ring slot]
     hyper: Tensor,
     metrics: Tensor,
-    acts: Vec<Tensor>,
+    logits: Tensor,
+    /// Batch-norm running statistics (mean[C] then variance[C]) by layer name; not trained.
+    running: Vec<(String, usize, Tensor)>,
+    /// Training forward (batch-norm batch statistics) and evaluation forward (running ones).
     forward: Vec<Dispatch>,
+    forward_eval: Vec<Dispatch>,
     loss: Vec<Dispatch>,
     backward: Vec<Dispatch>,
     /// Extra gradient terms added after the backward pass (the ADMM penalty, SPEC.md §3).
@@ -88,13 +94,14 @@ impl Network {
         ensure!(batch > 0, "batch size must be positive");
         weights.check(arch)?;
         let shapes = arch.shapes()?;
-        let [c0, h0, w0] = arch.input;
-        let input = gpu.tensor(batch * c0 * h0 * w0, "input")?;
+        let flat = flatten(arch)?;
+        let input = gpu.tensor(batch * flat.vals[0], "input")?;
 
         let mut params = Vec::new();
+        let mut running = Vec::new();
         for ps in arch.param_shapes()? {
-            for suffix in ["weight", "bias"] {
-                let t = weights.get(&format!("{}.{suffix}", ps.name))?;
+            for (name, _) in ps.tensors().into_iter().take(2) {
+                let t = weights.get(&name)?;
                 params.push(Param {
                     name: t.name.clone(),
                     shape: t.shape.clone(),
@@ -102,55 +109,71 @@ impl Network {
                     g: gpu.tensor(t.data.len(), "grad")?,
                     v: gpu.tensor(t.data.len(), "velocity")?,
                     mask: None,
-                    decay: suffix == "weight",
+                    // weight decay applies to conv and linear weights, not to biases or γ
+                    decay: !ps.batch_norm && name.ends_with(".weight"),
                 });
+            }
+            if ps.batch_norm {
+                let mut stats = weights.get(&format!("{}.running_mean", ps.name))?.data.clone();
+                stats.extend_from_slice(&weights.get(&format!("{}.running_var", ps.name))?.data);
+                running.push((ps.name.clone(), ps.bias, gpu.upload(&stats, "running statistics")?));
             }
         }
 
-        // Activations and their gradients; a flatten is a view of its input.
-        let mut acts: Vec<Tensor> = Vec::new();
-        let mut grads: Vec<Tensor> = Vec::new();
-        for (i, (layer, s)) in arch.layers.iter().zip(&shapes).enumerate() {
-            if matches!(layer, Layer::Flatten) {
-                acts.push(if i == 0 { input.clone() } else { acts[i - 1].clone() });
-                grads.push(if i == 0 { gpu.tensor(1, "unused")? } else { grads[i - 1].clone() });
-            } else {
-                acts.push(gpu.tensor(batch * s.len(), "activation")?);
-                grads.push(gpu.tensor(batch * s.len(), "activation grad")?);
-            }
+        // value and gradient buffers; value 0 is the input
+        let mut vals = vec![input.clone()];
+        for &len in &flat.vals[1..] {
+            vals.push(gpu.tensor(batch * len, "activation")?);
         }
+        let grads = flat.grads.iter().map(|&len| gpu.tensor(batch * len, "activation grad")).collect::<Result<Vec<_>>>()?;
 
         let mut need = Scratch::default();
         let mut plans = Vec::new();
-        let mut prev = Shape::Chw(c0, h0, w0);
-        for (layer, s) in arch.layers.iter().zip(&shapes) {
-            plans.push(LayerPlan::new(layer, prev, *s, batch, budget, &mut need)?);
-            prev = *s;
+        for op in &flat.ops {
+            plans.push(match op {
+                Op::Leaf { layer, input, output, .. } => Some(LayerPlan::new(layer, *input, *output, batch, budget, &mut need)?),
+                _ => None,
+            });
         }
         let sa = gpu.tensor(need.a, "scratch a")?;
         let sb = gpu.tensor(need.b, "scratch b")?;
         let col = gpu.tensor(need.col, "scratch col")?;
         let part = gpu.tensor(need.part, "scratch split-k")?;
 
-        let mut net_forward = Vec::new();
-        let mut net_backward = Vec::new();
+        let (mut net_forward, mut net_forward_eval, mut net_backward) = (Vec::new(), Vec::new(), Vec::new());
         let mut keep = vec![sa.clone(), sb.clone(), col.clone(), part.clone()];
-        let mut pi = 0;
-        for (i, plan) in plans.iter().enumerate() {
-            let x = if i == 0 { &input } else { &acts[i - 1] };
-            let dx = if i == 0 { None } else { Some(&grads[i - 1]) };
-            let (w, b) = if plan.has_params() {
-                pi += 2;
-                (Some(&params[pi - 2]), Some(&params[pi - 1]))
-            } else {
-                (None, None)
+        let (mut pi, mut ri) = (0, 0);
+        for (i, (op, plan)) in flat.ops.iter().zip(&plans).enumerate() {
+            let (f, fe, bw) = match (op, plan) {
+                (Op::Leaf { x, y, dx, dy, .. }, Some(plan)) => {
+                    let (w, b) = if plan.has_params() {
+                        pi += 2;
+                        (Some(&params[pi - 2]), Some(&params[pi - 1]))
+                    } else {
+                        (None, None)
+                    };
+                    let run = if matches!(plan, LayerPlan::BatchNorm { .. }) {
+                        ri += 1;
+                        Some(&running[ri - 1].2)
+                    } else {
+                        None
+                    };
+                    let io = LayerIo { x: &vals[*x], y: &vals[*y], dy: &grads[*dy], dx: dx.map(|d| &grads[d]), w, b, running: run, sa: &sa, sb: &sb, col: &col, part: &part };
+                    let built = plan.build(gpu, &io).with_context(|| format!("preparing layer {i}"))?;
+                    keep.extend(built.keep);
+                    (built.forward, built.forward_eval, built.backward)
+                }
+                (Op::Join { a, b, y, len }, _) => {
+                    let f = vec![norm::add(gpu, &vals[*a], &vals[*b], &vals[*y], batch * len)?];
+                    (f.clone(), f, vec![])
+                }
+                (Op::Fork { g, body, short, len }, _) => (vec![], vec![], vec![norm::add(gpu, &grads[*body], &grads[*short], &grads[*g], batch * len)?]),
+                (Op::Leaf { .. }, None) => unreachable!("every leaf has a plan"),
             };
-            let io = LayerIo { x, y: &acts[i], dy: &grads[i], dx, w, b, sa: &sa, sb: &sb, col: &col, part: &part };
-            let (f, bw, k) = plan.build(gpu, &io).with_context(|| format!("preparing layer {i}"))?;
             net_forward.extend(f);
-            // backward runs in reverse layer order
+            net_forward_eval.extend(fe);
+            // backward runs in reverse order
             net_backward.splice(0..0, bw);
-            keep.extend(k);
         }
 
         let classes = arch.classes;
@@ -158,14 +181,14 @@ impl Network {
         let hyper = gpu.tensor(4, "hyper")?;
         let stats = gpu.tensor(2 * batch, "stats")?;
         let metrics = gpu.tensor(2 + LOSS_RING, "metrics")?;
-        let logits = acts.last().context("model has no layers")?;
-        let dlogits = grads.last().context("model has no layers")?;
+        let logits = vals[flat.out].clone();
         let loss = vec![
-            ops::softmax_xent(gpu, logits, &labels, &hyper, dlogits, &stats, batch, classes)?,
+            ops::softmax_xent(gpu, &logits, &labels, &hyper, &grads[flat.dout], &stats, batch, classes)?,
             ops::accumulate_metrics(gpu, &stats, &hyper, &metrics, batch)?,
         ];
         keep.push(stats);
         keep.extend(grads);
+        keep.extend(vals);
 
         let mut net = Network {
             arch: arch.clone(),
@@ -177,8 +200,10 @@ impl Network {
             labels,
             hyper,
             metrics,
-            acts,
+            logits,
+            running,
             forward: net_forward,
+            forward_eval: net_forward_eval,
             loss,
             backward: net_backward,
             penalty: Vec::new(),
@@ -272,6 +297,16 @@ impl Network {
     pub fn eval_step(&self, gpu: &Gpu, valid: usize) {
         self.set_hyper(gpu, Hyper { lr: 0.0, momentum: 0.0 }, valid, 0);
         let mut enc = gpu.device.create_command_encoder(&Default::default());
+        record(&mut enc, &self.forward_eval);
+        record(&mut enc, &self.loss);
+        gpu.queue.submit([enc.finish()]);
+    }
+
+    /// Forward (training mode: batch-norm batch statistics, running averages updated) and loss
+    /// only, as `gradient_step` sees the loss: for gradient checks.
+    pub fn train_loss_step(&self, gpu: &Gpu, valid: usize) {
+        self.set_hyper(gpu, Hyper { lr: 0.0, momentum: 0.0 }, valid, 0);
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
         record(&mut enc, &self.forward);
         record(&mut enc, &self.loss);
         gpu.queue.submit([enc.finish()]);
@@ -303,16 +338,26 @@ impl Network {
 
     /// The logits of the loaded batch after the last forward pass: [batch][classes].
     pub fn logits(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        gpu.read(self.acts.last().context("model has no layers")?)
+        gpu.read(&self.logits)
     }
 
-    /// Copies the parameters back to the host.
+    /// Copies the parameters (and batch-norm running statistics) back to the host, in the
+    /// order `Weights::init` gives them.
     pub fn weights(&self, gpu: &Gpu) -> Result<Weights> {
-        self.params
-            .iter()
-            .map(|p| Ok(NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data: gpu.read(&p.w)? }))
-            .collect::<Result<Vec<_>>>()
-            .map(|tensors| Weights { tensors })
+        let mut tensors = Vec::new();
+        let mut run = self.running.iter().peekable();
+        for pair in self.params.chunks(2) {
+            for p in pair {
+                tensors.push(NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data: gpu.read(&p.w)? });
+            }
+            let layer = pair[0].name.trim_end_matches(".weight");
+            if let Some((name, c, t)) = run.next_if(|r| r.0 == layer) {
+                let stats: Vec<f32> = gpu.read(t)?;
+                tensors.push(NamedTensor { name: format!("{name}.running_mean"), shape: vec![*c], data: stats[..*c].to_vec() });
+                tensors.push(NamedTensor { name: format!("{name}.running_var"), shape: vec![*c], data: stats[*c..2 * *c].to_vec() });
+            }
+        }
+        Ok(Weights { tensors })
     }
 
     /// Copies the gradients of the last backward pass to the host, named like the parameters.
@@ -324,13 +369,20 @@ impl Network {
             .map(|tensors| Weights { tensors })
     }
 
-    /// Overwrites the parameters (same architecture) and clears the momentum.
+    /// Overwrites the parameters and running statistics (same architecture) and clears the
+    /// momentum.
     pub fn set_weights(&self, gpu: &Gpu, w: &Weights) -> Result<()> {
         for p in &self.params {
             let t = w.get(&p.name)?;
             ensure!(t.shape == p.shape, "tensor {} has shape {:?}, the network {:?}", p.name, t.shape, p.shape);
             gpu.write(&p.w, &t.data);
             gpu.write(&p.v, &vec![0.0f32; p.v.len]);
+        }
+        for (name, c, t) in &self.running {
+            let mut stats = w.get(&format!("{name}.running_mean"))?.data.clone();
+            stats.extend_from_slice(&w.get(&format!("{name}.running_var"))?.data);
+            ensure!(stats.len() == 2 * c, "running statistics of {name} do not have {c} channels");
+            gpu.write(t, &stats);
         }
         Ok(())
     }
@@ -344,6 +396,8 @@ struct LayerIo<'a> {
     dx: Option<&'a Tensor>,
     w: Option<&'a Param>,
     b: Option<&'a Param>,
+    /// A batch norm's running statistics.
+    running: Option<&'a Tensor>,
     sa: &'a Tensor,
     sb: &'a Tensor,
     col: &'a Tensor,
@@ -357,10 +411,23 @@ enum LayerPlan {
     Relu { n: usize },
     MaxPool { g: PoolGeom },
     AvgPool { planes: usize, hw: usize },
-    Flatten,
+    BatchNorm { g: BnGeom },
 }
 
-type Built = (Vec<Dispatch>, Vec<Dispatch>, Vec<Tensor>);
+/// One layer's prepared dispatches and the buffers only they refer to.
+struct Built {
+    forward: Vec<Dispatch>,
+    forward_eval: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+    keep: Vec<Tensor>,
+}
+
+impl Built {
+    /// A layer that runs the same in training and evaluation.
+    fn same(forward: Vec<Dispatch>, backward: Vec<Dispatch>, keep: Vec<Tensor>) -> Built {
+        Built { forward_eval: forward.clone(), forward, backward, keep }
+    }
+}
 
 impl LayerPlan {
     fn new(layer: &Layer, inp: Shape, out: Shape, batch: usize, budget: usize, need: &mut Scratch) -> Result<LayerPlan> {
@@ -400,13 +467,16 @@ impl LayerPlan {
                 LayerPlan::MaxPool { g: PoolGeom { planes: batch * c, h, w, k: *size, stride: *stride } }
             }
             (Layer::GlobalAvgPool, Shape::Chw(c, h, w)) => LayerPlan::AvgPool { planes: batch * c, hw: h * w },
-            (Layer::Flatten, _) => LayerPlan::Flatten,
+            (Layer::BatchNorm { .. }, s) => {
+                let c = channels(s);
+                LayerPlan::BatchNorm { g: BnGeom { n: batch, c, p: s.len() / c, training: true, eps: BN_EPS, momentum: BN_MOMENTUM } }
+            }
             (l, s) => anyhow::bail!("layer {l:?} cannot take input {s:?} (output {out:?})"),
         })
     }
 
     fn has_params(&self) -> bool {
-        matches!(self, LayerPlan::Conv { .. } | LayerPlan::Linear { .. })
+        matches!(self, LayerPlan::Conv { .. } | LayerPlan::Linear { .. } | LayerPlan::BatchNorm { .. })
     }
 
     fn build(&self, gpu: &Gpu, io: &LayerIo) -> Result<Built> {
@@ -418,7 +488,7 @@ impl LayerPlan {
                     Some(dx) => vec![ops::relu_backward(gpu, io.dy, io.y, dx, *n)?],
                     None => vec![],
                 };
-                Ok((vec![ops::relu_forward(gpu, io.x, io.y, *n)?], b, vec![]))
+                Ok(Built::same(vec![ops::relu_forward(gpu, io.x, io.y, *n)?], b, vec![]))
             }
             LayerPlan::MaxPool { g } => {
                 let arg = gpu.tensor(g.planes * g.oh() * g.ow(), "argmax")?;
@@ -427,7 +497,7 @@ impl LayerPlan {
                     Some(dx) => vec![ops::maxpool_backward(gpu, io.dy, &arg, dx, g)?],
                     None => vec![],
                 };
-                Ok((f, b, vec![arg]))
+                Ok(Built::same(f, b, vec![arg]))
             }
             LayerPlan::AvgPool { planes, hw } => {
                 let f = vec![ops::avgpool_forward(gpu, io.x, io.y, *planes, *hw)?];
@@ -435,9 +505,9 @@ impl LayerPlan {
                     Some(dx) => vec![ops::avgpool_backward(gpu, io.dy, dx, *planes, *hw)?],
                     None => vec![],
                 };
-                Ok((f, b, vec![]))
+                Ok(Built::same(f, b, vec![]))
             }
-            LayerPlan::Flatten => Ok((vec![], vec![], vec![])),
+            LayerPlan::BatchNorm { g } => batch_norm(gpu, io, g),
         }
     }
 }
@@ -468,7 +538,7 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
         bw.extend(conv_wgrad(gpu, g, kc, n0, chunk.min(g.n - n0), io.dy, io.x, &tbl, &w.g, io.part, n0 > 0)?);
     }
     keep.push(tbl);
-    Ok((f, bw, keep))
+    Ok(Built::same(f, bw, keep))
 }
 
 /// For stride 1 and a square kernel, dX is the convolution of dY (K channels, OH×OW) with the
@@ -591,5 +661,25 @@ fn linear(gpu: &Gpu, io: &LayerIo, n: usize, inputs: usize, units: usize) -> Res
     let xb = operand(gpu, io.x, &Pack::matrix(n, inputs, inputs, 1, true), io.col, &mut bw)?;
     let wgt = Gemm { a: io.sb, a_off: 0, b: xb, b_off: 0, m: units, n: inputs, kp: bp, np: ip };
     bw.extend(gemm_split_k(gpu, &wgt, &w.g, OutMap::rows(inputs), io.part)?);
-    Ok((f, bw, vec![]))
+    Ok(Built::same(f, bw, vec![]))
+}
+
+/// PyTorch's defaults: ε = 1e-5, running statistics move 10% toward each batch's.
+const BN_EPS: f32 = 1e-5;
+const BN_MOMENTUM: f32 = 0.1;
+
+/// Batch norm: statistics then the affine map; in training from the batch (updating the
+/// running statistics), in evaluation from the running statistics.
+fn batch_norm(gpu: &Gpu, io: &LayerIo, g: &BnGeom) -> Result<Built> {
+    let (gamma, beta) = (io.w.context("batch norm without γ")?, io.b.context("batch norm without β")?);
+    let running = io.running.context("batch norm without running statistics")?;
+    let stats = gpu.tensor(2 * g.c, "batch-norm statistics")?;
+    let eval = BnGeom { training: false, ..*g };
+    let forward = vec![norm::bn_stats(gpu, io.x, &stats, running, g)?, norm::bn_apply(gpu, io.x, &stats, &gamma.w, &beta.w, io.y, g)?];
+    let forward_eval = vec![norm::bn_stats(gpu, io.x, &stats, running, &eval)?, norm::bn_apply(gpu, io.x, &stats, &gamma.w, &beta.w, io.y, &eval)?];
+    let mut backward = vec![norm::bn_backward_reduce(gpu, io.dy, io.x, &stats, &gamma.g, &beta.g, g)?];
+    if let Some(dx) = io.dx {
+        backward.push(norm::bn_backward_dx(gpu, io.dy, io.x, &stats, &gamma.w, &gamma.g, &beta.g, dx, g)?);
+    }
+    Ok(Built { forward, forward_eval, backward, keep: vec![stats] })
 }

@@ -12,7 +12,8 @@ pub struct NamedTensor {
     pub data: Vec<f32>,
 }
 
-/// All parameters, named `<layer>.weight` and `<layer>.bias`, in layer order.
+/// All parameters, named `<layer>.weight` and `<layer>.bias` (and a batch norm's
+/// `<layer>.running_mean`, `<layer>.running_var`), in layer order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Weights {
     pub tensors: Vec<NamedTensor>,
@@ -25,6 +26,13 @@ impl Weights {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut tensors = Vec::new();
         for p in arch.param_shapes()? {
+            if p.batch_norm {
+                // γ = 1, β = 0; running mean 0, variance 1
+                for ((name, shape), v) in p.tensors().into_iter().zip([1.0, 0.0, 0.0, 1.0]) {
+                    tensors.push(NamedTensor { name, data: vec![v; shape[0]], shape });
+                }
+                continue;
+            }
             let n: usize = p.weight.iter().product();
             let fan_in = n / p.weight[0];
             let bound = (3.0 / fan_in as f32).sqrt();
@@ -46,10 +54,10 @@ impl Weights {
     /// Checks that every parameter the architecture needs is present with the right shape.
     pub fn check(&self, arch: &Architecture) -> Result<()> {
         for p in arch.param_shapes()? {
-            let w = self.get(&format!("{}.weight", p.name))?;
-            ensure!(w.shape == p.weight, "tensor {}.weight has shape {:?}, the architecture needs {:?}", p.name, w.shape, p.weight);
-            let b = self.get(&format!("{}.bias", p.name))?;
-            ensure!(b.shape == vec![p.bias], "tensor {}.bias has shape {:?}, the architecture needs [{}]", p.name, b.shape, p.bias);
+            for (name, shape) in p.tensors() {
+                let t = self.get(&name)?;
+                ensure!(t.shape == shape, "tensor {name} has shape {:?}, the architecture needs {shape:?}", t.shape);
+            }
         }
         for t in &self.tensors {
             ensure!(t.data.len() == t.shape.iter().product::<usize>(), "tensor {} holds {} values for shape {:?}", t.name, t.data.len(), t.shape);
