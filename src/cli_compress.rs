@@ -12,9 +12,12 @@ use autocompress::search::{Mode, Target};
 
 #[derive(Args)]
 pub struct CompressArgs {
-    /// A zoo model: digits-cnn (default), lenet5.
+    /// A zoo model: digits-cnn (default), lenet5, vgg16, resnet18.
     #[arg(long)]
     model: Option<String>,
+    /// Scales every hidden width of vgg16 and resnet18 (e.g. 0.25 for a CPU).
+    #[arg(long, default_value_t = 1.0)]
+    width_multiplier: f32,
     /// A model described in JSON (see the README), trained from scratch.
     #[arg(long, conflicts_with = "model")]
     model_json: Option<PathBuf>,
@@ -118,6 +121,7 @@ pub struct CompressArgs {
 fn default_dataset(model: &str) -> &'static str {
     match model {
         "lenet5" => "mnist",
+        "vgg16" | "resnet18" => "cifar-10",
         _ => "digits",
     }
 }
@@ -142,6 +146,7 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
     };
     let mut c = CompressConfig::defaults_for(&model, data);
     c.model_json = a.model_json.clone();
+    c.width_multiplier = a.width_multiplier;
     c.model_file = a.model_file.clone();
     c.seed = a.seed;
     if let Some(t) = &a.target {

@@ -120,9 +120,12 @@ struct DataArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// A zoo model: digits-cnn, lenet5.
+    /// A zoo model: digits-cnn, lenet5, vgg16, resnet18.
     #[arg(long, default_value = "digits-cnn")]
     model: String,
+    /// Scales every hidden width of vgg16 and resnet18 (e.g. 0.25 for a CPU).
+    #[arg(long, default_value_t = 1.0)]
+    width_multiplier: f32,
     /// A model described in JSON (overrides --model).
     #[arg(long)]
     model_json: Option<PathBuf>,
@@ -304,7 +307,7 @@ fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
             check(&arch, p)?;
             (arch, Some(w))
         }
-        (None, None) => (zoo::build(&a.model, data.shape, data.classes)?, None),
+        (None, None) => (zoo::build_scaled(&a.model, a.width_multiplier, data.shape, data.classes)?, None),
     };
     let gpu = open_gpu(adapter, progress)?;
     if progress {

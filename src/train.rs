@@ -59,6 +59,8 @@ impl TrainConfig {
             "digits-cnn" => TrainConfig { epochs: 30, batch_size: 32, lr: 0.05, ..base },
             // Caffe's LeNet-5 solver rate, with a short warm-up and cosine decay.
             "lenet5" => TrainConfig { lr: 0.01, warmup_epochs: 0.2, ..base },
+            // the usual CIFAR recipe: SGD 0.05 with momentum, one warm-up epoch, cosine decay
+            "vgg16" | "resnet18" => TrainConfig { lr: 0.05, warmup_epochs: 1.0, epochs: 30, ..base },
             _ => base,
         }
     }

@@ -27,6 +27,9 @@ pub struct CompressConfig {
     /// A model described in JSON (instead of a zoo model).
     #[serde(default)]
     pub model_json: Option<PathBuf>,
+    /// Width multiplier of a vgg16 or resnet18 zoo model.
+    #[serde(default = "one")]
+    pub width_multiplier: f32,
     /// A trained dense model to start from instead of training one.
     pub model_file: Option<PathBuf>,
     pub data: DataConfig,
@@ -65,6 +68,7 @@ impl CompressConfig {
         let mut c = CompressConfig {
             model: model.to_string(),
             model_json: None,
+            width_multiplier: 1.0,
             model_file: None,
             data,
             seed: 1,
@@ -140,6 +144,10 @@ impl CompressConfig {
         }
         Ok(())
     }
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 /// Parses `filter,column`, `filter` or `column`.

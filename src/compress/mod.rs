@@ -61,7 +61,7 @@ pub fn prepare(cfg: &CompressConfig) -> Result<Start> {
                 check_fits(&arch, &data, &p.display().to_string())?;
                 (arch, None)
             }
-            None => (zoo::build(&cfg.model, data.shape, data.classes)?, None),
+            None => (zoo::build_scaled(&cfg.model, cfg.width_multiplier, data.shape, data.classes)?, None),
         },
     };
     let slots = crate::search::cost::slots(&arch, &arch, &cfg.schemes, cfg.first_layer_max_rate)?;

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::model::graph::{Architecture, Layer, Shape};
+use crate::model::graph::{channels, Architecture, Layer, Shape};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerCount {
@@ -29,10 +29,9 @@ pub struct Count {
 }
 
 pub fn count(arch: &Architecture) -> Result<Count> {
-    let shapes = arch.shapes()?;
-    let mut prev = Shape::Chw(arch.input[0], arch.input[1], arch.input[2]);
     let mut layers = Vec::new();
-    for (layer, &out) in arch.layers.iter().zip(&shapes) {
+    for leaf in arch.leaves()? {
+        let (layer, prev, out) = (leaf.layer, leaf.input, leaf.output);
         let entry = match (layer, prev, out) {
             (Layer::Conv2d { name, filters, kernel, columns, .. }, Shape::Chw(c, ..), Shape::Chw(_, oh, ow)) => {
                 let dense = c * kernel * kernel;
@@ -64,10 +63,14 @@ pub fn count(arch: &Architecture) -> Result<Count> {
                     flops: 2 * (units * kept) as u64,
                 })
             }
+            // γ and β count as params; the affine map is not a multiply-accumulate of SPEC.md §1
+            (Layer::BatchNorm { name }, _, _) => {
+                let c = channels(out);
+                Some(LayerCount { name: name.clone(), kind: "batch_norm".into(), input: prev, output: out, rows: c, columns: 1, dense_columns: 1, params: 2 * c as u64, flops: 0 })
+            }
             _ => None,
         };
         layers.extend(entry);
-        prev = out;
     }
     let params = layers.iter().map(|l| l.params).sum();
     let flops = layers.iter().map(|l| l.flops).sum();

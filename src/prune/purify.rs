@@ -196,14 +196,16 @@ pub fn unused_paths(arch_nodes: &[Node], w: &mut Weights) -> Result<()> {
 /// Masks that keep exactly the non-zero weights (and the biases of live filters) fixed at zero
 /// in any later training.
 pub fn apply_masks(gpu: &Gpu, net: &mut Network, w: &Weights) -> Result<()> {
-    for n in nodes(&net.arch)? {
-        let wt = &w.get(&format!("{}.weight", n.name))?.data;
+    let names: Vec<String> = net.arch.leaves()?.iter().filter_map(|l| l.layer.param_name().map(String::from)).collect();
+    for name in names {
+        let t = w.get(&format!("{name}.weight"))?;
+        let (rows, wt) = (t.shape[0], &t.data);
         let mask: Vec<f32> = wt.iter().map(|&x| (x != 0.0) as u8 as f32).collect();
-        net.set_mask(gpu, &format!("{}.weight", n.name), Some(&mask))?;
-        let b = &w.get(&format!("{}.bias", n.name))?.data;
-        let cols = n.cols();
-        let bmask: Vec<f32> = (0..n.rows).map(|r| (b[r] != 0.0 || wt[r * cols..(r + 1) * cols].iter().any(|&x| x != 0.0)) as u8 as f32).collect();
-        net.set_mask(gpu, &format!("{}.bias", n.name), Some(&bmask))?;
+        net.set_mask(gpu, &t.name, Some(&mask))?;
+        let b = &w.get(&format!("{name}.bias"))?.data;
+        let cols = wt.len() / rows;
+        let bmask: Vec<f32> = (0..rows).map(|r| (b[r] != 0.0 || wt[r * cols..(r + 1) * cols].iter().any(|&x| x != 0.0)) as u8 as f32).collect();
+        net.set_mask(gpu, &format!("{name}.bias"), Some(&bmask))?;
     }
     Ok(())
 }

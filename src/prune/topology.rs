@@ -67,6 +67,13 @@ pub fn nodes(arch: &Architecture) -> Result<Vec<Node>> {
             }
             (Layer::Flatten, Shape::Chw(_, h, w)) => per_channel_flat = h * w,
             (Layer::Conv2d { .. } | Layer::Linear { .. }, _) => bail!("layer {i} has an input it cannot take"),
+            // their channels must follow (batch norm) or couple (residual sums) the filters of
+            // other layers, which this chain model does not express
+            (Layer::BatchNorm { .. } | Layer::Residual { .. }, _) => bail!(
+                "{}: structured pruning of models with batch_norm or residual layers is not implemented yet (layer {i} is {})",
+                arch.name,
+                crate::model::graph::kind(layer)
+            ),
             _ => {}
         }
         if matches!(layer, Layer::Conv2d { .. } | Layer::Linear { .. } | Layer::GlobalAvgPool) {
