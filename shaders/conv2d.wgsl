@@ -1,7 +1,6 @@
 // Convolution as GEMM: `im2col` gathers the kept columns of the GEMM view for a chunk of images
-// (the explicit forward, see `bench --algo`), the GEMM in gemm.wgsl multiplies, `col2im` folds
-// column gradients back to the input image (strided layers' data gradient), `flip_weights`
-// prepares the transposed convolution of stride-1 layers' data gradient, and `channel_sum`
+// (the explicit forward, see `bench --algo`), the GEMM in gemm.wgsl multiplies, `dgrad_weights`
+// lays out the weights for the data gradient (conv_dgrad in conv_gemm.wgsl), and `channel_sum`
 // reduces output gradients to bias gradients.
 //
 // Column table `tbl`: tbl[j] = c << 16 | r << 8 | s for the j-th kept column (j < kc); and
@@ -14,7 +13,7 @@ struct Params {
     c: u32, h: u32, w: u32, oh: u32,
     ow: u32, ohwp: u32, stride: u32, pad: u32,
     r: u32, s: u32, kc: u32, kcp: u32,
-    n0: u32, chunk: u32, _p: u32, inv_off: u32,
+    n0: u32, chunk: u32, _p0: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -66,73 +65,24 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
 }
 
-@group(0) @binding(0) var<storage, read> dcol: array<f32>;
-@group(0) @binding(1) var<storage, read> itbl: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(3) var<uniform> pb: Params;
-
-// dx[n][c][h][w] = sum of dcol over every (r, s) tap that read x[n][c][h][w]: a deterministic
-// gather without atomics. dcol is [kcp][chunk*ohwp]. A tap (r, s) read this element from output
-// (oh, ow) = ((h + pad - r) / stride, (w + pad - s) / stride) when both divide exactly and fall
-// inside the output. Lanes own images and a workgroup owns one input row (c, h) at a time, so
-// every tap test and column-table lookup is the same across lanes (done once, not per lane, on
-// CPU drivers) and only valid taps are visited; the lanes then differ only in the image offset.
-const COL2IM_LANES: u32 = 32u;
-
-@compute @workgroup_size(COL2IM_LANES)
-fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let img = wg.x * COL2IM_LANES + lid.x;
-    if (img >= pb.chunk) { return; }
-    let ncols = pb.chunk * pb.ohwp;
-    let col0 = img * pb.ohwp;
-    let plane = pb.h * pb.w;
-    let out0 = (pb.n0 + img) * pb.c * plane;
-    for (var row = wg.y; row < pb.c * pb.h; row += nwg.y) {
-        let ch = udiv(row, pb.h);
-        let hh = row - ch * pb.h;
-        let tap0 = pb.inv_off + ch * pb.r * pb.s;
-        for (var ww = 0u; ww < pb.w; ww++) {
-            var sum = 0.0;
-            for (var r = 0u; r < pb.r; r++) {
-                let th = hh + pb.pad;
-                if (th < r) { break; }
-                let oh = udiv(th - r, pb.stride);
-                if (oh * pb.stride != th - r || oh >= pb.oh) { continue; }
-                for (var s = 0u; s < pb.s; s++) {
-                    let tw = ww + pb.pad;
-                    if (tw < s) { break; }
-                    let ow = udiv(tw - s, pb.stride);
-                    if (ow * pb.stride != tw - s || ow >= pb.ow) { continue; }
-                    let j = itbl[tap0 + r * pb.s + s];
-                    if (j == 0xffffffffu) { continue; }
-                    sum += dcol[j * ncols + col0 + oh * pb.ow + ow];
-                }
-            }
-            dx[out0 + row * pb.w + ww] = sum;
-        }
-    }
-}
-
-// Weights of the transposed convolution that gives dx for stride 1 (see network.rs):
-// wt[c][(k*R + r)*S + s] = w[k][j] for the kept column j = (c, R-1-r, S-1-s), and zero where that
-// column is pruned or past K*R*S (rows padded to kwp, a multiple of 4). The flipped tap is
-// (R-1-r)*S + (S-1-s) = R*S - 1 - (r*S + s), looked up in the inverse column table.
-struct FlipParams { c: u32, k: u32, kc: u32, rs: u32, kwp: u32, inv_off: u32, _p0: u32, _p1: u32 }
+// Weights of the data gradient (conv_dgrad in conv_gemm.wgsl): wt[(c*R*S + t)*kp + k] = w[k][j]
+// for the kept column j = (c, t) with tap t = r*S + s, zero where that column is pruned or k ≥ K
+// (kp is K rounded up to 4): per channel and tap, the filters lie consecutive for vec4 loads.
+struct DwParams { c: u32, k: u32, kc: u32, rs: u32, kp: u32, inv_off: u32, _p0: u32, _p1: u32 }
 
 @group(0) @binding(0) var<storage, read> fw: array<f32>;
 @group(0) @binding(1) var<storage, read> ftbl: array<u32>;
 @group(0) @binding(2) var<storage, read_write> fwt: array<f32>;
-@group(0) @binding(3) var<uniform> pf: FlipParams;
+@group(0) @binding(3) var<uniform> pf: DwParams;
 
 @compute @workgroup_size(256)
-fn flip_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    for (var i = gid.x; i < pf.c * pf.kwp; i += nwg.x * 256u) {
-        let c = udiv(i, pf.kwp);
-        let col = i - c * pf.kwp;
+fn dgrad_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    for (var i = gid.x; i < pf.c * pf.rs * pf.kp; i += nwg.x * 256u) {
+        let ct = udiv(i, pf.kp); // c * rs + tap: the index into the inverse column table
+        let k = i - ct * pf.kp;
         var v = 0.0;
-        if (col < pf.k * pf.rs) {
-            let k = udiv(col, pf.rs);
-            let j = ftbl[pf.inv_off + c * pf.rs + pf.rs - 1u - (col - k * pf.rs)];
+        if (k < pf.k) {
+            let j = ftbl[pf.inv_off + ct];
             if (j != 0xffffffffu) { v = fw[k * pf.kc + j]; }
         }
         fwt[i] = v;
@@ -152,11 +102,13 @@ var<workgroup> partial: array<f32, 64>;
 @compute @workgroup_size(64)
 fn channel_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let k = wg.x;
+    // udiv, not '/' and '%': integer division is scalar on CPU drivers (LeNet conv1's 36,864
+    // values per channel took 1.6–2× as long with it)
     let total = ps.n * ps.p;
     var s = 0.0;
     for (var t = li; t < total; t += 64u) {
-        let n = t / ps.p;
-        s += dy[(n * ps.k + k) * ps.p + t % ps.p];
+        let n = udiv(t, ps.p);
+        s += dy[(n * ps.k + k) * ps.p + t - n * ps.p];
     }
     partial[li] = s;
     workgroupBarrier();

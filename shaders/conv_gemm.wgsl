@@ -190,3 +190,83 @@ fn conv_wgrad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id
         }
     }
 }
+
+// Data gradient as a gather, for any stride and padding:
+//   dX[n][c][h][w] = Σ over taps (r, s) and filters k of W[k][c][r][s] · dY[n][k][oh][ow]
+// with oh = (h + pad − r) / stride exact and inside the output (likewise ow). A workgroup owns
+// one input pixel (h, w) of every image it covers, so which taps are valid is the same for all of
+// its lanes: the loop visits only those and needs no bounds test per load. (The transposed
+// convolution it replaces ran LeNet conv2's dX over a 4-padded dY, where 56% of the taps read
+// zeros.) Lanes own images, 4·TN4 each, interleaved by WX; a thread owns TM channels, whose rows
+// of wt are the same for every lane. wt is [C][R·S][kp4] as vec4 over k, zero past K and at
+// pruned columns (`dgrad_weights` in conv2d.wgsl), so the k loop reads consecutive vec4s.
+
+struct DParams {
+    c: u32, k: u32, kp4: u32, n: u32,
+    h: u32, w: u32, oh: u32, ow: u32,
+    r: u32, s: u32, stride: u32, pad: u32,
+    ohw: u32, kohw: u32, chw: u32, hw: u32,
+}
+
+@group(0) @binding(0) var<storage, read> wt: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> dyd: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dxd: array<f32>;
+@group(0) @binding(3) var<uniform> d: DParams;
+
+@compute @workgroup_size(WX, WY)
+fn conv_dgrad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    var acc: array<array<vec4<f32>, TN4>, TM>;
+    var arow: array<u32, TM>;        // wt row of each owned channel's tap 0
+    var img: array<vec4<u32>, TN4>;  // dY offset of each owned image (clamped to the last image)
+    let hh = udiv(wg.x, d.w);
+    let ww = wg.x - hh * d.w;
+    let c0 = (wg.y * WY + lid.y) * TM;
+    let i0 = wg.z * WX * 4u * TN4 + lid.x;
+    for (var i = 0u; i < TM; i++) {
+        arow[i] = min(c0 + i, d.c - 1u) * d.r * d.s;
+    }
+    for (var j = 0u; j < TN4; j++) {
+        for (var q = 0u; q < 4u; q++) {
+            img[j][q] = min(i0 + (j * 4u + q) * WX, d.n - 1u) * d.kohw;
+        }
+    }
+    let th = hh + d.pad;
+    let tw = ww + d.pad;
+    for (var r = 0u; r < d.r && r <= th; r++) {
+        let oh = udiv(th - r, d.stride);
+        if (oh * d.stride != th - r || oh >= d.oh) { continue; }
+        for (var s = 0u; s < d.s && s <= tw; s++) {
+            let ow = udiv(tw - s, d.stride);
+            if (ow * d.stride != tw - s || ow >= d.ow) { continue; }
+            let tap = r * d.s + s;
+            let pix = oh * d.ow + ow;
+            for (var k4 = 0u; k4 < d.kp4; k4++) {
+                // k past K reads filter K−1 (finite) against zero weights
+                var bv: array<array<vec4<f32>, TN4>, 4>;
+                for (var kk = 0u; kk < 4u; kk++) {
+                    let at = min(k4 * 4u + kk, d.k - 1u) * d.ohw + pix;
+                    for (var j = 0u; j < TN4; j++) {
+                        bv[kk][j] = vec4<f32>(dyd[img[j].x + at], dyd[img[j].y + at], dyd[img[j].z + at], dyd[img[j].w + at]);
+                    }
+                }
+                for (var i = 0u; i < TM; i++) {
+                    let av = wt[(arow[i] + tap) * d.kp4 + k4];
+                    for (var j = 0u; j < TN4; j++) {
+                        acc[i][j] = acc[i][j] + av.x * bv[0][j] + av.y * bv[1][j] + av.z * bv[2][j] + av.w * bv[3][j];
+                    }
+                }
+            }
+        }
+    }
+    for (var i = 0u; i < TM; i++) {
+        let c = c0 + i;
+        if (c >= d.c) { break; }
+        for (var j = 0u; j < TN4; j++) {
+            for (var q = 0u; q < 4u; q++) {
+                let n = i0 + (j * 4u + q) * WX;
+                if (n >= d.n) { continue; }
+                dxd[n * d.chw + c * d.hw + hh * d.w + ww] = acc[i][j][q];
+            }
+        }
+    }
+}

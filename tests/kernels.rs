@@ -12,8 +12,7 @@
 
 mod common;
 
-use autocompress::gpu::gemm::{conv_gemm, conv_wgrad, gemm, pack, split_count, Bias, Gemm, OutMap, Pack};
-use autocompress::model::network::transposed;
+use autocompress::gpu::gemm::{conv_dgrad, conv_wgrad, gemm, pack, split_count, Bias, Gemm, OutMap, Pack};
 use autocompress::gpu::ops::{self, ConvGeom, PoolGeom};
 use autocompress::gpu::{Gpu, Tensor};
 use common::reference as cpu;
@@ -64,8 +63,13 @@ fn conv_cases() -> Vec<(ConvGeom, usize)> {
         // LeNet-5's conv1: one channel, 576 pixels per image, long enough to split the weight
         // gradient over pixels (2 slices for the first chunk, then one accumulating chunk)
         (geom(3, 1, 28, 28, 20, 5, 5, 1, 0), 2),
-        // 35 images in one chunk: col2im's 32 image lanes per workgroup, plus a partial group
+        // 35 images in one chunk: a partial workgroup of conv_dgrad's 64 image lanes
         (geom(35, 2, 5, 4, 3, 3, 3, 1, 1), 35),
+        // 70 images, stride 2: conv_dgrad's second image workgroup holds 6
+        (geom(70, 3, 7, 6, 5, 3, 3, 2, 1), 70),
+        // 33 channels: two channel tiles of 17 rows in conv_dgrad, the last partial; padding 2
+        // with a 3×3 kernel (taps reaching past both edges)
+        (geom(2, 33, 6, 5, 6, 3, 3, 1, 2), 2),
     ]
 }
 
@@ -132,48 +136,15 @@ fn conv_forward_with(g: &Gpu, x: &[f32], w: &[f32], bias: &[f32], geo: &ConvGeom
     read(g, &y)
 }
 
-/// dx (N, C, H, W) from dy: pack(dy → [Kp][chunk·ohwp]), pack(Wᵀ → [kc][Kp]), GEMM → dcol
-/// [kc][chunk·ohwp], col2im.
-fn gpu_conv_backward_data(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<f32> {
-    let (kc, ohwp) = (kept.len(), geo.ohwp());
-    let (kcp, kp) = (kc.next_multiple_of(4), geo.k.next_multiple_of(4));
+/// dx (N, C, H, W) from dy: dgrad_weights lays W out as [C][R·S][Kp], then conv_dgrad gathers
+/// dy over each input pixel's valid taps (all images in one dispatch, as in the network).
+fn gpu_conv_backward_data(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: &[u32]) -> Vec<f32> {
     let tdy = g.upload(dy, "dy").unwrap();
     let tw = g.upload(w, "w").unwrap();
     let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
-    let pwt = nan_tensor(g, kc * kp, "packed wT");
-    let pdy = nan_tensor(g, kp * chunk * ohwp, "packed dy");
-    let dcol = nan_tensor(g, kcp * chunk * ohwp, "dcol");
+    let wt = nan_tensor(g, geo.crs() * geo.k.next_multiple_of(4), "dgrad weights");
     let dx = nan_tensor(g, geo.n * geo.c * geo.h * geo.w, "dx");
-    let mut plan = vec![pack(g, &tw, &pwt, &Pack::matrix(kc, geo.k, 1, kc, false)).unwrap()];
-    for n0 in (0..geo.n).step_by(chunk) {
-        let c = chunk.min(geo.n - n0);
-        let np = c * ohwp;
-        plan.push(pack(g, &tdy, &pdy, &ops::dy_pack(geo, n0, c, kp)).unwrap());
-        let gm = Gemm { a: &pwt, a_off: 0, b: &pdy, b_off: 0, m: kc, n: np, kp, np };
-        plan.push(gemm(g, &gm, Bias::None, &dcol, OutMap::rows(np)).unwrap());
-        plan.push(ops::col2im(g, &dcol, &tbl, &dx, geo, kc, n0, c).unwrap());
-    }
-    g.run(&plan);
-    read(g, &dx)
-}
-
-/// dx through the transposed convolution of dy (stride 1, square kernels: the network's path):
-/// flip_weights, then the implicit GEMM conv_gemm over dy with a zero bias, chunk by chunk.
-fn gpu_conv_backward_data_transposed(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<f32> {
-    let gt = transposed(geo).expect("a stride-1 square convolution");
-    let krs = gt.crs();
-    let tdy = g.upload(dy, "dy").unwrap();
-    let tw = g.upload(w, "w").unwrap();
-    let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
-    let tbl_t = g.upload(&ops::column_table(&gt, &all_columns(&gt)).unwrap(), "transposed tbl").unwrap();
-    let zero = g.upload(&vec![0.0f32; geo.c], "zero bias").unwrap();
-    let wt = nan_tensor(g, geo.c * krs.next_multiple_of(4), "flipped w");
-    let dx = nan_tensor(g, geo.n * geo.c * geo.h * geo.w, "dx");
-    let mut plan = vec![ops::flip_weights(g, &tw, &tbl, &wt, geo, kept.len()).unwrap()];
-    for n0 in (0..geo.n).step_by(chunk) {
-        plan.push(conv_gemm(g, &gt, krs, n0, chunk.min(geo.n - n0), &wt, &tdy, &tbl_t, &zero, &dx).unwrap());
-    }
-    g.run(&plan);
+    g.run(&[ops::dgrad_weights(g, &tw, &tbl, &wt, geo, kept.len()).unwrap(), conv_dgrad(g, geo, &wt, &tdy, &dx).unwrap()]);
     read(g, &dx)
 }
 
@@ -238,13 +209,9 @@ fn conv_backward_data_matches_reference() {
         let seed = 200 + 10 * i as u64;
         let dy = rand_vec(geo.n * geo.k * geo.ohw(), seed);
         let w = rand_vec(geo.k * geo.crs(), seed + 1);
-        let got = gpu_conv_backward_data(g, &dy, &w, &geo, &all_columns(&geo), chunk);
+        let got = gpu_conv_backward_data(g, &dy, &w, &geo, &all_columns(&geo));
         let want = cpu::conv2d_backward_data(&dy, &w, &geo);
         assert_close(&format!("conv backward data {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
-        if transposed(&geo).is_some() {
-            let got = gpu_conv_backward_data_transposed(g, &dy, &w, &geo, &all_columns(&geo), chunk);
-            assert_close(&format!("transposed conv backward data {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
-        }
     }
 }
 
@@ -294,13 +261,9 @@ fn column_pruned_conv_equals_dense_conv_with_zero_columns() {
             let dense_gpu = gpu_conv_forward(g, &x, &dense, &bias, &geo, &all_columns(&geo), chunk);
             assert_close(&format!("column-pruned vs dense GPU conv forward {tag}"), &pruned, &dense_gpu, 1e-5);
 
-            let dx = gpu_conv_backward_data(g, &dy, &w, &geo, &kept, chunk);
+            let dx = gpu_conv_backward_data(g, &dy, &w, &geo, &kept);
             let want = cpu::conv2d_backward_data(&dy, &dense, &geo);
             assert_close(&format!("column-pruned conv backward data {tag}"), &dx, &want, 1e-5);
-            if transposed(&geo).is_some() {
-                let dx = gpu_conv_backward_data_transposed(g, &dy, &w, &geo, &kept, chunk);
-                assert_close(&format!("column-pruned transposed conv backward data {tag}"), &dx, &want, 1e-5);
-            }
 
             let dw = gpu_conv_backward_weight(g, &x, &dy, &geo, &kept, chunk);
             let full = cpu::conv2d_backward_weight(&x, &dy, &geo);
@@ -398,7 +361,23 @@ fn pack_gathers_image_blocks() {
     let tdy = g.upload(&dy, "dy").unwrap();
     let (n0, c, rp) = (2, 3, 8);
     let dst = nan_tensor(g, rp * c * ohwp, "dst");
-    g.run(&[pack(g, &tdy, &dst, &ops::dy_pack(&geo, n0, c, rp)).unwrap()]);
+    let dy_pack = Pack {
+        rows: k,
+        cols: c * ohwp,
+        rp,
+        cp: c * ohwp,
+        r_in: BIG,
+        r_valid: BIG,
+        c_in: ohwp,
+        c_valid: ohw,
+        s_off: n0 * k * ohw,
+        s_rb: 0,
+        s_rs: ohw,
+        s_cb: k * ohw,
+        s_cs: 1,
+        d_off: 0,
+    };
+    g.run(&[pack(g, &tdy, &dst, &dy_pack).unwrap()]);
     let mut want = vec![0.0; rp * c * ohwp];
     for kk in 0..k {
         for img in 0..c {

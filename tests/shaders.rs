@@ -39,7 +39,7 @@ fn every_shader_parses_and_validates() {
         }
         if name == "gemm.wgsl" || name == "conv_gemm.wgsl" {
             // Templates: validated through the tile shapes their launchers fill in.
-            for tile in [Tile::DEFAULT, Tile::NARROW, Tile::for_shape(50, 4096), Tile::for_conv(50, 4096), Tile::for_shape(3, 8)] {
+            for tile in [Tile::DEFAULT, Tile::NARROW, Tile::for_shape(50, 4096), Tile::for_conv(50, 4096), Tile::for_shape(3, 8), Tile::for_dgrad(33)] {
                 let src = if name == "gemm.wgsl" { tile.source() } else { tile.conv_source() };
                 if src.text.contains("{{") {
                     failures.push(format!("{name} with {tile:?}: a placeholder was left unfilled"));

@@ -85,6 +85,7 @@ impl Gpu {
             trace: wgpu::Trace::Off,
         }))
         .with_context(|| format!("could not open device on adapter '{}'", info.name))?;
+        super::kernel::set_max_groups(info.device_type == wgpu::DeviceType::Cpu);
         let trusted = std::env::var("AUTOCOMPRESS_BOUNDS_CHECKS").map(|v| v != "1").unwrap_or(true);
         Ok(Gpu { device, queue, info, limits, trusted, kernels: Mutex::new(HashMap::new()) })
     }

@@ -47,12 +47,23 @@ impl Tile {
     /// arithmetic per k, shared by all of a thread's columns, so wide outputs take twice the
     /// columns per thread (LeNet conv2 forward and weight gradient on lavapipe: 0.7–0.85× the
     /// time of 4·4 columns).
+    /// Narrow ones (weight gradients of layers with few columns: LeNet conv1 has 25) take only
+    /// as many columns per thread as there are, so lanes do not all repeat a clamped column.
     pub fn for_conv(m: usize, np: usize) -> Tile {
         let t = Tile::for_shape(m, np);
-        if np > 256 && std::env::var("AUTOCOMPRESS_GEMM_TILE").is_err() {
+        if std::env::var("AUTOCOMPRESS_GEMM_TILE").is_ok() {
+            return t;
+        }
+        if np > 256 {
             return Tile { tn4: 8, ..t };
         }
-        t
+        Tile { tn4: (np / 4).div_ceil(t.wx as usize).clamp(1, t.tn4 as usize) as u32, ..t }
+    }
+
+    /// The data-gradient gather (`conv_dgrad`): TM channels as for a GEMM of C rows, 4·2 images
+    /// per lane, 8 lanes, so a workgroup covers a batch of 64 at one pixel.
+    pub fn for_dgrad(c: usize) -> Tile {
+        Tile { tm: Tile::for_shape(c, 0).tm, tn4: 2, wx: 8, wy: 1 }
     }
 
     /// The implicit-GEMM convolution (shaders/conv_gemm.wgsl) with this tile.
@@ -403,4 +414,20 @@ pub fn conv_wgrad(
         return Ok(vec![launch]);
     }
     Ok(vec![launch, split_reduce(gpu, partial, dw, g.k, kc, splits, OutMap { accumulate, ..OutMap::rows(kc) })?])
+}
+
+/// Convolution data gradient (`conv_dgrad` in shaders/conv_gemm.wgsl), any stride and padding:
+/// dx (N, C, H, W) = the gather of dy (N, K, OH·OW) over the valid taps of each input pixel,
+/// with `wt` the [C][R·S][kp] weights of `ops::dgrad_weights`. Overwrites dx.
+pub fn conv_dgrad(gpu: &Gpu, g: &super::ops::ConvGeom, wt: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
+    let (kp, ohw) = (g.k.next_multiple_of(4), g.ohw());
+    ensure!(g.n > 0 && g.crs() * kp <= wt.len, "conv_dgrad weights too short");
+    ensure!(g.n * g.k * ohw <= dy.len && g.n * g.c * g.h * g.w <= dx.len, "conv_dgrad output gradient or input gradient too short");
+    ensure!(dy.len < (1 << 32) && dx.len < (1 << 32), "conv_dgrad indexes with 32-bit offsets");
+    let tile = Tile::for_dgrad(g.c);
+    let k = gpu.kernel(&tile.conv_source(), "conv_dgrad", &[Access::Read, Access::Read, Access::ReadWrite], true);
+    let p = [g.c, g.k, kp / 4, g.n, g.h, g.w, g.oh(), g.ow(), g.r, g.s, g.stride, g.pad, ohw, g.k * ohw, g.c * g.h * g.w, g.h * g.w]
+        .map(|v| v as u32);
+    let groups = [g.h * g.w, g.c.div_ceil((tile.tm * tile.wy) as usize), g.n.div_ceil((tile.wx * 4 * tile.tn4) as usize)];
+    gpu.dispatch(&k, &[wt, dy, dx], &p, groups.map(|v| v as u32))
 }

@@ -1,10 +1,9 @@
-//! Launchers for the small kernel families: conv2d helpers (im2col, col2im, channel_sum),
+//! Launchers for the small kernel families: conv2d helpers (im2col, dgrad_weights, channel_sum),
 //! pooling, ReLU, softmax + cross-entropy, and SGD. Each mirrors its shader's Params struct.
 
 use anyhow::{ensure, Result};
 
 use super::context::{Gpu, Tensor};
-use super::gemm::Pack;
 use super::kernel::{grid1d, Access, Dispatch, Source};
 
 const R: Access = Access::Read;
@@ -50,29 +49,6 @@ impl ConvGeom {
     }
 }
 
-/// The pack of output gradients dy (N, K, OH·OW), images n0..n0+chunk, to [rp][chunk·ohwp]:
-/// row k, column img·ohwp + pixel, pixel padding zero; rp ≥ K pads the rows with zeros.
-pub fn dy_pack(g: &ConvGeom, n0: usize, chunk: usize, rp: usize) -> Pack {
-    let (ohw, ohwp) = (g.ohw(), g.ohwp());
-    let all = u32::MAX as usize;
-    Pack {
-        rows: g.k,
-        cols: chunk * ohwp,
-        rp,
-        cp: chunk * ohwp,
-        r_in: all,
-        r_valid: all,
-        c_in: ohwp,
-        c_valid: ohw,
-        s_off: n0 * g.k * ohw,
-        s_rb: 0,
-        s_rs: ohw,
-        s_cb: g.k * ohw,
-        s_cs: 1,
-        d_off: 0,
-    }
-}
-
 /// The column table of conv2d.wgsl: kept columns (indices into c*R*S) then the inverse map.
 pub fn column_table(g: &ConvGeom, kept: &[u32]) -> Result<Vec<u32>> {
     ensure!(g.c < 65536 && g.r < 256 && g.s < 256, "conv kernel too large for the column table");
@@ -101,7 +77,7 @@ struct ConvParams {
 fn conv_params(g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> ConvParams {
     let v = [
         g.c, g.h, g.w, g.oh(), g.ow(), g.ohwp(), g.stride, g.pad, g.r, g.s, kc, kc.next_multiple_of(4), n0, chunk,
-        0, kc,
+        0, 0,
     ];
     ConvParams { v: v.map(|x| x as u32) }
 }
@@ -115,24 +91,14 @@ pub fn im2col(gpu: &Gpu, x: &Tensor, tbl: &Tensor, col: &Tensor, g: &ConvGeom, k
     gpu.dispatch(&k, &[x, tbl, col], &conv_params(g, kc, n0, chunk), grid1d(kcp * chunk * g.oh(), 256))
 }
 
-/// Folds dcol ([kcp][chunk·ohwp]) back into dx for images n0..n0+chunk (overwrites).
-#[allow(clippy::too_many_arguments)]
-pub fn col2im(gpu: &Gpu, dcol: &Tensor, tbl: &Tensor, dx: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> Result<Dispatch> {
-    ensure!((n0 + chunk) * g.c * g.h * g.w <= dx.len, "col2im out of range");
-    let k = gpu.kernel(&conv_src(), "col2im", &[R, R, W], false);
-    // workgroups: COL2IM_LANES images × one input row (c, h), striding over rows past the limit
-    let rows = (g.c * g.h).min(gpu.limits.max_compute_workgroups_per_dimension as usize);
-    gpu.dispatch(&k, &[dcol, tbl, dx], &conv_params(g, kc, n0, chunk), [chunk.div_ceil(32) as u32, rows as u32, 1])
-}
-
-/// The flipped weights of the transposed convolution (stride 1) that gives dx: `wt` [C][kwp],
-/// kwp = (K·R·S) rounded up to 4, from `w` [K][kc] and the column table (pruned columns zero).
-pub fn flip_weights(gpu: &Gpu, w: &Tensor, tbl: &Tensor, wt: &Tensor, g: &ConvGeom, kc: usize) -> Result<Dispatch> {
-    let (rs, kwp) = (g.r * g.s, (g.k * g.r * g.s).next_multiple_of(4));
-    ensure!(g.k * kc <= w.len && g.c * kwp <= wt.len && kc + g.crs() <= tbl.len, "flip_weights out of range");
-    let k = gpu.kernel(&conv_src(), "flip_weights", &[R, R, W], false);
-    let p = [g.c, g.k, kc, rs, kwp, kc, 0, 0].map(|x| x as u32);
-    gpu.dispatch(&k, &[w, tbl, wt], &p, grid1d(g.c * kwp, 256))
+/// The data-gradient weights `wt` [C][R·S][kp] (kp = K rounded up to 4) from `w` [K][kc] and
+/// the column table: see `dgrad_weights` in conv2d.wgsl.
+pub fn dgrad_weights(gpu: &Gpu, w: &Tensor, tbl: &Tensor, wt: &Tensor, g: &ConvGeom, kc: usize) -> Result<Dispatch> {
+    let (rs, kp) = (g.r * g.s, g.k.next_multiple_of(4));
+    ensure!(g.k * kc <= w.len && g.crs() * kp <= wt.len && kc + g.crs() <= tbl.len, "dgrad_weights out of range");
+    let k = gpu.kernel(&conv_src(), "dgrad_weights", &[R, R, W], false);
+    let p = [g.c, g.k, kc, rs, kp, kc, 0, 0].map(|x| x as u32);
+    gpu.dispatch(&k, &[w, tbl, wt], &p, grid1d(g.crs() * kp, 256))
 }
 
 /// db[k] (+)= Σ_{n,p} dy[(n·K + k)·P + p]

@@ -8,7 +8,7 @@ use anyhow::{ensure, Context, Result};
 use super::flat::{flatten, Op};
 use super::graph::{channels, Architecture, Layer, Shape};
 use super::weights::{NamedTensor, Weights};
-use crate::gpu::gemm::{conv_gemm, conv_wgrad, gemm, gemm_split_k, pack, split_count, Bias, Gemm, OutMap, Pack};
+use crate::gpu::gemm::{conv_dgrad, conv_gemm, conv_wgrad, gemm, gemm_split_k, pack, split_count, Bias, Gemm, OutMap, Pack};
 use crate::gpu::norm::{self, BnGeom};
 use crate::gpu::ops::{self, ConvGeom, PoolGeom, LOSS_RING};
 use crate::gpu::{record, Dispatch, Gpu, Tensor};
@@ -67,7 +67,8 @@ pub struct Metrics {
     pub ring: Vec<f32>,
 }
 
-/// Shared scratch sizes (elements): packed A operands, packed dY, and column gradients.
+/// Shared scratch sizes (elements): packed A operands (and conv data-gradient weights), and the
+/// linear layers' packed dY and x.
 #[derive(Default)]
 struct Scratch {
     a: usize,
@@ -88,8 +89,8 @@ impl Network {
         Network::new(gpu, arch, weights, batch, 0.0)
     }
 
-    /// As `new`, with at most `budget` elements per column-gradient buffer: convolutions whose
-    /// batch does not fit run their data gradient in chunks of images.
+    /// As `new`, with at most `budget` elements per image chunk's column view: convolutions whose
+    /// batch does not fit run their forward and weight gradient in chunks of images.
     pub fn with_column_budget(gpu: &Gpu, arch: &Architecture, weights: &Weights, batch: usize, weight_decay: f32, budget: usize) -> Result<Network> {
         ensure!(batch > 0, "batch size must be positive");
         weights.check(arch)?;
@@ -438,14 +439,12 @@ impl LayerPlan {
                     Some(cols) => cols.clone(),
                     None => (0..g.crs() as u32).collect(),
                 };
-                let (kcp, kp) = (kept.len().next_multiple_of(4), g.k.next_multiple_of(4));
+                // sa holds the packed forward weights, then the data-gradient weights; the
+                // implicit kernels need no column buffers
+                let kcp = kept.len().next_multiple_of(4);
                 let chunk = conv_chunk(&g, kept.len(), budget)?;
-                let per_image = kcp.max(kp) * g.ohwp();
-                need.a = need.a.max(g.k * kcp).max(kept.len() * kp).max(g.c * (g.k * g.r * g.s).next_multiple_of(4));
-                need.b = need.b.max(kp * chunk * g.ohwp());
-                need.col = need.col.max(per_image * chunk);
-                let cols = chunk * g.ohwp();
-                need.part = need.part.max(split_count(g.k, kcp, cols).max(split_count(kept.len(), kp, cols)) * g.k * kept.len());
+                need.a = need.a.max(g.k * kcp).max(g.crs() * g.k.next_multiple_of(4));
+                need.part = need.part.max(split_count(g.k, kcp, chunk * g.ohwp()) * g.k * kept.len());
                 LayerPlan::Conv { g, kept, chunk }
             }
             // A column-pruned linear layer is a 1×1 convolution on a 1×1 map (SPEC.md §1), so
@@ -516,8 +515,8 @@ const ALL: usize = u32::MAX as usize;
 
 /// Convolution as GEMM over chunks of images (SPEC.md §1 GEMM view):
 ///   forward  Y_n = W · col(X_n)            implicit GEMM reading X (conv_gemm)
-///   data     dcol = Wᵀ · dY, dX = fold(dcol) A = Wᵀ [kc][Kp],    B = dY [Kp][chunk·ohwp]
-///            or, for stride 1, the transposed convolution (see `transposed`)
+///   data     dX = gather of dY over the valid taps of each input pixel (conv_dgrad), with the
+///            weights laid out [C][R·S][Kp] in `sa` first (dgrad_weights)
 ///   weight   dW += dY · colᵀ               implicit GEMM reading X and dY (conv_wgrad)
 fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Result<Built> {
     let (w, b) = (io.w.context("conv without weights")?, io.b.context("conv without bias")?);
@@ -525,60 +524,14 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     let tbl = gpu.upload(&ops::column_table(g, kept)?, "column table")?;
     let f = conv_forward(gpu, g, kc, chunk, &tbl, io.x, &w.w, &b.w, io.y, io.sa, None)?;
     let mut bw = vec![ops::channel_sum(gpu, io.dy, &b.g, g.n, g.k, g.ohw(), false)?];
-    let mut keep = vec![];
     if let Some(dx) = io.dx {
-        let (data, k) = match transposed(g) {
-            Some(gt) => conv_data_transposed(gpu, io, g, &gt, kc, chunk, &tbl, dx)?,
-            None => (conv_data_col2im(gpu, io, g, kc, chunk, &tbl, dx)?, vec![]),
-        };
-        bw.extend(data);
-        keep.extend(k);
+        bw.push(ops::dgrad_weights(gpu, &w.w, &tbl, io.sa, g, kc)?);
+        bw.push(conv_dgrad(gpu, g, io.sa, io.dy, dx)?);
     }
     for n0 in (0..g.n).step_by(chunk) {
         bw.extend(conv_wgrad(gpu, g, kc, n0, chunk.min(g.n - n0), io.dy, io.x, &tbl, &w.g, io.part, n0 > 0)?);
     }
-    keep.push(tbl);
-    Ok(Built::same(f, bw, keep))
-}
-
-/// For stride 1 and a square kernel, dX is the convolution of dY (K channels, OH×OW) with the
-/// flipped weights and padding R−1−pad, which yields H×W again. Run as the implicit GEMM of the
-/// forward pass it skips the column-gradient buffer and col2im: on lavapipe (LeNet conv2) it took
-/// 0.65× the time of pack + GEMM + col2im despite its ~2× multiply-adds on zero padding.
-pub fn transposed(g: &ConvGeom) -> Option<ConvGeom> {
-    (g.stride == 1 && g.r == g.s && g.pad < g.r).then_some(ConvGeom { n: g.n, c: g.k, h: g.oh(), w: g.ow(), k: g.c, r: g.r, s: g.s, stride: 1, pad: g.r - 1 - g.pad })
-}
-
-/// dX through the transposed convolution `gt`: flipped weights into `sa`, then conv_gemm over dY
-/// with a zero bias; returns the dispatches and the buffers they keep.
-#[allow(clippy::too_many_arguments)]
-fn conv_data_transposed(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, gt: &ConvGeom, kc: usize, chunk: usize, tbl: &Tensor, dx: &Tensor) -> Result<(Vec<Dispatch>, Vec<Tensor>)> {
-    let w = io.w.context("conv without weights")?;
-    let krs = gt.crs();
-    let tbl_t = gpu.upload(&ops::column_table(gt, &(0..krs as u32).collect::<Vec<_>>())?, "transposed column table")?;
-    let zero = gpu.tensor(g.c, "zero bias")?;
-    let mut bw = vec![ops::flip_weights(gpu, &w.w, tbl, io.sa, g, kc)?];
-    for n0 in (0..g.n).step_by(chunk) {
-        bw.push(conv_gemm(gpu, gt, krs, n0, chunk.min(g.n - n0), io.sa, io.dy, &tbl_t, &zero, dx)?);
-    }
-    Ok((bw, vec![tbl_t, zero]))
-}
-
-/// dX = fold(Wᵀ · dY) per chunk: pack Wᵀ and dY, GEMM into the column gradient, col2im.
-#[allow(clippy::too_many_arguments)]
-fn conv_data_col2im(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kc: usize, chunk: usize, tbl: &Tensor, dx: &Tensor) -> Result<Vec<Dispatch>> {
-    let w = io.w.context("conv without weights")?;
-    let (kp, ohwp) = (g.k.next_multiple_of(4), g.ohwp());
-    let mut bw = vec![pack(gpu, &w.w, io.sa, &Pack::matrix(kc, g.k, 1, kc, false))?];
-    for n0 in (0..g.n).step_by(chunk) {
-        let cs = chunk.min(g.n - n0);
-        let cols = cs * ohwp;
-        bw.push(pack(gpu, io.dy, io.sb, &ops::dy_pack(g, n0, cs, kp))?);
-        let data = Gemm { a: io.sa, a_off: 0, b: io.sb, b_off: 0, m: kc, n: cols, kp, np: cols };
-        bw.push(gemm(gpu, &data, Bias::None, io.col, OutMap::rows(cols))?);
-        bw.push(ops::col2im(gpu, io.col, tbl, dx, g, kc, n0, cs)?);
-    }
-    Ok(bw)
+    Ok(Built::same(f, bw, vec![tbl]))
 }
 
 /// Images per im2col chunk, so no column buffer exceeds `budget` elements.
