@@ -144,7 +144,7 @@ struct TrainArgs {
     momentum: Option<f32>,
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f32>,
-    /// cosine, step or constant.
+    /// cosine (default), constant, step (×0.1 every 10 epochs) or step:EVERY:GAMMA.
     #[arg(long)]
     schedule: Option<String>,
     /// Linear warm-up epochs.
@@ -257,12 +257,22 @@ fn load_data(a: &DataArgs, seed: u64) -> Result<data::Data> {
     compress::load_data(&d, seed)
 }
 
+/// `cosine`, `constant`, `step` (×0.1 every 10 epochs) or `step:EVERY:GAMMA`.
 fn parse_schedule(s: &str) -> Result<Schedule> {
     Ok(match s {
         "cosine" => Schedule::Cosine,
         "constant" => Schedule::Constant,
         "step" => Schedule::Step { every: 10, gamma: 0.1 },
-        other => bail!("unknown --schedule '{other}': choose cosine, step or constant"),
+        _ if s.starts_with("step:") => {
+            let bad = || anyhow::anyhow!("--schedule '{s}': write step:EVERY:GAMMA, e.g. step:30:0.1 (EVERY ≥ 1 epochs, 0 < GAMMA ≤ 1)");
+            let (every, gamma) = s["step:".len()..].split_once(':').ok_or_else(bad)?;
+            let (every, gamma): (usize, f32) = (every.parse().map_err(|_| bad())?, gamma.parse().map_err(|_| bad())?);
+            if every == 0 || !(gamma > 0.0 && gamma <= 1.0) {
+                return Err(bad());
+            }
+            Schedule::Step { every, gamma }
+        }
+        other => bail!("unknown --schedule '{other}': choose cosine, constant, step or step:EVERY:GAMMA"),
     })
 }
 

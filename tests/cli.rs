@@ -19,6 +19,10 @@ fn nonsense_training_flags_are_refused() {
     fails_with(bin().args(["train", "--lr", "-1", "--out"]).arg(&out), &["--lr", "-1"]);
     fails_with(bin().args(["train", "--batch-size", "0", "--out"]).arg(&out), &["--batch-size", "found 0"]);
     fails_with(bin().args(["train", "--schedule", "wavy", "--out"]).arg(&out), &["--schedule", "wavy"]);
+    fails_with(bin().args(["train", "--schedule", "step:0:0.1", "--out"]).arg(&out), &["step:0:0.1", "step:EVERY:GAMMA"]);
+    fails_with(bin().args(["train", "--schedule", "step:30", "--out"]).arg(&out), &["step:30", "step:EVERY:GAMMA"]);
+    fails_with(bin().args(["train", "--model", "lenet5", "--width-multiplier", "0.5", "--out"]).arg(&out), &["--width-multiplier", "lenet5"]);
+    fails_with(bin().args(["train", "--model", "vgg16", "--width-multiplier", "0", "--out"]).arg(&out), &["--width-multiplier", "found 0"]);
     fails_with(bin().args(["train", "--model", "alexnet", "--out"]).arg(&out), &["unknown model", "alexnet"]);
     fails_with(bin().args(["train", "--dataset", "imagenet", "--out"]).arg(&out), &["imagenet"]);
 }

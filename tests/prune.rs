@@ -6,7 +6,7 @@ use autocompress::model::{Architecture, Layer, Network, Weights};
 use autocompress::prune::action::{Action, LayerAction, Scheme};
 use autocompress::prune::compact::compact;
 use autocompress::prune::purify::unused_paths;
-use autocompress::prune::topology::nodes;
+use autocompress::prune::topology::topology;
 use common::*;
 
 fn arch() -> Architecture {
@@ -103,7 +103,7 @@ fn compacted_model_computes_what_the_masked_model_does() {
         assert!(e_inf <= 1e-4, "{label}: compacted (implicit GEMM) vs masked max rel diff {e_inf}");
         // purification step 2 on top must keep outputs too (it only removes dead paths)
         let mut p = w.clone();
-        unused_paths(&nodes(&a).unwrap(), &mut p).unwrap();
+        unused_paths(&topology(&a).unwrap(), &mut p).unwrap();
         let e2 = max_rel_err(&logits(&a, &p, &images, n), &want);
         assert!(e2 <= 1e-4, "{label}: unused-path removal changed outputs by {e2}");
         let (parch, pw, _) = compact(&a, &p).unwrap();
@@ -122,7 +122,7 @@ fn unused_paths_reach_a_fixed_point_across_flatten() {
     prune(&mut w, "fc1", 96, &[], &(64..80).collect::<Vec<_>>());
     // conv2 ignores conv1's channel 1 ⇒ conv1 filter 1 goes
     prune(&mut w, "conv2", 63, &[], &(9..18).collect::<Vec<_>>());
-    unused_paths(&nodes(&a).unwrap(), &mut w).unwrap();
+    unused_paths(&topology(&a).unwrap(), &mut w).unwrap();
     let fc1 = &w.get("fc1.weight").unwrap().data;
     for r in 0..9 {
         assert!((32..48).all(|j| fc1[r * 96 + j] == 0.0), "fc1 still reads removed channel 2");

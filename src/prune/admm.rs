@@ -11,7 +11,7 @@ use crate::data::Data;
 use crate::gpu::admm::{self as k, keep_count, primal_residual, GroupView};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::model::Network;
-use crate::prune::topology::nodes;
+use crate::prune::topology::chain;
 use crate::train::{self, EpochLog, TrainConfig};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -74,7 +74,7 @@ pub fn prune(
     progress: bool,
 ) -> Result<AdmmLog> {
     let mut layers = Vec::new();
-    for node in nodes(&net.arch)? {
+    for node in chain(&net.arch)?.nodes {
         let Some(a) = action.get(&node.name) else { continue };
         if a.rate == 0.0 {
             continue;
@@ -146,11 +146,12 @@ pub fn prune(
 
 /// Hard pruning W = Π(W) for every layer `action` prunes (the group-norm projection of §3),
 /// with masks that keep the removed groups at zero in later training; a removed filter takes
-/// its bias with it. Layers the action leaves alone keep their masks.
+/// its bias and batch-norm entries with it. Layers the action leaves alone keep their masks.
 pub fn hard_prune(gpu: &Gpu, net: &mut Network, action: &Action) -> Result<()> {
+    let t = chain(&net.arch)?;
     let mut plan = Vec::new();
     let mut masks = Vec::new();
-    for node in nodes(&net.arch)? {
+    for node in &t.nodes {
         let Some(a) = action.get(&node.name).filter(|a| a.rate > 0.0) else { continue };
         let view = GroupView::new(node.rows, node.cols(), a.scheme);
         let w = net.param(&format!("{}.weight", node.name))?.w.clone();
@@ -160,14 +161,18 @@ pub fn hard_prune(gpu: &Gpu, net: &mut Network, action: &Action) -> Result<()> {
         plan.push(k::group_norms(gpu, &w, None, &norms, &view)?);
         plan.push(k::select_top(gpu, &norms, &keep_mask, view.groups(), keep_count(view.groups(), a.rate))?);
         plan.push(k::hard_prune(gpu, &w, &keep_mask, &mask, &view)?);
-        masks.push((node.name, a.scheme, keep_mask, mask));
+        masks.push((node, a.scheme, keep_mask, mask));
     }
     gpu.run(&plan);
-    for (name, scheme, keep_mask, mask) in masks {
-        net.set_mask_tensor(gpu, &format!("{name}.weight"), Some(mask))?;
+    for (node, scheme, keep_mask, mask) in masks {
+        net.set_mask_tensor(gpu, &format!("{}.weight", node.name), Some(mask))?;
         if scheme == Scheme::Filter {
             let keep: Vec<f32> = gpu.read(&keep_mask)?;
-            net.set_mask(gpu, &format!("{name}.bias"), Some(&keep))?;
+            net.set_mask(gpu, &format!("{}.bias", node.name), Some(&keep))?;
+            for norm in &t.spaces[node.output].norms {
+                net.set_mask(gpu, &format!("{norm}.weight"), Some(&keep))?;
+                net.set_mask(gpu, &format!("{norm}.bias"), Some(&keep))?;
+            }
         }
     }
     Ok(())

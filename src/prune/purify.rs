@@ -5,7 +5,8 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::topology::{nodes, Node};
+use super::compact::channel_alive;
+use super::topology::{topology, Node, Topology};
 use crate::data::Data;
 use crate::gpu::admm::{self, GroupView, Scheme};
 use crate::gpu::Gpu;
@@ -130,12 +131,14 @@ fn weak_groups(stats: &[f32], group_len: usize, cfg: &PurifyConfig, sigma: f32) 
         .collect()
 }
 
-/// Step 1 on host weights: zero the rows (with their biases) and columns the thresholds remove.
-/// The classifier's rows are its classes and stay.
-fn threshold(nodes: &[Node], stats: &[Stats], w: &mut Weights, cfg: &PurifyConfig, sigma: f32) -> Result<()> {
-    for (i, (n, st)) in nodes.iter().zip(stats).enumerate() {
+/// Step 1 on host weights: zero the rows (with their biases and batch-norm entries) and columns
+/// the thresholds remove. The classifier's rows are its classes and stay; so do the rows of a
+/// coupled group, which one producer alone cannot remove.
+fn threshold(t: &Topology, stats: &[Stats], w: &mut Weights, cfg: &PurifyConfig, sigma: f32) -> Result<()> {
+    for (n, st) in t.nodes.iter().zip(stats) {
         let cols = n.cols();
-        let rows = if i + 1 == nodes.len() { Vec::new() } else { weak_groups(&st.rows, cols, cfg, sigma) };
+        let out = &t.spaces[n.output];
+        let rows = if out.fixed || out.producers.len() > 1 { Vec::new() } else { weak_groups(&st.rows, cols, cfg, sigma) };
         let columns = weak_groups(&st.cols, n.rows, cfg, sigma);
         let wm = &mut w.get_mut(&format!("{}.weight", n.name))?.data;
         for &r in &rows {
@@ -146,46 +149,47 @@ fn threshold(nodes: &[Node], stats: &[Stats], w: &mut Weights, cfg: &PurifyConfi
                 wm[r * cols + j] = 0.0;
             }
         }
-        let b = &mut w.get_mut(&format!("{}.bias", n.name))?.data;
         for &r in &rows {
-            b[r] = 0.0;
+            remove_channel(t, n.output, r, w)?;
         }
     }
     Ok(())
 }
 
-/// Step 2: a removed filter removes the consumer's columns of that channel; a channel no
-/// consumer column reads removes the producer's filter (with its bias). Repeated until stable.
-pub fn unused_paths(arch_nodes: &[Node], w: &mut Weights) -> Result<()> {
+/// Step 2: a dead channel (see `channel_alive`) removes every consumer's columns of it; a
+/// channel no consumer column reads removes every producer's filter of it (with biases and
+/// batch-norm entries). Repeated until stable.
+pub fn unused_paths(t: &Topology, w: &mut Weights) -> Result<()> {
     loop {
         let mut changed = false;
-        for pair in arch_nodes.windows(2) {
-            let (p, c) = (&pair[0], &pair[1]);
-            let pc = p.cols();
-            let cc = c.cols();
-            let mut pw = w.get(&format!("{}.weight", p.name))?.data.clone();
-            let mut pb = w.get(&format!("{}.bias", p.name))?.data.clone();
-            let mut cw = w.get(&format!("{}.weight", c.name))?.data.clone();
-            for ch in 0..c.channels.min(p.rows) {
-                let producer_removed = pb[ch] == 0.0 && pw[ch * pc..(ch + 1) * pc].iter().all(|&x| x == 0.0);
-                let cols: Vec<usize> = (0..cc).filter(|&j| c.dense_col(j) / c.per_channel == ch).collect();
-                let used = cols.iter().any(|&j| (0..c.rows).any(|r| cw[r * cc + j] != 0.0));
-                if producer_removed && used {
-                    for &j in &cols {
-                        for r in 0..c.rows {
-                            cw[r * cc + j] = 0.0;
+        for (s, space) in t.spaces.iter().enumerate() {
+            if space.fixed {
+                continue;
+            }
+            for c in 0..space.channels {
+                let alive = channel_alive(t, s, c, w)?;
+                let mut used = false;
+                for &k in &space.consumers {
+                    let n = &t.nodes[k];
+                    let cols = n.cols();
+                    let wt = &w.get(&format!("{}.weight", n.name))?.data;
+                    used |= (0..cols).filter(|&j| n.channel_of(j) == c).any(|j| (0..n.rows).any(|r| wt[r * cols + j] != 0.0));
+                }
+                if !alive && used {
+                    for &k in &space.consumers {
+                        let n = &t.nodes[k];
+                        let cols = n.cols();
+                        let wt = &mut w.get_mut(&format!("{}.weight", n.name))?.data;
+                        for j in (0..cols).filter(|&j| n.channel_of(j) == c) {
+                            (0..n.rows).for_each(|r| wt[r * cols + j] = 0.0);
                         }
                     }
                     changed = true;
-                } else if !producer_removed && !used {
-                    pw[ch * pc..(ch + 1) * pc].fill(0.0);
-                    pb[ch] = 0.0;
+                } else if alive && !used {
+                    remove_channel(t, s, c, w)?;
                     changed = true;
                 }
             }
-            w.get_mut(&format!("{}.weight", p.name))?.data = pw;
-            w.get_mut(&format!("{}.bias", p.name))?.data = pb;
-            w.get_mut(&format!("{}.weight", c.name))?.data = cw;
         }
         if !changed {
             return Ok(());
@@ -193,39 +197,61 @@ pub fn unused_paths(arch_nodes: &[Node], w: &mut Weights) -> Result<()> {
     }
 }
 
+/// Zeroes channel `c` of space `s`: every producer's filter and bias, every batch norm's γ and β.
+fn remove_channel(t: &Topology, s: usize, c: usize, w: &mut Weights) -> Result<()> {
+    for &p in &t.spaces[s].producers {
+        let n = &t.nodes[p];
+        let cols = n.cols();
+        w.get_mut(&format!("{}.weight", n.name))?.data[c * cols..(c + 1) * cols].fill(0.0);
+        w.get_mut(&format!("{}.bias", n.name))?.data[c] = 0.0;
+    }
+    for norm in &t.spaces[s].norms {
+        w.get_mut(&format!("{norm}.weight"))?.data[c] = 0.0;
+        w.get_mut(&format!("{norm}.bias"))?.data[c] = 0.0;
+    }
+    Ok(())
+}
+
 /// Masks that keep exactly the non-zero weights (and the biases of live filters) fixed at zero
 /// in any later training.
 pub fn apply_masks(gpu: &Gpu, net: &mut Network, w: &Weights) -> Result<()> {
-    let names: Vec<String> = net.arch.leaves()?.iter().filter_map(|l| l.layer.param_name().map(String::from)).collect();
-    for name in names {
-        let t = w.get(&format!("{name}.weight"))?;
-        let (rows, wt) = (t.shape[0], &t.data);
+    let t = topology(&net.arch)?;
+    for n in &t.nodes {
+        let wt = &w.get(&format!("{}.weight", n.name))?.data;
         let mask: Vec<f32> = wt.iter().map(|&x| (x != 0.0) as u8 as f32).collect();
-        net.set_mask(gpu, &t.name, Some(&mask))?;
-        let b = &w.get(&format!("{name}.bias"))?.data;
-        let cols = wt.len() / rows;
-        let bmask: Vec<f32> = (0..rows).map(|r| (b[r] != 0.0 || wt[r * cols..(r + 1) * cols].iter().any(|&x| x != 0.0)) as u8 as f32).collect();
-        net.set_mask(gpu, &format!("{name}.bias"), Some(&bmask))?;
+        net.set_mask(gpu, &format!("{}.weight", n.name), Some(&mask))?;
+    }
+    // a filter's bias and batch-norm entries live as long as its channel
+    for (s, space) in t.spaces.iter().enumerate() {
+        let alive: Vec<f32> = (0..space.channels).map(|c| channel_alive(&t, s, c, w).map(|a| a as u8 as f32)).collect::<Result<_>>()?;
+        let mut names: Vec<String> = space.producers.iter().map(|&p| format!("{}.bias", t.nodes[p].name)).collect();
+        for norm in &space.norms {
+            names.extend([format!("{norm}.weight"), format!("{norm}.bias")]);
+        }
+        for name in names {
+            net.set_mask(gpu, &name, Some(&alive))?;
+        }
     }
     Ok(())
 }
 
 /// Runs both steps on the network's weights and leaves the purified weights (and masks) in it.
 pub fn purify(gpu: &Gpu, net: &mut Network, data: &Data, cfg: &PurifyConfig, progress: bool) -> Result<PurifyLog> {
-    let ns = nodes(&net.arch)?;
+    let t = topology(&net.arch)?;
+    let ns = &t.nodes;
     let w0 = net.weights(gpu)?;
-    let stats = group_stats(gpu, net, &ns)?;
+    let stats = group_stats(gpu, net, ns)?;
     let (_, val0) = evaluate(gpu, net, &data.val)?;
     let mut log = PurifyLog { val_before: val0, ..Default::default() };
     let mut current = w0.clone();
     let mut sigma = cfg.sigma;
     for _ in 0..cfg.max_tries.max(1) {
         let mut w1 = w0.clone();
-        threshold(&ns, &stats, &mut w1, cfg, sigma)?;
+        threshold(&t, &stats, &mut w1, cfg, sigma)?;
         net.set_weights(gpu, &w1)?;
         let (_, val1) = evaluate(gpu, net, &data.val)?;
         if 100.0 * (val0 - val1) <= cfg.tolerance {
-            log.step1 = removed(&ns, &w0, &w1)?;
+            log.step1 = removed(ns, &w0, &w1)?;
             log.step1_sigma = Some(sigma);
             current = w1;
             break;
@@ -236,8 +262,8 @@ pub fn purify(gpu: &Gpu, net: &mut Network, data: &Data, cfg: &PurifyConfig, pro
         sigma /= 2.0;
     }
     let before2 = current.clone();
-    unused_paths(&ns, &mut current)?;
-    log.step2 = removed(&ns, &before2, &current)?;
+    unused_paths(&t, &mut current)?;
+    log.step2 = removed(ns, &before2, &current)?;
     net.set_weights(gpu, &current)?;
     apply_masks(gpu, net, &current)?;
     log.val_after = evaluate(gpu, net, &data.val)?.1;

@@ -10,7 +10,7 @@ use crate::gpu::admm::{keep_count, Scheme};
 use crate::model::graph::{Architecture, Shape};
 use crate::prune::action::{Action, LayerAction};
 use crate::prune::count::count;
-use crate::prune::topology::nodes;
+use crate::prune::topology::chain;
 
 /// One prunable layer of the current model, as the search sees it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -40,12 +40,13 @@ pub type Plan = Vec<(Scheme, f32)>;
 /// The prunable layers of `arch`, in order, under the allowed `schemes`. `dense` is the model
 /// the run started from: the first layer's cap limits what is removed from it over all rounds.
 pub fn slots(arch: &Architecture, dense: &Architecture, schemes: &[Scheme], first_layer_max_rate: f32) -> Result<Vec<Slot>> {
-    let ns = nodes(arch)?;
-    let first_dense = nodes(dense)?.into_iter().next();
+    let ns = chain(arch)?.nodes;
+    let first_dense = chain(dense)?.nodes.into_iter().next();
     let c = count(arch)?;
     let last = ns.len().saturating_sub(1);
     let mut out = Vec::new();
-    for (i, (n, lc)) in ns.iter().zip(&c.layers).enumerate() {
+    let weighted = c.layers.iter().filter(|l| l.kind != "batch_norm");
+    for (i, (n, lc)) in ns.iter().zip(weighted).enumerate() {
         let positions = match lc.output {
             Shape::Chw(_, h, w) => h * w,
             Shape::Flat(_) => 1,

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One command for a GPU owner to reproduce our figures: builds in release mode, then on the
+# machine's best adapter runs `bench` (every shape, backward passes too) and a timed `train` and
+# `compress` of full-width vgg16 on the CIFAR-10 files under $AUTOCOMPRESS_DATA/cifar-10.
+# Every report and log lands in one output directory.
+#
+#   AUTOCOMPRESS_DATA=/path/to/datasets scripts/gpu-run.sh [OUT]      (OUT: runs/gpu-<date>)
+#
+# Environment: EPOCHS (vgg16 training, default 30), TARGET (default params:10x), BUDGET (points,
+# default 1.0), AUTOCOMPRESS_ADAPTER to pick an adapter by name.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/gpu-$(date +%Y%m%d-%H%M%S)}
+: "${AUTOCOMPRESS_DATA:?set AUTOCOMPRESS_DATA to the directory holding cifar-10/}"
+[ -d "$AUTOCOMPRESS_DATA/cifar-10" ] || { echo "gpu-run: no cifar-10/ under $AUTOCOMPRESS_DATA" >&2; exit 1; }
+EPOCHS=${EPOCHS:-30}
+mkdir -p "$OUT"
+BIN=target/release/autocompress
+
+step() { # name, command...: runs it, logs it, records its wall time
+    local name=$1; shift
+    echo "== $name: $*" | tee -a "$OUT/times.txt"
+    local t0=$SECONDS
+    "$@" > "$OUT/$name.log" 2>&1 || { echo "gpu-run: $name failed, see $OUT/$name.log" >&2; tail -5 "$OUT/$name.log" >&2; exit 1; }
+    echo "   $name: $((SECONDS - t0)) s" | tee -a "$OUT/times.txt"
+}
+
+step build cargo build --release
+step bench "$BIN" bench --json --backward --train-steps 100
+cp "$OUT/bench.log" "$OUT/bench.jsonl"
+step train "$BIN" train --model vgg16 --dataset cifar-10 --epochs "$EPOCHS" --out "$OUT/vgg16-train"
+step compress "$BIN" compress --model-file "$OUT/vgg16-train/model.safetensors" --dataset cifar-10 \
+    --target "${TARGET:-params:10x}" --budget "${BUDGET:-1.0}" --force --out "$OUT/vgg16-compress"
+echo "gpu-run: reports in $OUT (times.txt, bench.jsonl, vgg16-train/, vgg16-compress/)"
