@@ -114,3 +114,47 @@ fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
     let _ = std::fs::remove_dir_all(&whole);
     let _ = std::fs::remove_dir_all(&killed);
 }
+
+/// A residual network with batch norms through the whole pipeline: coupled groups are pruned
+/// together (every producer of a residual sum keeps the same filters), batch norms follow, and
+/// the compacted model computes what the masked one did.
+#[test]
+fn compress_prunes_a_residual_network_in_coupled_groups() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let out = tmp("resnet");
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/digits-resnet.json");
+    let run = bin()
+        .args(["compress", "--model-json", model, "--target", "params:2x", "--baseline-epochs", "3", "--max-iterations", "4", "--quick-steps", "10"])
+        .args(["--quick-val-images", "200", "--admm-updates", "2", "--retrain-epochs", "1", "--budget", "100", "--schemes", "filter", "--force", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report = report_without_times(&out);
+    assert_eq!(report["target_met"], true, "{report}");
+    let rounds = report["rounds"].as_array().unwrap();
+    for r in rounds {
+        let d = r["compacted_vs_masked_max_rel_diff"].as_f64().unwrap();
+        assert!(d <= 1e-4, "round {}: compacted vs masked {d}", r["round"]);
+    }
+    // (the budget is wide: this checks structure, not accuracy)
+    // the final model: the stem and block 1's last conv feed one sum, so they keep equal filter
+    // counts, as do block 2's conv2 and shortcut; each batch norm matches its space
+    let arch: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    let filters = |name: &str| find(&arch["layers"], name).unwrap()["filters"].as_u64().unwrap();
+    assert_eq!(filters("stem"), filters("block1.conv2"));
+    assert_eq!(filters("block2.conv2"), filters("block2.shortcut"));
+    assert!(filters("stem") < 12 || filters("block2.conv2") < 24 || filters("block1.conv1") < 12 || filters("block2.conv1") < 24, "nothing was pruned: {arch}");
+}
+
+/// The layer called `name` in a JSON layer list, inside residual blocks too.
+fn find<'a>(layers: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    layers.as_array()?.iter().find_map(|l| {
+        if l["name"] == name {
+            return Some(l);
+        }
+        find(&l["body"], name).or_else(|| find(&l["shortcut"], name))
+    })
+}

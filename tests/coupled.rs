@@ -1,13 +1,12 @@
 //! Dependency-aware pruning on small batch-norm and residual models: the channel spaces
 //! (coupled groups), compaction that keeps the masked model's outputs (filter-only, column-only
-//! and mixed), unused-path removal across residual sums, and refusals where coupling is not
-//! handled yet.
+//! and mixed), unused-path removal across residual sums, and coupled groups pruned together.
 mod common;
 
 use autocompress::model::{Architecture, Layer, Network, Weights};
 use autocompress::prune::compact::compact;
 use autocompress::prune::purify::unused_paths;
-use autocompress::prune::topology::{chain, topology};
+use autocompress::prune::topology::topology;
 use common::*;
 
 fn bn(name: &str) -> Layer {
@@ -166,9 +165,10 @@ fn spaces_couple_the_producers_of_a_residual_sum() {
     assert_eq!(names(&space_of("a").producers), ["a"]);
     assert!(space_of("fc").fixed && !space_of("stem").fixed);
 
-    let err = format!("{:#}", chain(&resnet()).unwrap_err());
-    assert!(err.contains("stem, b") && err.contains("coupled group"), "{err}");
-    chain(&vgg()).expect("a batch-norm chain is a chain");
+    // in the batch-norm chain every space has one producer and its batch norm
+    let v = topology(&vgg()).unwrap();
+    assert!(v.spaces.iter().all(|s| s.producers.len() <= 1));
+    assert_eq!(v.spaces[v.nodes[1].output].norms, ["bn2"]);
 }
 
 #[test]
@@ -202,4 +202,44 @@ fn compaction_of_a_residual_network_keeps_outputs() {
         ),
     ];
     check_cases(&resnet(), cases);
+}
+
+/// A filter action on any producer of a residual sum is repaired to the whole coupled group:
+/// hard pruning zeroes the same filters in every producer and their batch-norm entries. An
+/// action that prunes a coupled group two ways is refused, naming the layers.
+#[test]
+fn coupled_groups_are_pruned_together_or_refused() {
+    use autocompress::prune::action::{Action, LayerAction, Scheme};
+    let a = resnet();
+    let act = |entries: &[(&str, Scheme, f32)]| Action { layers: entries.iter().map(|&(l, scheme, rate)| LayerAction { layer: l.into(), scheme, rate }).collect() };
+    let err = format!("{:#}", act(&[("stem", Scheme::Filter, 0.5), ("b", Scheme::Column, 0.3)]).validate(&a, 0.9).unwrap_err());
+    assert!(err.contains("'b'") && err.contains("stem, b") && err.contains("coupled group"), "{err}");
+    let err = format!("{:#}", act(&[("d", Scheme::Filter, 0.5), ("s", Scheme::Filter, 0.5)]).validate(&a, 0.9).unwrap_err());
+    assert!(err.contains("'s'") && err.contains("d, s"), "{err}");
+    let err = format!("{:#}", act(&[("stem_bn", Scheme::Filter, 0.5)]).validate(&a, 0.9).unwrap_err());
+    assert!(err.contains("does not have"), "a batch norm is not a prunable layer: {err}");
+
+    let Some(g) = gpu() else { return };
+    let one = act(&[("b", Scheme::Filter, 0.5)]);
+    one.validate(&a, 0.9).unwrap();
+    let mut net = Network::new(g, &a, &weights(&a), 4, 0.0).unwrap();
+    autocompress::prune::admm::hard_prune(g, &mut net, &one).unwrap();
+    let w = net.weights(g).unwrap();
+    let zero_rows = |layer: &str| {
+        let t = w.get(&format!("{layer}.weight")).unwrap();
+        let cols = t.data.len() / t.shape[0];
+        (0..t.shape[0]).filter(|&r| t.data[r * cols..(r + 1) * cols].iter().all(|&x| x == 0.0)).collect::<Vec<_>>()
+    };
+    let removed = zero_rows("b");
+    assert_eq!(removed.len(), 2, "half of 4 filters");
+    assert_eq!(zero_rows("stem"), removed, "the stem is coupled to b through the identity shortcut");
+    for norm in ["stem_bn", "b_bn"] {
+        for part in ["weight", "bias"] {
+            let v = &w.get(&format!("{norm}.{part}")).unwrap().data;
+            assert!(removed.iter().all(|&c| v[c] == 0.0), "{norm}.{part} keeps a removed channel");
+        }
+    }
+    let (carch, _, _) = compact(&a, &w).unwrap();
+    let t = topology(&carch).unwrap();
+    assert_eq!(t.spaces[t.nodes[0].output].channels, 2, "compaction removes the coupled channels");
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 pub use crate::gpu::admm::Scheme;
 use crate::model::graph::Architecture;
+use crate::prune::topology::topology;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,10 +33,11 @@ impl Action {
 
     /// Checks the action against `arch`: known weighted layers, each once, rates in [0, 1), no
     /// filter pruning of the classifier (its rows are the classes), the first layer's rate at
-    /// most `first_layer_max_rate`.
+    /// most `first_layer_max_rate`, and no coupled group pruned two ways (a filter entry on one
+    /// producer of a residual sum prunes them all).
     pub fn validate(&self, arch: &Architecture, first_layer_max_rate: f32) -> Result<()> {
-        let params = arch.param_shapes()?;
-        let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+        let t = topology(arch)?;
+        let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
         let mut seen = std::collections::HashSet::new();
         for a in &self.layers {
             let Some(pos) = names.iter().position(|n| *n == a.layer) else {
@@ -43,13 +45,14 @@ impl Action {
             };
             ensure!(seen.insert(a.layer.as_str()), "action lists layer '{}' twice", a.layer);
             ensure!(a.rate.is_finite() && (0.0..1.0).contains(&a.rate), "layer '{}': rate {} is outside [0, 1)", a.layer, a.rate);
-            if pos + 1 == names.len() && a.scheme == Scheme::Filter {
+            if t.spaces[t.nodes[pos].output].fixed && a.scheme == Scheme::Filter {
                 bail!("layer '{}' is the classifier: its rows are the classes, so it can only be column-pruned", a.layer);
             }
             if pos == 0 && a.rate > first_layer_max_rate {
                 bail!("layer '{}' is the first layer: its rate {} exceeds the cap {first_layer_max_rate}", a.layer, a.rate);
             }
         }
+        crate::prune::admm::groups(&t, self)?;
         Ok(())
     }
 

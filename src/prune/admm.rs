@@ -3,7 +3,7 @@
 //! retraining. Every tensor step is a kernel of shaders/admm.wgsl; the host only orchestrates and
 //! reads back two sums per layer per update for the primal residual.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::action::{Action, Scheme};
@@ -11,7 +11,7 @@ use crate::data::Data;
 use crate::gpu::admm::{self as k, keep_count, primal_residual, GroupView};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::model::Network;
-use crate::prune::topology::chain;
+use crate::prune::topology::{topology, Topology};
 use crate::train::{self, EpochLog, TrainConfig};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -40,11 +40,78 @@ impl Default for AdmmConfig {
 struct LayerState {
     name: String,
     view: GroupView,
-    keep: usize,
     z: Tensor,
     u: Tensor,
     norms: Tensor,
+}
+
+/// Layers whose groups are selected together: one layer, or under the filter scheme every
+/// producer of a coupled space (SPEC.md §4 step 2), whose summed squared row norms decide.
+struct GroupState {
+    layers: Vec<LayerState>,
+    keep: usize,
+    /// The summed norms (two buffers, so a sum never reads the buffer it writes).
+    sum: [Tensor; 2],
     keep_mask: Tensor,
+}
+
+impl GroupState {
+    /// Z = Π(W + U) for every member (U omitted when `with_u` is false).
+    fn projection(&self, gpu: &Gpu, net: &Network, with_u: bool) -> Result<Vec<Dispatch>> {
+        let mut plan = Vec::new();
+        for l in &self.layers {
+            let w = &net.param(&format!("{}.weight", l.name))?.w;
+            plan.push(k::group_norms(gpu, w, with_u.then_some(&l.u), &l.norms, &l.view)?);
+        }
+        let groups = self.layers[0].view.groups();
+        let norms = sum_norms(gpu, self.layers.iter().map(|l| &l.norms).collect(), &self.sum, groups, &mut plan)?;
+        plan.push(k::select_top(gpu, norms, &self.keep_mask, groups, self.keep)?);
+        for l in &self.layers {
+            let w = &net.param(&format!("{}.weight", l.name))?.w;
+            plan.push(k::project(gpu, w, with_u.then_some(&l.u), &self.keep_mask, &l.z, None, &l.view)?);
+        }
+        Ok(plan)
+    }
+}
+
+/// The element-wise sum of `norms` (one tensor: itself), alternating between the `sum` buffers.
+fn sum_norms<'a>(gpu: &Gpu, norms: Vec<&'a Tensor>, sum: &'a [Tensor; 2], groups: usize, plan: &mut Vec<Dispatch>) -> Result<&'a Tensor> {
+    let mut acc = norms[0];
+    for (i, n) in norms.iter().enumerate().skip(1) {
+        let out = &sum[i % 2];
+        plan.push(crate::gpu::norm::add(gpu, acc, n, out, groups)?);
+        acc = out;
+    }
+    Ok(acc)
+}
+
+/// The layers each entry of `action` prunes together, with its scheme and rate: a filter action
+/// on any producer of a coupled space takes every producer of it. An action that would prune a
+/// coupled group two ways is refused.
+pub fn groups(t: &Topology, action: &Action) -> Result<Vec<(Vec<usize>, Scheme, f32)>> {
+    let mut out: Vec<(Vec<usize>, Scheme, f32)> = Vec::new();
+    for (i, node) in t.nodes.iter().enumerate() {
+        let Some(a) = action.get(&node.name).filter(|a| a.rate > 0.0) else { continue };
+        let members = match a.scheme {
+            Scheme::Filter => t.spaces[node.output].producers.clone(),
+            Scheme::Column => vec![i],
+        };
+        for (other, scheme, _) in &out {
+            if let Some(&clash) = members.iter().find(|m| other.contains(m)) {
+                let names = |ms: &[usize]| ms.iter().map(|&m| t.nodes[m].name.as_str()).collect::<Vec<_>>().join(", ");
+                bail!(
+                    "the {} entry for layer '{}' prunes layer '{}' a second time: an earlier {} entry already prunes the group ({}); layers feeding one residual sum are filter-pruned as one coupled group, so give the group one filter entry and no column entries",
+                    a.scheme.name(),
+                    node.name,
+                    t.nodes[clash].name,
+                    scheme.name(),
+                    names(other)
+                );
+            }
+        }
+        out.push((members, a.scheme, a.rate));
+    }
+    Ok(out)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -73,32 +140,28 @@ pub fn prune(
     cfg: &TrainConfig,
     progress: bool,
 ) -> Result<AdmmLog> {
-    let mut layers = Vec::new();
-    for node in chain(&net.arch)?.nodes {
-        let Some(a) = action.get(&node.name) else { continue };
-        if a.rate == 0.0 {
-            continue;
+    let t = topology(&net.arch)?;
+    let mut groups_st = Vec::new();
+    for (members, scheme, rate) in groups(&t, action)? {
+        let mut layers = Vec::new();
+        for m in members {
+            let node = &t.nodes[m];
+            let view = GroupView::new(node.rows, node.cols(), scheme);
+            let t = |len: usize, what: &str| gpu.tensor(len, &format!("{} {what}", node.name));
+            layers.push(LayerState { name: node.name.clone(), view, z: t(view.len(), "Z")?, u: t(view.len(), "U")?, norms: t(view.groups(), "norms")? });
         }
-        let view = GroupView::new(node.rows, node.cols(), a.scheme);
-        let t = |len: usize, what: &str| gpu.tensor(len, &format!("{} {what}", node.name));
-        layers.push(LayerState {
-            name: node.name.clone(),
-            view,
-            keep: keep_count(view.groups(), a.rate),
-            z: t(view.len(), "Z")?,
-            u: t(view.len(), "U")?,
-            norms: t(view.groups(), "norms")?,
-            keep_mask: t(view.groups(), "keep")?,
-        });
+        let groups = layers[0].view.groups();
+        let sum = [gpu.tensor(groups, "summed norms")?, gpu.tensor(groups, "summed norms")?];
+        groups_st.push(GroupState { keep: keep_count(groups, rate), keep_mask: gpu.tensor(groups, "keep")?, sum, layers });
     }
+    let layers: Vec<&LayerState> = groups_st.iter().flat_map(|g| &g.layers).collect();
     let sums = gpu.tensor(2 * layers.len().max(1), "residual sums")?;
     let weight = |net: &Network, l: &LayerState| net.param(&format!("{}.weight", l.name)).map(|p| (p.w.clone(), p.g.clone()));
 
     // Z = Π(W), U = 0
     let mut init = Vec::new();
-    for l in &layers {
-        let (w, _) = weight(net, l)?;
-        init.extend(k::projection(gpu, &w, None, &l.norms, &l.keep_mask, &l.z, None, &l.view, l.keep)?);
+    for g in &groups_st {
+        init.extend(g.projection(gpu, net, false)?);
     }
     gpu.run(&init);
 
@@ -116,9 +179,11 @@ pub fn prune(
 
         // Z-update, dual update, residual sums
         let mut plan: Vec<Dispatch> = Vec::new();
+        for g in &groups_st {
+            plan.extend(g.projection(gpu, net, true)?);
+        }
         for (i, l) in layers.iter().enumerate() {
             let (w, _) = weight(net, l)?;
-            plan.extend(k::projection(gpu, &w, Some(&l.u), &l.norms, &l.keep_mask, &l.z, None, &l.view, l.keep)?);
             plan.push(k::sq_diff_sum(gpu, &w, &l.z, &sums, 2 * i, &l.view)?);
             let rescale = if admm.rescale_dual { 1.0 / admm.rho_growth } else { 1.0 };
             plan.push(k::dual_update(gpu, &w, &l.z, &l.u, rescale, &l.view)?);
@@ -148,31 +213,48 @@ pub fn prune(
 /// with masks that keep the removed groups at zero in later training; a removed filter takes
 /// its bias and batch-norm entries with it. Layers the action leaves alone keep their masks.
 pub fn hard_prune(gpu: &Gpu, net: &mut Network, action: &Action) -> Result<()> {
-    let t = chain(&net.arch)?;
+    let t = topology(&net.arch)?;
     let mut plan = Vec::new();
     let mut masks = Vec::new();
-    for node in &t.nodes {
-        let Some(a) = action.get(&node.name).filter(|a| a.rate > 0.0) else { continue };
-        let view = GroupView::new(node.rows, node.cols(), a.scheme);
-        let w = net.param(&format!("{}.weight", node.name))?.w.clone();
-        let norms = gpu.tensor(view.groups(), "norms")?;
-        let keep_mask = gpu.tensor(view.groups(), "keep")?;
-        let mask = gpu.tensor(view.len(), "mask")?;
-        plan.push(k::group_norms(gpu, &w, None, &norms, &view)?);
-        plan.push(k::select_top(gpu, &norms, &keep_mask, view.groups(), keep_count(view.groups(), a.rate))?);
-        plan.push(k::hard_prune(gpu, &w, &keep_mask, &mask, &view)?);
-        masks.push((node, a.scheme, keep_mask, mask));
+    // per group: its filter space, the selection, and the buffers the plan reads
+    let mut masks_keep = Vec::new();
+    for (members, scheme, rate) in groups(&t, action)? {
+        let mut norms = Vec::new();
+        let mut weights = Vec::new();
+        for &m in &members {
+            let node = &t.nodes[m];
+            let view = GroupView::new(node.rows, node.cols(), scheme);
+            let w = net.param(&format!("{}.weight", node.name))?.w.clone();
+            let n = gpu.tensor(view.groups(), "norms")?;
+            plan.push(k::group_norms(gpu, &w, None, &n, &view)?);
+            norms.push(n);
+            weights.push((m, w, view));
+        }
+        let groups = weights[0].2.groups();
+        let sum = [gpu.tensor(groups, "summed norms")?, gpu.tensor(groups, "summed norms")?];
+        let keep_mask = gpu.tensor(groups, "keep")?;
+        let summed = sum_norms(gpu, norms.iter().collect(), &sum, groups, &mut plan)?;
+        plan.push(k::select_top(gpu, summed, &keep_mask, groups, keep_count(groups, rate))?);
+        for (m, w, view) in weights {
+            let mask = gpu.tensor(view.len(), "mask")?;
+            plan.push(k::hard_prune(gpu, &w, &keep_mask, &mask, &view)?);
+            masks.push((m, mask));
+        }
+        let space = (scheme == Scheme::Filter).then(|| t.nodes[members[0]].output);
+        masks_keep.push((space, keep_mask, sum, norms));
     }
     gpu.run(&plan);
-    for (node, scheme, keep_mask, mask) in masks {
-        net.set_mask_tensor(gpu, &format!("{}.weight", node.name), Some(mask))?;
-        if scheme == Scheme::Filter {
-            let keep: Vec<f32> = gpu.read(&keep_mask)?;
-            net.set_mask(gpu, &format!("{}.bias", node.name), Some(&keep))?;
-            for norm in &t.spaces[node.output].norms {
-                net.set_mask(gpu, &format!("{norm}.weight"), Some(&keep))?;
-                net.set_mask(gpu, &format!("{norm}.bias"), Some(&keep))?;
-            }
+    for (m, mask) in masks {
+        net.set_mask_tensor(gpu, &format!("{}.weight", t.nodes[m].name), Some(mask))?;
+    }
+    // a removed filter takes its bias and its batch-norm entries, in every producer of its space
+    for (space, keep_mask, _, _) in masks_keep {
+        let Some(s) = space else { continue };
+        let keep: Vec<f32> = gpu.read(&keep_mask)?;
+        let sp = &t.spaces[s];
+        let names = sp.producers.iter().map(|&p| format!("{}.bias", t.nodes[p].name)).chain(sp.norms.iter().flat_map(|n| [format!("{n}.weight"), format!("{n}.bias")]));
+        for name in names.collect::<Vec<_>>() {
+            net.set_mask(gpu, &name, Some(&keep))?;
         }
     }
     Ok(())

@@ -75,27 +75,6 @@ pub fn topology(arch: &Architecture) -> Result<Topology> {
     Ok(b.finish())
 }
 
-/// The nodes of a plain chain (each layer feeds the next, batch norms allowed), for the code
-/// that does not handle coupled groups yet; a coupled model gets a clear refusal.
-pub fn chain(arch: &Architecture) -> Result<Topology> {
-    let t = topology(arch)?;
-    for (i, n) in t.nodes.iter().enumerate() {
-        let s = &t.spaces[n.output];
-        if s.producers.len() > 1 {
-            let names: Vec<&str> = s.producers.iter().map(|&p| t.nodes[p].name.as_str()).collect();
-            bail!(
-                "{}: layers {} feed one residual sum and must be pruned as one coupled group, which this step does not support yet",
-                arch.name,
-                names.join(", ")
-            );
-        }
-        if i > 0 && n.input != t.nodes[i - 1].output {
-            bail!("{}: layer {} does not read the layer before it (a residual shortcut), which this step does not support yet", arch.name, n.name);
-        }
-    }
-    Ok(t)
-}
-
 struct Builder {
     nodes: Vec<Node>,
     spaces: Vec<Space>,

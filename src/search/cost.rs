@@ -10,9 +10,9 @@ use crate::gpu::admm::{keep_count, Scheme};
 use crate::model::graph::{Architecture, Shape};
 use crate::prune::action::{Action, LayerAction};
 use crate::prune::count::count;
-use crate::prune::topology::chain;
+use crate::prune::topology::topology;
 
-/// One prunable layer of the current model, as the search sees it.
+/// One weighted layer of the current model, as the search sees it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Slot {
     pub name: String,
@@ -21,11 +21,20 @@ pub struct Slot {
     pub cols: usize,
     /// Output positions per image: every weight costs 2 FLOPs at each.
     pub positions: usize,
-    /// Schemes this layer may use (the classifier: column only).
+    /// Schemes this layer may use (the classifier: column only; a non-first producer of a
+    /// coupled group: none, it follows the group's first producer).
     pub schemes: Vec<Scheme>,
     /// Largest rate allowed under [filter, column] (0 where not allowed): the first layer's
     /// cap, counted against the dense layer; elsewhere one group must remain.
     pub caps: [f32; 2],
+    /// The channel spaces (see `prune::topology`) it reads and writes.
+    #[serde(default)]
+    pub input: usize,
+    #[serde(default)]
+    pub output: usize,
+    /// Batch norms on its output channels, counted with the space's first producer.
+    #[serde(default)]
+    pub norms: usize,
 }
 
 impl Slot {
@@ -37,21 +46,27 @@ impl Slot {
 /// A search state: one (scheme, rate) per slot.
 pub type Plan = Vec<(Scheme, f32)>;
 
-/// The prunable layers of `arch`, in order, under the allowed `schemes`. `dense` is the model
+/// The weighted layers of `arch`, in order, under the allowed `schemes`. `dense` is the model
 /// the run started from: the first layer's cap limits what is removed from it over all rounds.
+/// A coupled group (producers of one residual sum) is pruned through its first producer.
 pub fn slots(arch: &Architecture, dense: &Architecture, schemes: &[Scheme], first_layer_max_rate: f32) -> Result<Vec<Slot>> {
-    let ns = chain(arch)?.nodes;
-    let first_dense = chain(dense)?.nodes.into_iter().next();
+    let t = topology(arch)?;
+    let first_dense = topology(dense)?.nodes.into_iter().next();
     let c = count(arch)?;
-    let last = ns.len().saturating_sub(1);
     let mut out = Vec::new();
     let weighted = c.layers.iter().filter(|l| l.kind != "batch_norm");
-    for (i, (n, lc)) in ns.iter().zip(weighted).enumerate() {
+    for (i, (n, lc)) in t.nodes.iter().zip(weighted).enumerate() {
         let positions = match lc.output {
             Shape::Chw(_, h, w) => h * w,
             Shape::Flat(_) => 1,
         };
-        let allowed: Vec<Scheme> = schemes.iter().copied().filter(|&s| !(i == last && s == Scheme::Filter)).collect();
+        let space = &t.spaces[n.output];
+        let leader = space.producers[0] == i;
+        let allowed: Vec<Scheme> = if !leader {
+            Vec::new()
+        } else {
+            schemes.iter().copied().filter(|&s| !(space.fixed && s == Scheme::Filter)).collect()
+        };
         let mut caps = [0.0f32; 2];
         for &s in &allowed {
             let (groups, dense_groups) = match (s, &first_dense) {
@@ -62,23 +77,30 @@ pub fn slots(arch: &Architecture, dense: &Architecture, schemes: &[Scheme], firs
             let one_left = 1.0 - 1.0 / groups as f32;
             caps[s as usize] = if i == 0 { (1.0 - (1.0 - first_layer_max_rate) * dense_groups as f32 / groups as f32).clamp(0.0, one_left) } else { one_left };
         }
-        out.push(Slot { name: n.name.clone(), rows: n.rows, cols: n.cols(), positions, schemes: allowed, caps });
+        let norms = if leader { space.norms.len() } else { 0 };
+        out.push(Slot { name: n.name.clone(), rows: n.rows, cols: n.cols(), positions, schemes: allowed, caps, input: n.input, output: n.output, norms });
     }
     Ok(out)
 }
 
-/// Params and FLOPs of the model after `plan`: kept filters shrink the consumer's columns in
-/// proportion (its input channels go), kept columns shrink the layer itself.
+/// Params and FLOPs of the model after `plan`: a filter rate keeps that share of its space's
+/// channels, which shrinks every producer of the space (rows, biases, batch norms) and every
+/// consumer (its input columns, in proportion); kept columns shrink the layer itself.
 pub fn estimate(slots: &[Slot], plan: &Plan) -> (f64, f64) {
-    let (mut params, mut flops) = (0.0, 0.0);
-    let mut input_kept = 1.0;
+    let spaces = slots.iter().map(|s| s.input.max(s.output) + 1).max().unwrap_or(0);
+    let mut kept = vec![1.0f64; spaces];
     for (s, &(scheme, rate)) in slots.iter().zip(plan) {
-        let rate = rate.min(s.cap(scheme));
-        let rows = if scheme == Scheme::Filter { keep_count(s.rows, rate) } else { s.rows } as f64;
-        let cols = if scheme == Scheme::Column { keep_count(s.cols, rate) } else { s.cols } as f64 * input_kept;
-        params += rows * cols + rows;
+        if scheme == Scheme::Filter && !s.schemes.is_empty() {
+            kept[s.output] = keep_count(s.rows, rate.min(s.cap(scheme))) as f64 / s.rows as f64;
+        }
+    }
+    let (mut params, mut flops) = (0.0, 0.0);
+    for (s, &(scheme, rate)) in slots.iter().zip(plan) {
+        let rows = s.rows as f64 * kept[s.output];
+        let own = if scheme == Scheme::Column && !s.schemes.is_empty() { keep_count(s.cols, rate.min(s.cap(scheme))) } else { s.cols };
+        let cols = own as f64 * kept[s.input];
+        params += rows * cols + rows + 2.0 * s.norms as f64 * rows;
         flops += 2.0 * rows * cols * s.positions as f64;
-        input_kept = rows / s.rows as f64;
     }
     (params, flops)
 }

@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn larger_layers_get_larger_rates() {
-        let slot = |name: &str, rows, cols| Slot { name: name.into(), rows, cols, positions: 1, schemes: vec![Scheme::Column], caps: [0.0, 0.99] };
+        let slot = |name: &str, rows, cols| Slot { name: name.into(), rows, cols, positions: 1, schemes: vec![Scheme::Column], caps: [0.0, 0.99], input: 0, output: 0, norms: 0 };
         let slots = vec![slot("a", 10, 10), slot("b", 100, 100), slot("c", 20, 20)];
         let mut plan: Plan = vec![(Scheme::Column, 0.9), (Scheme::Column, 0.1), (Scheme::Column, 0.5)];
         sort_by_size(&slots, &mut plan, Metric::Params);
