@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::gpu::ops::{self, ConvGeom};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::model::network::{conv_chunk, conv_forward};
-use crate::model::{zoo, Hyper, Network, Weights};
+use crate::model::{Architecture, Hyper, Network, Weights};
 
 /// A named convolution shape; `vgg_mid` is the shape the speed targets are stated on.
 pub struct ConvShape {
@@ -166,9 +166,8 @@ pub struct TrainResult {
 }
 
 /// Training throughput of a zoo model on synthetic data (the data path is the same as `train`).
-pub fn train_bench(gpu: &Gpu, model: &str, input: [usize; 3], batch: usize, steps: usize) -> Result<TrainResult> {
-    let arch = zoo::build(model, input, 10)?;
-    let net = Network::new(gpu, &arch, &Weights::init(&arch, 1)?, batch, 5e-4)?;
+pub fn train_bench(gpu: &Gpu, arch: &Architecture, batch: usize, steps: usize) -> Result<TrainResult> {
+    let net = Network::new(gpu, arch, &Weights::init(arch, 1)?, batch, 5e-4)?;
     let images = pseudo_random(batch * net.image_len());
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
     let h = Hyper { lr: 0.01, momentum: 0.9 };
@@ -185,7 +184,7 @@ pub fn train_bench(gpu: &Gpu, model: &str, input: [usize; 3], batch: usize, step
     net.read_metrics(gpu)?;
     let secs = t.elapsed().as_secs_f64();
     Ok(TrainResult {
-        model: model.to_string(),
+        model: arch.name.clone(),
         batch,
         steps,
         images_per_second: (steps * batch) as f64 / secs,

@@ -188,10 +188,17 @@ struct BenchArgs {
     /// Training steps timed for the images/s figure (0 skips it).
     #[arg(long, default_value_t = 40)]
     train_steps: usize,
-    /// Batch size of the timed LeNet-5 training steps.
+    /// Batch size of the timed training steps.
     #[arg(long, default_value_t = 64)]
     train_batch: usize,
-    /// Also time every dispatch of one LeNet-5 training step on its own.
+    /// Zoo model of the training figure and the profile (its input: MNIST's for lenet5 and
+    /// digits-cnn's 8×8, CIFAR's for vgg16 and resnet18).
+    #[arg(long, default_value = "lenet5")]
+    train_model: String,
+    /// Width multiplier of a vgg16 or resnet18 --train-model.
+    #[arg(long, default_value_t = 1.0)]
+    width_multiplier: f32,
+    /// Also time every dispatch of one training step on its own.
     #[arg(long)]
     profile: bool,
     /// FLOPs reductions of the filter- and column-pruned variants of every shape (none: dense only).
@@ -525,8 +532,14 @@ fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
             }
         }
     }
-    if a.train_steps > 0 && a.filter.as_deref().is_none_or(|f| "lenet5_train".contains(f)) {
-        let r = bench::train_bench(&gpu, "lenet5", [1, 28, 28], a.train_batch, a.train_steps)?;
+    let input = match a.train_model.as_str() {
+        "digits-cnn" => [1, 8, 8],
+        "vgg16" | "resnet18" => [3, 32, 32],
+        _ => [1, 28, 28],
+    };
+    let train_arch = zoo::build_scaled(&a.train_model, a.width_multiplier, input, 10)?;
+    if a.train_steps > 0 && a.filter.as_deref().is_none_or(|f| format!("{}_train", a.train_model).contains(f)) {
+        let r = bench::train_bench(&gpu, &train_arch, a.train_batch, a.train_steps)?;
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
@@ -534,8 +547,7 @@ fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
         }
     }
     if a.profile {
-        let arch = zoo::build("lenet5", [1, 28, 28], 10)?;
-        let net = Network::new(&gpu, &arch, &Weights::init(&arch, 1)?, a.train_batch, 5e-4)?;
+        let net = Network::new(&gpu, &train_arch, &Weights::init(&train_arch, 1)?, a.train_batch, 5e-4)?;
         let rows = bench::profile_step(&gpu, &net, a.reps)?;
         let total: f64 = rows.iter().map(|r| r.2).sum();
         for (pass, kernel, ms) in rows {
