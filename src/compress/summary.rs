@@ -73,10 +73,10 @@ fn markdown(cfg: &CompressConfig, state: &RunState, arch: &Architecture, pr: f64
         fin.flops,
         fr
     );
-    s += "## Rounds\n\n| round | target | accepted | params × | FLOPs × | val | test | before purification (params) | candidates | seconds |\n|---|---|---|---|---|---|---|---|---|---|\n";
+    s += "## Rounds\n\n| round | target | accepted | params × | FLOPs × | val | test | before purification (params) | fine-tuning epochs | candidates | seconds |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in &state.rounds {
         s += &format!(
-            "| {} | {:.2}× | {} | {:.1} | {:.1} | {:.2}% | {:.2}% | {} | {} | {:.0} |\n",
+            "| {} | {:.2}× | {} | {:.1} | {:.1} | {:.2}% | {:.2}% | {} | {} | {} | {:.0} |\n",
             r.round,
             r.round_target,
             if r.accepted { "yes" } else { "no" },
@@ -85,6 +85,7 @@ fn markdown(cfg: &CompressConfig, state: &RunState, arch: &Architecture, pr: f64
             100.0 * r.point.val_accuracy,
             100.0 * r.point.test_accuracy,
             r.before_purification.params,
+            r.finetune.len(),
             r.candidates.len(),
             r.wall_seconds
         );
