@@ -151,3 +151,36 @@ fn batch_norm_running_statistics_and_evaluation_mode() {
     let net2 = Network::new(g, &arch, &after, n, 0.0).unwrap();
     assert_eq!(net2.weights(g).unwrap(), after);
 }
+
+/// The zoo's CIFAR networks against published parameter counts: kuangliu/pytorch-cifar's
+/// ResNet18 has 11,173,962 (bias-free convolutions), ours adds one bias per conv filter (4,800);
+/// its VGG16 has 14,728,266 (biased convolutions, a 512→10 classifier), ours adds the 512-wide
+/// hidden layer with its batch norm (262,656 + 1,024).
+#[test]
+fn zoo_cifar_networks_have_the_published_sizes_and_coupled_stages() {
+    use autocompress::model::zoo;
+    use autocompress::prune::count::count;
+    let r = zoo::build("resnet18", [3, 32, 32], 10).unwrap();
+    assert_eq!(count(&r).unwrap().params, 11_173_962 + 4_800);
+    let v = zoo::build("vgg16", [3, 32, 32], 10).unwrap();
+    assert_eq!(count(&v).unwrap().params, 14_728_266 + 262_656 + 1_024);
+
+    // each ResNet stage is one coupled group: the stem or first block's projection, and every
+    // block's second convolution, sum into the same channels
+    let t = autocompress::prune::topology::topology(&r).unwrap();
+    let coupled: Vec<Vec<&str>> = t.spaces.iter().filter(|s| s.producers.len() > 1).map(|s| s.producers.iter().map(|&p| t.nodes[p].name.as_str()).collect()).collect();
+    assert_eq!(
+        coupled,
+        [
+            vec!["conv1", "layer1.0.conv2", "layer1.1.conv2"],
+            vec!["layer2.0.conv2", "layer2.0.shortcut", "layer2.1.conv2"],
+            vec!["layer3.0.conv2", "layer3.0.shortcut", "layer3.1.conv2"],
+            vec!["layer4.0.conv2", "layer4.0.shortcut", "layer4.1.conv2"],
+        ]
+    );
+    // a width multiplier scales every hidden width, never the classes
+    let small = zoo::build_scaled("vgg16", 0.25, [3, 32, 32], 10).unwrap();
+    assert_eq!(small.name, "vgg16-w0.25");
+    let c = count(&small).unwrap();
+    assert_eq!((c.layers[0].rows, c.layers.last().unwrap().rows), (16, 10));
+}
