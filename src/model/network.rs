@@ -296,28 +296,25 @@ impl Network {
 
     /// Forward and loss only: accumulates loss and correct counts for the loaded batch.
     pub fn eval_step(&self, gpu: &Gpu, valid: usize) {
-        self.set_hyper(gpu, Hyper { lr: 0.0, momentum: 0.0 }, valid, 0);
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        record(&mut enc, &self.forward_eval);
-        record(&mut enc, &self.loss);
-        gpu.queue.submit([enc.finish()]);
+        self.run_passes(gpu, valid, &[&self.forward_eval, &self.loss]);
     }
 
     /// Forward (training mode: batch-norm batch statistics, running averages updated) and loss
     /// only, as `gradient_step` sees the loss: for gradient checks.
     pub fn train_loss_step(&self, gpu: &Gpu, valid: usize) {
-        self.set_hyper(gpu, Hyper { lr: 0.0, momentum: 0.0 }, valid, 0);
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        record(&mut enc, &self.forward);
-        record(&mut enc, &self.loss);
-        gpu.queue.submit([enc.finish()]);
+        self.run_passes(gpu, valid, &[&self.forward, &self.loss]);
     }
 
     /// Forward, loss and backward without the update: gradients land in each `Param::g`.
     pub fn gradient_step(&self, gpu: &Gpu, valid: usize) {
+        self.run_passes(gpu, valid, &[&self.forward, &self.loss, &self.backward]);
+    }
+
+    /// Records `passes` (no update, so a zero learning rate) into one command buffer.
+    fn run_passes(&self, gpu: &Gpu, valid: usize, passes: &[&Vec<Dispatch>]) {
         self.set_hyper(gpu, Hyper { lr: 0.0, momentum: 0.0 }, valid, 0);
         let mut enc = gpu.device.create_command_encoder(&Default::default());
-        for plan in [&self.forward, &self.loss, &self.backward] {
+        for plan in passes {
             record(&mut enc, plan);
         }
         gpu.queue.submit([enc.finish()]);
