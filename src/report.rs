@@ -55,26 +55,19 @@ impl Report {
     }
 }
 
-/// A fixed-width per-layer table: shape, kept rows/columns, params and FLOPs.
+/// A per-layer table, as wide as its longest layer name: shape, kept rows/columns, params and
+/// FLOPs.
 pub fn layer_table(c: &Count) -> String {
-    let mut s = format!(
-        "{:<14} {:<8} {:>16} {:>16} {:>8} {:>15} {:>10} {:>12}\n",
-        "layer", "type", "input", "output", "filters", "columns", "params", "FLOPs"
-    );
+    let nw = c.layers.iter().map(|l| l.name.chars().count()).max().unwrap_or(0).max(14);
+    let row = |name: &str, kind: &str, input: &str, output: &str, rows: &str, cols: &str, params: &str, flops: &str| {
+        format!("{name:<nw$} {kind:<10} {input:>16} {output:>16} {rows:>8} {cols:>15} {params:>10} {flops:>12}\n")
+    };
+    let mut s = row("layer", "type", "input", "output", "filters", "columns", "params", "FLOPs");
     for l in &c.layers {
-        s += &format!(
-            "{:<14} {:<8} {:>16} {:>16} {:>8} {:>15} {:>10} {:>12}\n",
-            l.name,
-            l.kind,
-            shape(&l.input),
-            shape(&l.output),
-            l.rows,
-            format!("{}/{}", l.columns, l.dense_columns),
-            l.params,
-            l.flops
-        );
+        let cols = format!("{}/{}", l.columns, l.dense_columns);
+        s += &row(&l.name, &l.kind, &shape(&l.input), &shape(&l.output), &l.rows.to_string(), &cols, &l.params.to_string(), &l.flops.to_string());
     }
-    s += &format!("{:<14} {:<8} {:>16} {:>16} {:>8} {:>15} {:>10} {:>12}\n", "total", "", "", "", "", "", c.params, c.flops);
+    s += &row("total", "", "", "", "", "", &c.params.to_string(), &c.flops.to_string());
     s
 }
 
