@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for a GPU owner to reproduce our figures: builds in release mode, then on the
 # machine's best adapter runs `bench` (every shape, backward passes too) and a timed `train` and
-# `compress` of full-width vgg16 on the CIFAR-10 files under $AUTOCOMPRESS_DATA/cifar-10.
+# `compress` of full-width vgg16 on the CIFAR-10 files under $AUTOCOMPRESS_DATA/cifar-10, then
+# times every vgg16 convolution dense and compacted (`bench --layers`).
 # Every report and log lands in one output directory.
 #
 #   AUTOCOMPRESS_DATA=/path/to/datasets scripts/gpu-run.sh [OUT]      (OUT: runs/gpu-<date>)
@@ -31,4 +32,5 @@ cp "$OUT/bench.log" "$OUT/bench.jsonl"
 step train "$BIN" train --model vgg16 --dataset cifar-10 --epochs "$EPOCHS" --out "$OUT/vgg16-train"
 step compress "$BIN" compress --model-file "$OUT/vgg16-train/model.safetensors" --dataset cifar-10 \
     --target "${TARGET:-params:10x}" --budget "${BUDGET:-1.0}" --force --out "$OUT/vgg16-compress"
+step layers "$BIN" bench --layers vgg16 --compacted "$OUT/vgg16-compress/model.safetensors" --json
 echo "gpu-run: reports in $OUT (times.txt, bench.jsonl, vgg16-train/, vgg16-compress/)"

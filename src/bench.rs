@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::gpu::ops::{self, ConvGeom};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::model::network::{conv_chunk, conv_forward};
-use crate::model::{Architecture, Hyper, Network, Weights};
+use crate::model::{Architecture, Hyper, Layer, Network, Shape, Weights};
 
 /// A named convolution shape; `vgg_mid` is the shape the speed targets are stated on.
 pub struct ConvShape {
@@ -110,6 +110,20 @@ pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, ke
     })
 }
 
+/// Every convolution of `arch` as the benchmark times it: its name, geometry at batch `n` and
+/// kept columns.
+pub fn model_convs(arch: &Architecture, n: usize) -> Result<Vec<(String, ConvGeom, Vec<u32>)>> {
+    let mut out = Vec::new();
+    for leaf in arch.leaves()? {
+        if let (Layer::Conv2d { name, filters, kernel, stride, padding, columns }, Shape::Chw(c, h, w)) = (leaf.layer, leaf.input) {
+            let g = ConvGeom { n, c, h, w, k: *filters, r: *kernel, s: *kernel, stride: *stride, pad: *padding };
+            let kept = columns.clone().unwrap_or_else(|| (0..g.crs() as u32).collect());
+            out.push((name.clone(), g, kept));
+        }
+    }
+    Ok(out)
+}
+
 /// The compacted forms of a layer with `factor`× fewer FLOPs: `filter` keeps K/factor filters,
 /// `column` keeps every factor-th column of the GEMM view (so every channel stays in use).
 pub fn variants(g: &ConvGeom, factor: usize) -> Vec<(&'static str, ConvGeom, Vec<u32>)> {
@@ -125,7 +139,6 @@ pub fn variants(g: &ConvGeom, factor: usize) -> Vec<(&'static str, ConvGeom, Vec
 /// inside a minimal network: ReLU → conv → global average pool → 2-way linear, whose other
 /// layers cost little beside the convolution.
 pub fn conv_backward_ms(gpu: &Gpu, g: &ConvGeom, kept: &[u32], reps: usize) -> Result<f64> {
-    use crate::model::{Architecture, Layer};
     let columns = (kept.len() != g.crs()).then(|| kept.to_vec());
     let arch = Architecture {
         name: "conv-bench".into(),

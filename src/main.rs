@@ -201,6 +201,17 @@ struct BenchArgs {
     /// Also time every dispatch of one training step on its own.
     #[arg(long)]
     profile: bool,
+    /// Instead of the fixed shapes, time the forward pass of every convolution of this model: a
+    /// zoo name (CIFAR input for vgg16/resnet18, with --width-multiplier) or a model file.
+    #[arg(long)]
+    layers: Option<String>,
+    /// With --layers: a compacted model of it (a compress or prune result); each of its
+    /// convolutions is timed too, with its speedup over the dense layer of the same name.
+    #[arg(long, requires = "layers")]
+    compacted: Option<PathBuf>,
+    /// Batch size of --layers timings.
+    #[arg(long, default_value_t = 32)]
+    layer_batch: usize,
     /// FLOPs reductions of the filter- and column-pruned variants of every shape (none: dense only).
     #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
     factors: Vec<usize>,
@@ -482,6 +493,9 @@ fn cmd_prune(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
 
 fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
     let gpu = open_gpu(adapter, !a.json)?;
+    if let Some(model) = &a.layers {
+        return bench_layers(&gpu, model, a.width_multiplier, a.compacted.as_deref(), a.layer_batch, a.reps, a.json);
+    }
     for s in bench::shapes() {
         if a.filter.as_deref().is_some_and(|f| !s.name.contains(f)) {
             continue;
@@ -559,6 +573,39 @@ fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
         }
         if !a.json {
             println!("sum of dispatches run one at a time: {total:.1} ms");
+        }
+    }
+    Ok(())
+}
+
+/// `bench --layers`: dense GFLOP/s of every convolution of a model (implicit GEMM, the inference
+/// path), and with a compacted model the speedup of each of its layers.
+fn bench_layers(gpu: &Gpu, model: &str, width: f32, compacted: Option<&Path>, batch: usize, reps: usize, json: bool) -> Result<()> {
+    let arch = if Path::new(model).is_file() { io::load_model(Path::new(model))?.0 } else { zoo::build_scaled(model, width, [3, 32, 32], 10)? };
+    let small = match compacted {
+        Some(p) => bench::model_convs(&io::load_model(p)?.0, batch)?,
+        None => Vec::new(),
+    };
+    for (name, g, kept) in bench::model_convs(&arch, batch)? {
+        let dense = bench::conv_forward_bench(gpu, &name, "dense", &g, &kept, reps, true)?;
+        let mut rows = vec![dense];
+        if let Some((_, cg, ck)) = small.iter().find(|(n, _, _)| *n == name) {
+            let mut r = bench::conv_forward_bench(gpu, &name, "compacted", cg, ck, reps, true)?;
+            r.factor = (rows[0].flops as f64 / r.flops.max(1) as f64).round().max(1.0) as usize;
+            r.speedup = Some(rows[0].ms / r.ms);
+            rows.push(r);
+        }
+        for r in &rows {
+            if json {
+                println!("{}", serde_json::to_string(r)?);
+            } else {
+                let g = &r.geom;
+                let speed = r.speedup.map_or(String::new(), |s| format!("  {:.1}× fewer FLOPs, speedup {s:.2}", rows[0].flops as f64 / r.flops.max(1) as f64));
+                println!(
+                    "{:<18} {:<9} {:>4}→{:<4} {:>2}×{:<2} {:>9.3} ms {:>7.2} GFLOP/s  ({} MFLOP){speed}",
+                    r.shape, r.variant, g.c, g.k, g.h, g.w, r.ms, r.gflops, r.flops / 1_000_000
+                );
+            }
         }
     }
     Ok(())
