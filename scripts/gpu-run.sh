@@ -7,14 +7,17 @@
 #
 #   AUTOCOMPRESS_DATA=/path/to/datasets scripts/gpu-run.sh [OUT]      (OUT: runs/gpu-<date>)
 #
-# Environment: EPOCHS (vgg16 training, default 30), TARGET (default params:10x), BUDGET (points,
-# default 1.0), AUTOCOMPRESS_ADAPTER to pick an adapter by name.
+# Environment: EPOCHS (vgg16 training, default 30), WIDTH (width multiplier, default 1), TARGET
+# (default params:10x), BUDGET (points, default 1.0), BENCH_FLAGS (default --backward
+# --train-steps 100), extra flags in TRAIN_FLAGS and
+# COMPRESS_FLAGS (word-split), AUTOCOMPRESS_ADAPTER to pick an adapter by name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/gpu-$(date +%Y%m%d-%H%M%S)}
 : "${AUTOCOMPRESS_DATA:?set AUTOCOMPRESS_DATA to the directory holding cifar-10/}"
 [ -d "$AUTOCOMPRESS_DATA/cifar-10" ] || { echo "gpu-run: no cifar-10/ under $AUTOCOMPRESS_DATA" >&2; exit 1; }
 EPOCHS=${EPOCHS:-30}
+WIDTH=${WIDTH:-1}
 mkdir -p "$OUT"
 BIN=target/release/autocompress
 
@@ -27,10 +30,13 @@ step() { # name, command...: runs it, logs it, records its wall time
 }
 
 step build cargo build --release
-step bench "$BIN" bench --json --backward --train-steps 100
-cp "$OUT/bench.log" "$OUT/bench.jsonl"
-step train "$BIN" train --model vgg16 --dataset cifar-10 --epochs "$EPOCHS" --out "$OUT/vgg16-train"
+# shellcheck disable=SC2086 # the *_FLAGS are lists of flags
+step bench "$BIN" bench --json ${BENCH_FLAGS:---backward --train-steps 100}
+# shellcheck disable=SC2086
+step train "$BIN" train --model vgg16 --width-multiplier "$WIDTH" --dataset cifar-10 --epochs "$EPOCHS" \
+    --out "$OUT/vgg16-train" ${TRAIN_FLAGS:-}
+# shellcheck disable=SC2086
 step compress "$BIN" compress --model-file "$OUT/vgg16-train/model.safetensors" --dataset cifar-10 \
-    --target "${TARGET:-params:10x}" --budget "${BUDGET:-1.0}" --force --out "$OUT/vgg16-compress"
-step layers "$BIN" bench --layers vgg16 --compacted "$OUT/vgg16-compress/model.safetensors" --json
-echo "gpu-run: reports in $OUT (times.txt, bench.jsonl, vgg16-train/, vgg16-compress/)"
+    --target "${TARGET:-params:10x}" --budget "${BUDGET:-1.0}" --force --out "$OUT/vgg16-compress" ${COMPRESS_FLAGS:-}
+step layers "$BIN" bench --layers "$OUT/vgg16-train/model.safetensors" --compacted "$OUT/vgg16-compress/model.safetensors" --json
+echo "gpu-run: reports in $OUT (times.txt, bench.log, layers.log: one JSON object per line; vgg16-train/, vgg16-compress/)"
