@@ -19,6 +19,7 @@ OUT=${1:-runs/gpu-$(date +%Y%m%d-%H%M%S)}
 EPOCHS=${EPOCHS:-30}
 WIDTH=${WIDTH:-1}
 mkdir -p "$OUT"
+: > "$OUT/times.txt"
 BIN=target/release/autocompress
 
 step() { # name, command...: runs it, logs it, records its wall time
