@@ -105,6 +105,10 @@ fn conv_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
 // and broadcast; lanes own kept columns j and gather their x values. The pixel axis runs over
 // chunk·ohwp (ohwp a multiple of 4, so 4 consecutive pixels lie in one image) and is split over
 // workgroup z into slices of C as in gemm.wgsl's split-K.
+// Where every plane of dY starts at a multiple of 4 (OH·OW % 4 == 0, so ohwp == ohw), the launcher
+// sets DY4 and the 4 pixels of one filter are one vec4 load (`dyv`, the same buffer as `dyw`): on
+// lavapipe the 4·TM scalar loads per 4 pixels cost about as much as the FMAs (LeNet conv1 weight
+// gradient 0.5× the time, conv2's 0.7×).
 
 struct WParams {
     m: u32, n: u32, t4: u32, k_split4: u32,
@@ -115,7 +119,10 @@ struct WParams {
 
 @group(0) @binding(0) var<storage, read> dyw: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-@group(0) @binding(4) var<uniform> q: WParams;
+@group(0) @binding(4) var<storage, read> dyv: array<vec4<f32>>;
+@group(0) @binding(5) var<uniform> q: WParams;
+
+const DY4: bool = {{DY4}};
 
 @compute @workgroup_size(WX, WY)
 fn conv_wgrad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -168,7 +175,12 @@ fn conv_wgrad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id
             }
         }
         for (var i = 0u; i < TM; i++) {
-            let av = live * vec4<f32>(dyw[arow[i] + dyo.x], dyw[arow[i] + dyo.y], dyw[arow[i] + dyo.z], dyw[arow[i] + dyo.w]);
+            var av: vec4<f32>;
+            if (DY4) {
+                av = dyv[(arow[i] + dyo.x) / 4u];
+            } else {
+                av = live * vec4<f32>(dyw[arow[i] + dyo.x], dyw[arow[i] + dyo.y], dyw[arow[i] + dyo.z], dyw[arow[i] + dyo.w]);
+            }
             for (var j = 0u; j < TN4; j++) {
                 acc[i][j] = acc[i][j] + av.x * bv[0][j] + av.y * bv[1][j] + av.z * bv[2][j] + av.w * bv[3][j];
             }

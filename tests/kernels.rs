@@ -63,6 +63,8 @@ fn conv_cases() -> Vec<(ConvGeom, usize)> {
         // LeNet-5's conv1: one channel, 576 pixels per image, long enough to split the weight
         // gradient over pixels (2 slices for the first chunk, then one accumulating chunk)
         (geom(3, 1, 28, 28, 20, 5, 5, 1, 0), 2),
+        // 784 pixels per image: 392 groups of 4 pixels split over 3 slices of 131, the last 130
+        (geom(3, 1, 32, 32, 20, 5, 5, 1, 0), 2),
         // 35 images in one chunk: a partial workgroup of conv_dgrad's 64 image lanes
         (geom(35, 2, 5, 4, 3, 3, 3, 1, 1), 35),
         // 70 images, stride 2: conv_dgrad's second image workgroup holds 6

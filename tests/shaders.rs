@@ -40,11 +40,14 @@ fn every_shader_parses_and_validates() {
         if name == "gemm.wgsl" || name == "conv_gemm.wgsl" {
             // Templates: validated through the tile shapes their launchers fill in.
             for tile in [Tile::DEFAULT, Tile::NARROW, Tile::for_shape(50, 4096), Tile::for_conv(50, 4096), Tile::for_shape(3, 8), Tile::for_dgrad(33)] {
-                let src = if name == "gemm.wgsl" { tile.source() } else { tile.conv_source() };
-                if src.text.contains("{{") {
-                    failures.push(format!("{name} with {tile:?}: a placeholder was left unfilled"));
-                } else if let Err(e) = validate(&format!("{name} {tile:?}"), &src.text) {
-                    failures.push(e);
+                // conv_gemm.wgsl also in both forms of conv_wgrad's dY loads
+                let srcs = if name == "gemm.wgsl" { vec![tile.source()] } else { vec![tile.conv_source(), tile.conv_source_dy4(true)] };
+                for src in srcs {
+                    if src.text.contains("{{") {
+                        failures.push(format!("{name} with {tile:?}: a placeholder was left unfilled"));
+                    } else if let Err(e) = validate(&format!("{name} {tile:?}"), &src.text) {
+                        failures.push(e);
+                    }
                 }
             }
             continue;
@@ -71,7 +74,7 @@ fn gemm_template_placeholders_are_known() {
         while let Some(i) = rest.find("{{") {
             let j = rest[i..].find("}}").map(|j| i + j + 2).expect("unclosed '{{'");
             let key = &rest[i..j];
-            assert!(["{{TM}}", "{{TN4}}", "{{WX}}", "{{WY}}"].contains(&key), "unknown placeholder {key} in {file}");
+            assert!(["{{TM}}", "{{TN4}}", "{{WX}}", "{{WY}}", "{{DY4}}"].contains(&key), "unknown placeholder {key} in {file}");
             rest = &rest[j..];
         }
     }

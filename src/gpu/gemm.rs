@@ -68,7 +68,12 @@ impl Tile {
 
     /// The implicit-GEMM convolution (shaders/conv_gemm.wgsl) with this tile.
     pub fn conv_source(&self) -> Source {
-        self.fill("conv_gemm", include_str!("../../shaders/conv_gemm.wgsl"))
+        self.conv_source_dy4(false)
+    }
+
+    /// As `conv_source`, with conv_wgrad reading dY as vec4s (`dy4`: every plane 4-aligned).
+    pub fn conv_source_dy4(&self, dy4: bool) -> Source {
+        self.fill("conv_gemm", &include_str!("../../shaders/conv_gemm.wgsl").replace("{{DY4}}", &dy4.to_string()))
     }
 
     fn fill(&self, family: &'static str, text: &str) -> Source {
@@ -387,7 +392,8 @@ pub fn conv_wgrad(
     let splits = split_count(g.k, kcp, pixels);
     ensure!(splits == 1 || partial.len >= splits * g.k * kc, "conv_wgrad split-K buffer too small");
     let (cols, rows, tile) = grid(g.k, kcp, Tile::for_conv(g.k, kcp));
-    let k = gpu.kernel(&tile.conv_source(), "conv_wgrad", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite], true);
+    let dy4 = ohw % 4 == 0;
+    let k = gpu.kernel(&tile.conv_source_dy4(dy4), "conv_wgrad", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read], true);
     let direct = splits == 1;
     let p = [
         g.k,
@@ -409,7 +415,7 @@ pub fn conv_wgrad(
     ]
     .map(|v| v as u32);
     let out = if direct { dw } else { partial };
-    let launch = gpu.dispatch(&k, &[dy, x, tbl, out], &p, [cols as u32, rows as u32, splits as u32])?;
+    let launch = gpu.dispatch(&k, &[dy, x, tbl, out, dy], &p, [cols as u32, rows as u32, splits as u32])?;
     if direct {
         return Ok(vec![launch]);
     }
