@@ -108,7 +108,7 @@ fn conv_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
 // Where every plane of dY starts at a multiple of 4 (OH·OW % 4 == 0, so ohwp == ohw), the launcher
 // sets DY4 and the 4 pixels of one filter are one vec4 load (`dyv`, the same buffer as `dyw`): on
 // lavapipe the 4·TM scalar loads per 4 pixels cost about as much as the FMAs (LeNet conv1 weight
-// gradient 0.5× the time, conv2's 0.7×).
+// gradient 0.3–0.55× the time in back-to-back profiles, conv2's 0.5–0.9×).
 
 struct WParams {
     m: u32, n: u32, t4: u32, k_split4: u32,

@@ -369,6 +369,7 @@ pub fn conv_gemm(
 /// Convolution weight gradient as an implicit GEMM (`conv_wgrad` in shaders/conv_gemm.wgsl):
 /// dw [K][kc] (+)= dY · colᵀ over images n0..n0+chunk, reading x and dy (N, K, OH·OW) in place.
 /// Like `gemm_split_k`, a long pixel axis is split over slices of `partial`, then summed.
+/// dy is bound twice, the second time read as vec4s where every plane is 4-aligned (see DY4).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_wgrad(
     gpu: &Gpu,
