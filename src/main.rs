@@ -546,12 +546,7 @@ fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
             }
         }
     }
-    let input = match a.train_model.as_str() {
-        "digits-cnn" => [1, 8, 8],
-        "vgg16" | "resnet18" => [3, 32, 32],
-        _ => [1, 28, 28],
-    };
-    let train_arch = zoo::build_scaled(&a.train_model, a.width_multiplier, input, 10)?;
+    let train_arch = bench_model(&a.train_model, a.width_multiplier)?;
     if a.train_steps > 0 && a.filter.as_deref().is_none_or(|f| format!("{}_train", a.train_model).contains(f)) {
         let r = bench::train_bench(&gpu, &train_arch, a.train_batch, a.train_steps)?;
         if a.json {
@@ -578,20 +573,39 @@ fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// A zoo model at the input of its data set (CIFAR's for vgg16 and resnet18, the 8×8 digits for
+/// digits-cnn, MNIST's otherwise) with 10 classes.
+fn bench_model(model: &str, width: f32) -> Result<Architecture> {
+    let input = match model {
+        "digits-cnn" => [1, 8, 8],
+        "vgg16" | "resnet18" => [3, 32, 32],
+        _ => [1, 28, 28],
+    };
+    zoo::build_scaled(model, width, input, 10)
+}
+
 /// `bench --layers`: dense GFLOP/s of every convolution of a model (implicit GEMM, the inference
 /// path), and with a compacted model the speedup of each of its layers.
 fn bench_layers(gpu: &Gpu, model: &str, width: f32, compacted: Option<&Path>, batch: usize, reps: usize, json: bool) -> Result<()> {
-    let arch = if Path::new(model).is_file() { io::load_model(Path::new(model))?.0 } else { zoo::build_scaled(model, width, [3, 32, 32], 10)? };
+    let arch = if Path::new(model).is_file() { io::load_model(Path::new(model))?.0 } else { bench_model(model, width)? };
+    let convs = bench::model_convs(&arch, batch)?;
     let small = match compacted {
         Some(p) => bench::model_convs(&io::load_model(p)?.0, batch)?,
         None => Vec::new(),
     };
-    for (name, g, kept) in bench::model_convs(&arch, batch)? {
-        let dense = bench::conv_forward_bench(gpu, &name, "dense", &g, &kept, reps, true)?;
+    // compaction keeps every layer, so a compacted model names exactly the dense convolutions
+    if compacted.is_some() && (small.len() != convs.len() || small.iter().zip(&convs).any(|(s, d)| s.0 != d.0)) {
+        let names = |v: &[(String, _, _)]| v.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ");
+        bail!("--compacted {} is not a compaction of {model}: its convolutions are [{}], the model's [{}]", compacted.unwrap_or(Path::new("")).display(), names(&small), names(&convs));
+    }
+    for (i, (name, g, kept)) in convs.iter().enumerate() {
+        let dense = bench::conv_forward_bench(gpu, name, "dense", g, kept, reps, true)?;
         let mut rows = vec![dense];
-        if let Some((_, cg, ck)) = small.iter().find(|(n, _, _)| *n == name) {
-            let mut r = bench::conv_forward_bench(gpu, &name, "compacted", cg, ck, reps, true)?;
-            r.factor = (rows[0].flops as f64 / r.flops.max(1) as f64).round().max(1.0) as usize;
+        let mut fewer = 1.0;
+        if let Some((_, cg, ck)) = small.get(i) {
+            let mut r = bench::conv_forward_bench(gpu, name, "compacted", cg, ck, reps, true)?;
+            fewer = rows[0].flops as f64 / r.flops.max(1) as f64;
+            r.factor = fewer.round().max(1.0) as usize;
             r.speedup = Some(rows[0].ms / r.ms);
             rows.push(r);
         }
@@ -600,7 +614,7 @@ fn bench_layers(gpu: &Gpu, model: &str, width: f32, compacted: Option<&Path>, ba
                 println!("{}", serde_json::to_string(r)?);
             } else {
                 let g = &r.geom;
-                let speed = r.speedup.map_or(String::new(), |s| format!("  {:.1}× fewer FLOPs, speedup {s:.2}", rows[0].flops as f64 / r.flops.max(1) as f64));
+                let speed = r.speedup.map_or(String::new(), |s| format!("  {fewer:.1}× fewer FLOPs, speedup {s:.2}"));
                 println!(
                     "{:<18} {:<9} {:>4}→{:<4} {:>2}×{:<2} {:>9.3} ms {:>7.2} GFLOP/s  ({} MFLOP){speed}",
                     r.shape, r.variant, g.c, g.k, g.h, g.w, r.ms, r.gflops, r.flops / 1_000_000

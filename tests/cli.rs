@@ -133,6 +133,15 @@ fn train_eval_inspect_and_nan_guard() {
     let junk = write(&d, "junk.json", r#"{"layers":[{"layer":"conv2","scheme":"diagonal","rate":0.5}]}"#);
     fails_with(bin().args(["prune", "--model-file"]).arg(&model).arg("--action").arg(&junk).arg("--out").arg(&pruned), &["junk.json"]);
 
+    // bench --layers: the dense model's convolutions with the compacted ones beside them; a
+    // compacted model of another network, or an unknown model, is refused
+    let small = pruned.join("model.safetensors");
+    let out = bin().args(["bench", "--reps", "1", "--layer-batch", "4", "--layers"]).arg(&model).arg("--compacted").arg(&small).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("conv2") && text.contains("compacted") && text.contains("speedup"), "bench --layers:\n{text}");
+    fails_with(bin().args(["bench", "--layers", "vgg16", "--compacted"]).arg(&small), &["not a compaction of vgg16", "[conv1, conv2]"]);
+    fails_with(bin().args(["bench", "--layers", "alexnet"]), &["unknown model", "alexnet"]);
+
     // Diverge on purpose: the error names epoch and step, and the model of the last good epoch stays.
     let before = std::fs::read(&model).unwrap();
     let err = fails_with(bin().args(["train", "--epochs", "2", "--lr", "1e6", "--out"]).arg(&run), &["epoch 1, step"]);

@@ -81,11 +81,12 @@ pub fn run(
         None => None,
     };
     let (carch, cw, _) = compact(arch, &net.weights(gpu)?)?;
-    let cnet = Network::inference(gpu, &carch, &cw, train_cfg.batch_size)?;
+    // one network of the compacted model: compared with the masked one, then fine-tuned
+    let cnet = Network::new(gpu, &carch, &cw, train_cfg.batch_size, train_cfg.weight_decay)?;
     let compacted_vs_masked = compare_outputs(gpu, &net, &cnet, &data.test)?;
-    drop((net, cnet));
-    let (cnet, finetune) = finetune(gpu, cfg, data, &carch, &cw, floor, seed, progress)?;
-    let cw = cnet.weights(gpu)?;
+    drop(net);
+    let finetune = finetune(gpu, cfg, data, &cnet, floor, seed, progress)?;
+    let cw = if finetune.is_empty() { cw } else { cnet.weights(gpu)? };
     let p = point(gpu, &cnet, &carch, data)?;
     let c = count(&carch)?;
     let dense_count = count(dense)?;
@@ -111,24 +112,23 @@ pub fn run(
     Ok((rec, carch, cw))
 }
 
-/// Step 5 (ours): fine-tunes the compacted model for `finetune_epochs` (one cosine cycle), then,
-/// while its validation accuracy is below `floor`, for up to `recovery_epochs` more one-epoch
-/// cycles. Kept columns are stored physically, so no mask is needed to keep the structure.
-#[allow(clippy::too_many_arguments)]
-fn finetune(gpu: &Gpu, cfg: &CompressConfig, data: &Data, arch: &Architecture, w: &Weights, floor: f64, seed: u64, progress: bool) -> Result<(Network, Vec<EpochLog>)> {
+/// Step 5 (ours): fine-tunes the compacted model `net` for `finetune_epochs` (one cosine cycle),
+/// then, while its validation accuracy is below `floor`, for up to `recovery_epochs` more
+/// one-epoch cycles. Kept columns are stored physically, so no mask is needed to keep the
+/// structure. Returns the epochs run (none: `net` is unchanged).
+fn finetune(gpu: &Gpu, cfg: &CompressConfig, data: &Data, net: &Network, floor: f64, seed: u64, progress: bool) -> Result<Vec<EpochLog>> {
     let base = TrainConfig { seed, warmup_epochs: 0.0, schedule: Schedule::Cosine, steps_per_epoch: None, ..cfg.prune_train.clone() };
-    let net = Network::new(gpu, arch, w, base.batch_size, base.weight_decay)?;
     let mut logs = Vec::new();
     if cfg.finetune_epochs > 0 {
         if progress {
             eprintln!("  fine-tuning the compacted model: {} epochs", cfg.finetune_epochs);
         }
-        logs = train::train(gpu, &net, data, &TrainConfig { epochs: cfg.finetune_epochs, ..base.clone() }, progress, |_| Ok(()))?;
+        logs = train::train(gpu, net, data, &TrainConfig { epochs: cfg.finetune_epochs, ..base.clone() }, progress, |_| Ok(()))?;
     }
     let mut val = match logs.last() {
         Some(l) => l.val_accuracy,
-        None if cfg.recovery_epochs > 0 => train::evaluate(gpu, &net, &data.val)?.1,
-        None => return Ok((net, logs)),
+        None if cfg.recovery_epochs > 0 => train::evaluate(gpu, net, &data.val)?.1,
+        None => return Ok(logs),
     };
     for cycle in 0..cfg.recovery_epochs {
         if val + 1e-9 >= floor {
@@ -139,9 +139,9 @@ fn finetune(gpu: &Gpu, cfg: &CompressConfig, data: &Data, arch: &Architecture, w
         }
         // a fresh batch order per cycle
         let c = TrainConfig { epochs: 1, seed: seed.wrapping_add(1 + cycle as u64), ..base.clone() };
-        let log = train::train(gpu, &net, data, &c, progress, |_| Ok(()))?;
+        let log = train::train(gpu, net, data, &c, progress, |_| Ok(()))?;
         val = log[0].val_accuracy;
         logs.extend(log);
     }
-    Ok((net, logs))
+    Ok(logs)
 }

@@ -59,13 +59,11 @@ impl GroupState {
     /// Z = Π(W + U) for every member (U omitted when `with_u` is false).
     fn projection(&self, gpu: &Gpu, net: &Network, with_u: bool) -> Result<Vec<Dispatch>> {
         let mut plan = Vec::new();
+        let mut members = Vec::new();
         for l in &self.layers {
-            let w = &net.param(&format!("{}.weight", l.name))?.w;
-            plan.push(k::group_norms(gpu, w, with_u.then_some(&l.u), &l.norms, &l.view)?);
+            members.push((&net.param(&format!("{}.weight", l.name))?.w, with_u.then_some(&l.u), &l.norms, &l.view));
         }
-        let groups = self.layers[0].view.groups();
-        let norms = sum_norms(gpu, self.layers.iter().map(|l| &l.norms).collect(), &self.sum, groups, &mut plan)?;
-        plan.push(k::select_top(gpu, norms, &self.keep_mask, groups, self.keep)?);
+        select(gpu, &members, &self.sum, &self.keep_mask, self.keep, &mut plan)?;
         for l in &self.layers {
             let w = &net.param(&format!("{}.weight", l.name))?.w;
             plan.push(k::project(gpu, w, with_u.then_some(&l.u), &self.keep_mask, &l.z, None, &l.view)?);
@@ -74,15 +72,25 @@ impl GroupState {
     }
 }
 
-/// The element-wise sum of `norms` (one tensor: itself), alternating between the `sum` buffers.
-fn sum_norms<'a>(gpu: &Gpu, norms: Vec<&'a Tensor>, sum: &'a [Tensor; 2], groups: usize, plan: &mut Vec<Dispatch>) -> Result<&'a Tensor> {
-    let mut acc = norms[0];
-    for (i, n) in norms.iter().enumerate().skip(1) {
-        let out = &sum[i % 2];
-        plan.push(crate::gpu::norm::add(gpu, acc, n, out, groups)?);
-        acc = out;
+/// One member of a group: its weights, the dual U (None: select on W alone), a buffer for its
+/// squared group norms, and its GEMM view.
+type Member<'a> = (&'a Tensor, Option<&'a Tensor>, &'a Tensor, &'a GroupView);
+
+/// Plans the selection of a group's kept rows (or columns): every member's squared group norms,
+/// their element-wise sum (alternating between the `sum` buffers, so an add never reads the
+/// buffer it writes), and the `keep` largest into `keep_mask`.
+fn select(gpu: &Gpu, members: &[Member], sum: &[Tensor; 2], keep_mask: &Tensor, keep: usize, plan: &mut Vec<Dispatch>) -> Result<()> {
+    for &(w, u, norms, view) in members {
+        plan.push(k::group_norms(gpu, w, u, norms, view)?);
     }
-    Ok(acc)
+    let groups = members[0].3.groups();
+    let mut acc = members[0].2;
+    for (i, m) in members.iter().enumerate().skip(1) {
+        plan.push(crate::gpu::norm::add(gpu, acc, m.2, &sum[i % 2], groups)?);
+        acc = &sum[i % 2];
+    }
+    plan.push(k::select_top(gpu, acc, keep_mask, groups, keep)?);
+    Ok(())
 }
 
 /// The layers each entry of `action` prunes together, with its scheme and rate: a filter action
@@ -216,44 +224,35 @@ pub fn hard_prune(gpu: &Gpu, net: &mut Network, action: &Action) -> Result<()> {
     let t = topology(&net.arch)?;
     let mut plan = Vec::new();
     let mut masks = Vec::new();
-    // per group: its filter space, the selection, and the buffers the plan reads
-    let mut masks_keep = Vec::new();
+    // per group: its filter space and selection, and the buffers the plan reads
+    let mut selections = Vec::new();
+    let mut buffers = Vec::new();
     for (members, scheme, rate) in groups(&t, action)? {
-        let mut norms = Vec::new();
-        let mut weights = Vec::new();
-        for &m in &members {
-            let node = &t.nodes[m];
-            let view = GroupView::new(node.rows, node.cols(), scheme);
-            let w = net.param(&format!("{}.weight", node.name))?.w.clone();
-            let n = gpu.tensor(view.groups(), "norms")?;
-            plan.push(k::group_norms(gpu, &w, None, &n, &view)?);
-            norms.push(n);
-            weights.push((m, w, view));
-        }
-        let groups = weights[0].2.groups();
+        let views: Vec<GroupView> = members.iter().map(|&m| GroupView::new(t.nodes[m].rows, t.nodes[m].cols(), scheme)).collect();
+        let weights: Vec<Tensor> = members.iter().map(|&m| net.param(&format!("{}.weight", t.nodes[m].name)).map(|p| p.w.clone())).collect::<Result<_>>()?;
+        let norms: Vec<Tensor> = views.iter().map(|v| gpu.tensor(v.groups(), "norms")).collect::<Result<_>>()?;
+        let groups = views[0].groups();
         let sum = [gpu.tensor(groups, "summed norms")?, gpu.tensor(groups, "summed norms")?];
         let keep_mask = gpu.tensor(groups, "keep")?;
-        let summed = sum_norms(gpu, norms.iter().collect(), &sum, groups, &mut plan)?;
-        plan.push(k::select_top(gpu, summed, &keep_mask, groups, keep_count(groups, rate))?);
-        for (m, w, view) in weights {
+        let list: Vec<Member> = weights.iter().zip(&norms).zip(&views).map(|((w, n), v)| (w, None, n, v)).collect();
+        select(gpu, &list, &sum, &keep_mask, keep_count(groups, rate), &mut plan)?;
+        for ((&m, w), view) in members.iter().zip(&weights).zip(&views) {
             let mask = gpu.tensor(view.len(), "mask")?;
-            plan.push(k::hard_prune(gpu, &w, &keep_mask, &mask, &view)?);
+            plan.push(k::hard_prune(gpu, w, &keep_mask, &mask, view)?);
             masks.push((m, mask));
         }
-        let space = (scheme == Scheme::Filter).then(|| t.nodes[members[0]].output);
-        masks_keep.push((space, keep_mask, sum, norms));
+        selections.push(((scheme == Scheme::Filter).then(|| t.nodes[members[0]].output), keep_mask));
+        buffers.extend(norms.into_iter().chain(sum));
     }
     gpu.run(&plan);
     for (m, mask) in masks {
         net.set_mask_tensor(gpu, &format!("{}.weight", t.nodes[m].name), Some(mask))?;
     }
-    // a removed filter takes its bias and its batch-norm entries, in every producer of its space
-    for (space, keep_mask, _, _) in masks_keep {
+    // a removed filter takes its channel vectors (biases, batch-norm entries) in every producer
+    for (space, keep_mask) in selections {
         let Some(s) = space else { continue };
         let keep: Vec<f32> = gpu.read(&keep_mask)?;
-        let sp = &t.spaces[s];
-        let names = sp.producers.iter().map(|&p| format!("{}.bias", t.nodes[p].name)).chain(sp.norms.iter().flat_map(|n| [format!("{n}.weight"), format!("{n}.bias")]));
-        for name in names.collect::<Vec<_>>() {
+        for name in t.channel_vectors(s) {
             net.set_mask(gpu, &name, Some(&keep))?;
         }
     }

@@ -21,22 +21,21 @@ pub struct Kept {
     pub cols: Vec<usize>,
 }
 
-/// Whether channel `c` of space `s` still carries anything forward.
+/// Whether channel `c` of space `s` still carries anything forward: a fixed space, a non-zero
+/// filter row, or a non-zero entry of its channel vectors (`Topology::channel_vectors`).
 pub fn channel_alive(t: &Topology, s: usize, c: usize, w: &Weights) -> Result<bool> {
-    let space = &t.spaces[s];
-    if space.fixed {
+    if t.spaces[s].fixed {
         return Ok(true);
     }
-    for &p in &space.producers {
+    for &p in &t.spaces[s].producers {
         let n = &t.nodes[p];
         let cols = n.cols();
-        let (wt, b) = (&w.get(&format!("{}.weight", n.name))?.data, &w.get(&format!("{}.bias", n.name))?.data);
-        if b[c] != 0.0 || wt[c * cols..(c + 1) * cols].iter().any(|&x| x != 0.0) {
+        if w.get(&format!("{}.weight", n.name))?.data[c * cols..(c + 1) * cols].iter().any(|&x| x != 0.0) {
             return Ok(true);
         }
     }
-    for norm in &space.norms {
-        if w.get(&format!("{norm}.weight"))?.data[c] != 0.0 || w.get(&format!("{norm}.bias"))?.data[c] != 0.0 {
+    for name in t.channel_vectors(s) {
+        if w.get(&name)?.data[c] != 0.0 {
             return Ok(true);
         }
     }

@@ -197,17 +197,15 @@ pub fn unused_paths(t: &Topology, w: &mut Weights) -> Result<()> {
     }
 }
 
-/// Zeroes channel `c` of space `s`: every producer's filter and bias, every batch norm's γ and β.
+/// Zeroes channel `c` of space `s`: every producer's filter and its channel vectors.
 fn remove_channel(t: &Topology, s: usize, c: usize, w: &mut Weights) -> Result<()> {
     for &p in &t.spaces[s].producers {
         let n = &t.nodes[p];
         let cols = n.cols();
         w.get_mut(&format!("{}.weight", n.name))?.data[c * cols..(c + 1) * cols].fill(0.0);
-        w.get_mut(&format!("{}.bias", n.name))?.data[c] = 0.0;
     }
-    for norm in &t.spaces[s].norms {
-        w.get_mut(&format!("{norm}.weight"))?.data[c] = 0.0;
-        w.get_mut(&format!("{norm}.bias"))?.data[c] = 0.0;
+    for name in t.channel_vectors(s) {
+        w.get_mut(&name)?.data[c] = 0.0;
     }
     Ok(())
 }
@@ -224,11 +222,7 @@ pub fn apply_masks(gpu: &Gpu, net: &mut Network, w: &Weights) -> Result<()> {
     // a filter's bias and batch-norm entries live as long as its channel
     for (s, space) in t.spaces.iter().enumerate() {
         let alive: Vec<f32> = (0..space.channels).map(|c| channel_alive(&t, s, c, w).map(|a| a as u8 as f32)).collect::<Result<_>>()?;
-        let mut names: Vec<String> = space.producers.iter().map(|&p| format!("{}.bias", t.nodes[p].name)).collect();
-        for norm in &space.norms {
-            names.extend([format!("{norm}.weight"), format!("{norm}.bias")]);
-        }
-        for name in names {
+        for name in t.channel_vectors(s) {
             net.set_mask(gpu, &name, Some(&alive))?;
         }
     }

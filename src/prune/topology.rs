@@ -63,6 +63,16 @@ pub struct Topology {
     pub spaces: Vec<Space>,
 }
 
+impl Topology {
+    /// The per-channel vectors of space `s` that follow its filters: every producer's bias and
+    /// every batch norm's γ and β.
+    pub fn channel_vectors(&self, s: usize) -> Vec<String> {
+        let space = &self.spaces[s];
+        let biases = space.producers.iter().map(|&p| format!("{}.bias", self.nodes[p].name));
+        biases.chain(space.norms.iter().flat_map(|n| [format!("{n}.weight"), format!("{n}.bias")])).collect()
+    }
+}
+
 pub fn topology(arch: &Architecture) -> Result<Topology> {
     let shapes = arch.shapes()?;
     let input = Shape::Chw(arch.input[0], arch.input[1], arch.input[2]);
