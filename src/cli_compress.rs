@@ -41,12 +41,13 @@ pub struct CompressArgs {
     #[arg(long)]
     target: Option<String>,
     /// Largest validation-accuracy loss from the baseline, in percentage points (default 0.5;
-    /// 1.0 for digits-cnn).
+    /// 1.0 for digits-cnn, vgg16 and resnet18).
     #[arg(long, allow_negative_numbers = true)]
     budget: Option<f64>,
-    /// Each round aims at this many times the current reduction.
-    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
-    round_factor: f64,
+    /// Each round aims at this many times the current reduction (default 2; 3.2 for vgg16 and
+    /// resnet18).
+    #[arg(long, allow_negative_numbers = true)]
+    round_factor: Option<f64>,
     #[arg(long, default_value_t = 12)]
     max_rounds: usize,
     /// filter,column (default), filter or column.
@@ -153,7 +154,7 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
         c.target = Target::parse(t)?;
     }
     c.budget = a.budget.unwrap_or(c.budget);
-    c.round_factor = a.round_factor;
+    c.round_factor = a.round_factor.unwrap_or(c.round_factor);
     c.max_rounds = a.max_rounds;
     c.schemes = parse_schemes(&a.schemes)?;
     c.search.mode = Mode::parse(&a.search)?;

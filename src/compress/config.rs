@@ -112,6 +112,23 @@ impl CompressConfig {
                 c.search.quick_retrain_steps = 30;
                 c.search.max_iterations = 16;
             }
+            "vgg16" | "resnet18" => {
+                // sized for width 0.25 on a two-core CPU (one vgg16 epoch ≈ 3 min, resnet18 ≈ 8):
+                // a short baseline, a 1-point budget (1,000 validation images move by 0.1 per
+                // image), two rounds to 10x, each 3 ADMM periods of 40 steps, 40 masked
+                // retraining steps, 2 epochs fine-tuning the compacted model and 1 more while
+                // it is below budget; 8 search iterations of 10 quick steps on 300 images.
+                // A GPU run raises --baseline-epochs and the ADMM schedule (scripts/gpu-run.sh).
+                c.baseline.epochs = if model == "vgg16" { 6 } else { 4 };
+                c.budget = 1.0;
+                c.round_factor = 3.2;
+                c.admm = AdmmConfig { updates: 3, epochs_per_update: 1, retrain_epochs: 1, steps_per_epoch: Some(40), ..AdmmConfig::default() };
+                c.finetune_epochs = 2;
+                c.recovery_epochs = 1;
+                c.search.quick_retrain_steps = 10;
+                c.search.quick_val_images = 300;
+                c.search.max_iterations = 8;
+            }
             _ => {}
         }
         c
