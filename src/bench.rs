@@ -124,6 +124,26 @@ pub fn model_convs(arch: &Architecture, n: usize) -> Result<Vec<(String, ConvGeo
     Ok(out)
 }
 
+/// A compacted layer of a model trained at width multiplier `width`, carried to the dense layer
+/// `dense` of the full-width model at the same pruning rates: its filters and input channels grow
+/// by 1/`width` (capped at the dense layer's), and it keeps the same fraction of its GEMM columns,
+/// spread evenly. So a CPU-sized run's result can be timed at the size a GPU user would prune.
+pub fn widen(small: &ConvGeom, kept: &[u32], dense: &ConvGeom, width: f32) -> (ConvGeom, Vec<u32>) {
+    let grow = |v: usize, cap: usize| (((v as f32) / width).round() as usize).clamp(1, cap);
+    let g = ConvGeom { c: grow(small.c, dense.c), k: grow(small.k, dense.k), ..*small };
+    let crs = g.crs();
+    let n = ((kept.len() as f64 / small.crs() as f64) * crs as f64).round().clamp(1.0, crs as f64) as usize;
+    // n evenly spaced columns out of crs
+    (g, (0..n).map(|i| (i * crs / n) as u32).collect())
+}
+
+/// Whether `small` can be a compaction of `dense`: the same kernel, stride, padding and input
+/// size, with no more filters or input channels.
+pub fn is_compaction(small: &ConvGeom, dense: &ConvGeom) -> bool {
+    let same = |g: &ConvGeom| (g.h, g.w, g.r, g.s, g.stride, g.pad);
+    same(small) == same(dense) && small.c <= dense.c && small.k <= dense.k
+}
+
 /// The compacted forms of a layer with `factor`× fewer FLOPs: `filter` keeps K/factor filters,
 /// `column` keeps every factor-th column of the GEMM view (so every channel stays in use).
 pub fn variants(g: &ConvGeom, factor: usize) -> Vec<(&'static str, ConvGeom, Vec<u32>)> {
@@ -216,4 +236,38 @@ fn pseudo_random(n: usize) -> Vec<f32> {
             (x >> 8) as f32 / (1u32 << 23) as f32 - 1.0
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(c: usize, k: usize) -> ConvGeom {
+        ConvGeom { n: 2, c, h: 8, w: 8, k, r: 3, s: 3, stride: 1, pad: 1 }
+    }
+
+    #[test]
+    fn widen_keeps_the_pruning_rates() {
+        // a width-0.25 layer 16→32 pruned to 10 input channels (90 columns), 60 of them kept, 7 filters
+        let dense = geom(64, 128);
+        let small = geom(10, 7);
+        let kept: Vec<u32> = (0..60).collect();
+        let (g, cols) = widen(&small, &kept, &dense, 0.25);
+        assert_eq!((g.c, g.k), (40, 28));
+        assert_eq!(cols.len(), 240, "2/3 of 360 columns");
+        assert!(cols.windows(2).all(|w| w[0] < w[1]) && *cols.last().unwrap() < 360);
+        assert!(is_compaction(&g, &dense));
+        // never wider than the dense layer (the RGB input stays 3 channels), never empty
+        let (g, cols) = widen(&geom(3, 1), &[5], &geom(3, 64), 0.25);
+        assert_eq!((g.c, g.k, cols.len()), (3, 4, 1));
+    }
+
+    #[test]
+    fn a_compaction_has_no_more_channels_and_the_same_kernel() {
+        let dense = geom(16, 16);
+        assert!(is_compaction(&geom(16, 5), &dense));
+        assert!(!is_compaction(&geom(16, 17), &dense));
+        assert!(!is_compaction(&geom(17, 5), &dense));
+        assert!(!is_compaction(&ConvGeom { stride: 2, ..geom(8, 8) }, &dense));
+    }
 }

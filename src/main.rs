@@ -209,6 +209,11 @@ struct BenchArgs {
     /// convolutions is timed too, with its speedup over the dense layer of the same name.
     #[arg(long, requires = "layers")]
     compacted: Option<PathBuf>,
+    /// The width multiplier the --compacted model was pruned at, when --layers is a wider model
+    /// (e.g. 0.25 against full-width vgg16): its layers are timed grown to the model's width at
+    /// the same per-layer pruning rates.
+    #[arg(long, requires = "compacted")]
+    compacted_width: Option<f32>,
     /// Batch size of --layers timings.
     #[arg(long, default_value_t = 32)]
     layer_batch: usize,
@@ -494,7 +499,8 @@ fn cmd_prune(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
 fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
     let gpu = open_gpu(adapter, !a.json)?;
     if let Some(model) = &a.layers {
-        return bench_layers(&gpu, model, a.width_multiplier, a.compacted.as_deref(), a.layer_batch, a.reps, a.json);
+        let small = a.compacted.as_deref().map(|p| (p, a.compacted_width.unwrap_or(a.width_multiplier) / a.width_multiplier));
+        return bench_layers(&gpu, model, a.width_multiplier, small, a.layer_batch, a.reps, a.json);
     }
     for s in bench::shapes() {
         if a.filter.as_deref().is_some_and(|f| !s.name.contains(f)) {
@@ -585,25 +591,35 @@ fn bench_model(model: &str, width: f32) -> Result<Architecture> {
 }
 
 /// `bench --layers`: dense GFLOP/s of every convolution of a model (implicit GEMM, the inference
-/// path), and with a compacted model the speedup of each of its layers.
-fn bench_layers(gpu: &Gpu, model: &str, width: f32, compacted: Option<&Path>, batch: usize, reps: usize, json: bool) -> Result<()> {
+/// path), and with a compacted model the speedup of each of its layers. `compacted` comes with
+/// its width relative to the model's (below 1: its layers are grown to the model's width).
+fn bench_layers(gpu: &Gpu, model: &str, width: f32, compacted: Option<(&Path, f32)>, batch: usize, reps: usize, json: bool) -> Result<()> {
     let arch = if Path::new(model).is_file() { io::load_model(Path::new(model))?.0 } else { bench_model(model, width)? };
     let convs = bench::model_convs(&arch, batch)?;
-    let small = match compacted {
-        Some(p) => bench::model_convs(&io::load_model(p)?.0, batch)?,
-        None => Vec::new(),
-    };
-    // compaction keeps every layer, so a compacted model names exactly the dense convolutions
-    if compacted.is_some() && (small.len() != convs.len() || small.iter().zip(&convs).any(|(s, d)| s.0 != d.0)) {
-        let names = |v: &[(String, _, _)]| v.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ");
-        bail!("--compacted {} is not a compaction of {model}: its convolutions are [{}], the model's [{}]", compacted.unwrap_or(Path::new("")).display(), names(&small), names(&convs));
+    let mut small = Vec::new();
+    if let Some((path, rel)) = compacted {
+        ensure!(rel.is_finite() && rel > 0.0 && rel <= 1.0, "--compacted-width must be in (0, the model's width], found {rel} of it");
+        small = bench::model_convs(&io::load_model(path)?.0, batch)?;
+        // compaction keeps every layer, so a compacted model names exactly the dense convolutions
+        if small.len() != convs.len() || small.iter().zip(&convs).any(|(s, d)| s.0 != d.0) {
+            let names = |v: &[(String, _, _)]| v.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ");
+            bail!("--compacted {} is not a compaction of {model}: its convolutions are [{}], the model's [{}]", path.display(), names(&small), names(&convs));
+        }
+        for (s, d) in small.iter_mut().zip(&convs) {
+            if rel < 1.0 {
+                (s.1, s.2) = bench::widen(&s.1, &s.2, &d.1, rel);
+            }
+            let geom = |g: &autocompress::gpu::ops::ConvGeom| format!("{}→{} {}×{} k{} s{} p{}", g.c, g.k, g.h, g.w, g.r, g.stride, g.pad);
+            ensure!(bench::is_compaction(&s.1, &d.1), "--compacted {}: layer {} ({}) is not a compaction of the model's ({}); a model pruned at another width needs --compacted-width", path.display(), s.0, geom(&s.1), geom(&d.1));
+        }
     }
     for (i, (name, g, kept)) in convs.iter().enumerate() {
         let dense = bench::conv_forward_bench(gpu, name, "dense", g, kept, reps, true)?;
         let mut rows = vec![dense];
         let mut fewer = 1.0;
         if let Some((_, cg, ck)) = small.get(i) {
-            let mut r = bench::conv_forward_bench(gpu, name, "compacted", cg, ck, reps, true)?;
+            let variant = if compacted.is_some_and(|c| c.1 < 1.0) { "widened" } else { "compacted" };
+            let mut r = bench::conv_forward_bench(gpu, name, variant, cg, ck, reps, true)?;
             fewer = rows[0].flops as f64 / r.flops.max(1) as f64;
             r.factor = fewer.round().max(1.0) as usize;
             r.speedup = Some(rows[0].ms / r.ms);

@@ -140,6 +140,12 @@ fn train_eval_inspect_and_nan_guard() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("conv2") && text.contains("compacted") && text.contains("speedup"), "bench --layers:\n{text}");
     fails_with(bin().args(["bench", "--layers", "vgg16", "--compacted"]).arg(&small), &["not a compaction of vgg16", "[conv1, conv2]"]);
+    // the same network with more filters than the "dense" one is no compaction of it
+    fails_with(bin().args(["bench", "--reps", "1", "--layers"]).arg(&small).arg("--compacted").arg(&model), &["is not a compaction of the model's", "conv2"]);
+    // a model pruned at half width, timed grown to the model's width
+    let out = bin().args(["bench", "--reps", "1", "--layer-batch", "4", "--compacted-width", "0.5", "--layers"]).arg(&model).arg("--compacted").arg(&small).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("widened") && text.contains("speedup"), "bench --compacted-width:\n{text}");
     fails_with(bin().args(["bench", "--layers", "alexnet"]), &["unknown model", "alexnet"]);
 
     // Diverge on purpose: the error names epoch and step, and the model of the last good epoch stays.
