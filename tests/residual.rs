@@ -152,6 +152,39 @@ fn batch_norm_running_statistics_and_evaluation_mode() {
     assert_eq!(net2.weights(g).unwrap(), after);
 }
 
+/// Recalibration replaces stale running statistics by the mean of the batches' statistics
+/// (mean and unbiased variance per channel), against a CPU reference.
+#[test]
+fn batch_norm_recalibration_averages_batch_statistics() {
+    let Some(g) = gpu() else { return };
+    let (n, c, hw) = (6, 3, 4);
+    let arch = Architecture { name: "bn".into(), input: [c, 2, 2], classes: 2, layers: vec![Layer::BatchNorm { name: "bn".into() }, Layer::Flatten, linear("fc", 2)] };
+    let mut w = Weights::init(&arch, 3).unwrap();
+    // stale statistics, as a pruned copy of a trained network has
+    w.get_mut("bn.running_mean").unwrap().data = vec![7.0, -7.0, 3.0];
+    w.get_mut("bn.running_var").unwrap().data = vec![50.0, 0.01, 9.0];
+    let net = Network::new(g, &arch, &w, n, 0.0).unwrap();
+    // three batches with channel means and spreads that differ per batch
+    let batches: Vec<Vec<f32>> = (0..3)
+        .map(|b| rand_vec(n * c * hw, 20 + b).iter().enumerate().map(|(i, v)| v * (1.0 + b as f32) + (i / hw % c) as f32 * (b as f32 - 1.0)).collect())
+        .collect();
+    net.recalibrate(g, 3, |net, i| net.load_batch(g, &batches[i], &vec![0u32; n])).unwrap();
+    let (mut want_mean, mut want_var) = (vec![0.0f32; c], vec![0.0f32; c]);
+    for x in &batches {
+        for ch in 0..c {
+            let v: Vec<f32> = (0..n).flat_map(|i| x[(i * c + ch) * hw..(i * c + ch + 1) * hw].to_vec()).collect();
+            let mean = v.iter().sum::<f32>() / v.len() as f32;
+            want_mean[ch] += mean / 3.0;
+            want_var[ch] += v.iter().map(|a| (a - mean) * (a - mean)).sum::<f32>() / (v.len() - 1) as f32 / 3.0;
+        }
+    }
+    let after = net.weights(g).unwrap();
+    assert_close("recalibrated mean", &after.get("bn.running_mean").unwrap().data, &want_mean, 1e-3);
+    assert_close("recalibrated var", &after.get("bn.running_var").unwrap().data, &want_var, 1e-3);
+    // the parameters did not move
+    assert_eq!(after.get("fc.weight").unwrap(), w.get("fc.weight").unwrap());
+}
+
 /// The zoo's CIFAR networks against published parameter counts: kuangliu/pytorch-cifar's
 /// ResNet18 has 11,173,962 (bias-free convolutions), ours adds one bias per conv filter (4,800);
 /// its VGG16 has 14,728,266 (biased convolutions, a 512→10 classifier), ours adds the 512-wide

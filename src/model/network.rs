@@ -358,6 +358,44 @@ impl Network {
         Ok(Weights { tensors })
     }
 
+    /// Whether the network has batch norms (running statistics to recalibrate).
+    pub fn has_batch_norm(&self) -> bool {
+        !self.running.is_empty()
+    }
+
+    /// Re-estimates every batch norm's running statistics as the plain mean of the batch
+    /// statistics of the batches `load` puts in place (`batches` of them, each a training-mode
+    /// forward pass without update). A pruned copy needs this before it is evaluated: its running
+    /// averages still describe the unpruned network (AdaBN-style recalibration, as in EagleEye).
+    /// Each batch's statistics are read back from its momentum update r' = (1 − m)·r + m·b.
+    pub fn recalibrate(&self, gpu: &Gpu, batches: usize, mut load: impl FnMut(&Network, usize) -> Result<()>) -> Result<()> {
+        if self.running.is_empty() || batches == 0 {
+            return Ok(());
+        }
+        let m = BN_MOMENTUM;
+        let mut before: Vec<Vec<f32>> = self.running.iter().map(|r| gpu.read(&r.2)).collect::<Result<_>>()?;
+        let mut sum: Vec<Vec<f64>> = before.iter().map(|b| vec![0.0; b.len()]).collect();
+        for i in 0..batches {
+            load(self, i)?;
+            self.train_loss_step(gpu, self.batch);
+            for ((r, prev), acc) in self.running.iter().zip(&mut before).zip(&mut sum) {
+                let after: Vec<f32> = gpu.read(&r.2)?;
+                for ((a, p), s) in after.iter().zip(prev.iter()).zip(acc.iter_mut()) {
+                    *s += ((a - (1.0 - m) * p) / m) as f64;
+                }
+                *prev = after;
+            }
+        }
+        for (r, acc) in self.running.iter().zip(&sum) {
+            let c = r.1;
+            // variances clamped at 0: the read-back can round a constant channel's to −1e-9
+            let mean = |s: &f64| (s / batches as f64) as f32;
+            let stats: Vec<f32> = acc.iter().enumerate().map(|(j, s)| if j >= c { mean(s).max(0.0) } else { mean(s) }).collect();
+            gpu.write(&r.2, &stats);
+        }
+        Ok(())
+    }
+
     /// Copies the gradients of the last backward pass to the host, named like the parameters.
     pub fn gradients(&self, gpu: &Gpu) -> Result<Weights> {
         self.params

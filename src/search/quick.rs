@@ -1,6 +1,6 @@
 //! Quick evaluation (SPEC.md §5): prune a copy of the current weights one-shot by the action,
 //! retrain a few masked SGD steps, measure accuracy on a fixed validation subset. Cached by what
-//! the action prunes.
+//! the action prunes. Batch-norm running statistics are re-estimated before the measurement.
 
 use anyhow::Result;
 use std::collections::HashMap;
@@ -11,6 +11,9 @@ use crate::gpu::Gpu;
 use crate::model::{Architecture, Network, Weights};
 use crate::prune::admm::hard_prune;
 use crate::train::{self, TrainConfig};
+
+/// Training batches whose statistics replace a candidate's batch-norm running statistics.
+const RECALIBRATION_BATCHES: usize = 8;
 
 pub struct QuickEval<'a> {
     gpu: &'a Gpu,
@@ -54,6 +57,9 @@ impl<'a> QuickEval<'a> {
         self.net.clear_masks(self.gpu)?;
         hard_prune(self.gpu, &mut self.net, &to_action(slots, plan))?;
         train::train_steps(self.gpu, &self.net, self.train, &self.cfg, self.steps, self.seed)?;
+        // a few quick steps leave the running statistics of the unpruned network, which put
+        // every candidate of a batch-norm network at chance
+        train::recalibrate_batch_norm(self.gpu, &self.net, self.train, RECALIBRATION_BATCHES, self.seed)?;
         let (_, acc) = train::evaluate(self.gpu, &self.net, &self.val)?;
         self.cache.insert(k, acc);
         Ok((acc, false))
