@@ -12,7 +12,7 @@
 
 mod common;
 
-use autocompress::gpu::gemm::{conv_dgrad, conv_wgrad, gemm, pack, split_count, Bias, Gemm, OutMap, Pack};
+use autocompress::gpu::gemm::{conv_dgrad, conv_gemm, conv_wgrad, gemm, pack, split_count, Bias, Gemm, OutMap, Pack};
 use autocompress::gpu::ops::{self, ConvGeom, PoolGeom};
 use autocompress::gpu::{Gpu, Tensor};
 use common::reference as cpu;
@@ -138,16 +138,31 @@ fn conv_forward_with(g: &Gpu, x: &[f32], w: &[f32], bias: &[f32], geo: &ConvGeom
     read(g, &y)
 }
 
-/// dx (N, C, H, W) from dy: dgrad_weights lays W out as [C][R·S][Kp], then conv_dgrad gathers
-/// dy over each input pixel's valid taps (all images in one dispatch, as in the network).
-fn gpu_conv_backward_data(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: &[u32]) -> Vec<f32> {
+/// dx (N, C, H, W) from dy by each data-gradient path the layer has, by name: dgrad_weights
+/// lays W out as [C][R·S][Kp], then conv_dgrad gathers dy over each input pixel's valid taps (all
+/// images in one dispatch, as in the network), and at stride 1 the forward implicit GEMM runs
+/// over dy with the flipped taps, in chunks of `chunk` images.
+fn gpu_conv_backward_data(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<(&'static str, Vec<f32>)> {
     let tdy = g.upload(dy, "dy").unwrap();
     let tw = g.upload(w, "w").unwrap();
     let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
     let wt = nan_tensor(g, geo.crs() * geo.k.next_multiple_of(4), "dgrad weights");
     let dx = nan_tensor(g, geo.n * geo.c * geo.h * geo.w, "dx");
-    g.run(&[ops::dgrad_weights(g, &tw, &tbl, &wt, geo, kept.len()).unwrap(), conv_dgrad(g, geo, &wt, &tdy, &dx).unwrap()]);
-    read(g, &dx)
+    let layout = ops::dgrad_weights(g, &tw, &tbl, &wt, geo, kept.len()).unwrap();
+    g.run(&[layout.clone(), conv_dgrad(g, geo, &wt, &tdy, &dx).unwrap()]);
+    let mut out = vec![("gather", read(g, &dx))];
+    if let Some(t) = ops::transposed(geo) {
+        let ttbl = g.upload(&ops::transposed_table(geo).unwrap(), "transposed table").unwrap();
+        let zero = g.upload(&vec![0.0f32; geo.c], "zero bias").unwrap();
+        let dx = nan_tensor(g, geo.n * geo.c * geo.h * geo.w, "dx");
+        let mut plan = vec![layout];
+        for n0 in (0..geo.n).step_by(chunk) {
+            plan.push(conv_gemm(g, &t, geo.r * geo.s * geo.k.next_multiple_of(4), n0, chunk.min(geo.n - n0), &wt, &tdy, &ttbl, &zero, &dx).unwrap());
+        }
+        g.run(&plan);
+        out.push(("transposed", read(g, &dx)));
+    }
+    out
 }
 
 /// dw [K][kc] = Σ over chunks of the implicit-GEMM weight gradient (conv_wgrad), accumulating
@@ -211,9 +226,12 @@ fn conv_backward_data_matches_reference() {
         let seed = 200 + 10 * i as u64;
         let dy = rand_vec(geo.n * geo.k * geo.ohw(), seed);
         let w = rand_vec(geo.k * geo.crs(), seed + 1);
-        let got = gpu_conv_backward_data(g, &dy, &w, &geo, &all_columns(&geo));
         let want = cpu::conv2d_backward_data(&dy, &w, &geo);
-        assert_close(&format!("conv backward data {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
+        let paths = gpu_conv_backward_data(g, &dy, &w, &geo, &all_columns(&geo), chunk);
+        assert_eq!(paths.len(), if geo.stride == 1 && geo.r == geo.s { 2 } else { 1 }, "data-gradient paths of {}", conv_tag(&geo, chunk));
+        for (path, got) in paths {
+            assert_close(&format!("conv backward data ({path}) {}", conv_tag(&geo, chunk)), &got, &want, 1e-5);
+        }
     }
 }
 
@@ -263,9 +281,10 @@ fn column_pruned_conv_equals_dense_conv_with_zero_columns() {
             let dense_gpu = gpu_conv_forward(g, &x, &dense, &bias, &geo, &all_columns(&geo), chunk);
             assert_close(&format!("column-pruned vs dense GPU conv forward {tag}"), &pruned, &dense_gpu, 1e-5);
 
-            let dx = gpu_conv_backward_data(g, &dy, &w, &geo, &kept);
             let want = cpu::conv2d_backward_data(&dy, &dense, &geo);
-            assert_close(&format!("column-pruned conv backward data {tag}"), &dx, &want, 1e-5);
+            for (path, dx) in gpu_conv_backward_data(g, &dy, &w, &geo, &kept, chunk) {
+                assert_close(&format!("column-pruned conv backward data ({path}) {tag}"), &dx, &want, 1e-5);
+            }
 
             let dw = gpu_conv_backward_weight(g, &x, &dy, &geo, &kept, chunk);
             let full = cpu::conv2d_backward_weight(&x, &dy, &geo);

@@ -68,6 +68,29 @@ pub fn column_table(g: &ConvGeom, kept: &[u32]) -> Result<Vec<u32>> {
     Ok(t)
 }
 
+/// The data gradient of a stride-1 convolution as a forward one (conv_gemm) over dY: geometry
+/// K→C channels on the OH×OW plane with padding R−1−pad, whose output plane is H×W again. `None`
+/// where that does not hold (stride above 1, non-square kernel, padding beyond R−1).
+pub fn transposed(g: &ConvGeom) -> Option<ConvGeom> {
+    (g.stride == 1 && g.r == g.s && g.pad < g.r).then(|| ConvGeom { c: g.k, h: g.oh(), w: g.ow(), k: g.c, pad: g.r - 1 - g.pad, ..*g })
+}
+
+/// The column table of `transposed(g)` over the weights dgrad_weights lays out ([C][R·S][Kp]):
+/// virtual column tap·Kp + k reads channel k of dY at the flipped tap (R−1−r, S−1−s). Columns
+/// past K read filter K−1, against zero weights.
+pub fn transposed_table(g: &ConvGeom) -> Result<Vec<u32>> {
+    ensure!(g.k < 65536 && g.r < 256 && g.s < 256, "conv kernel too large for the column table");
+    let kp = g.k.next_multiple_of(4);
+    let mut t = Vec::with_capacity(g.r * g.s * kp);
+    for tap in 0..g.r * g.s {
+        let (r, s) = (tap / g.s, tap % g.s);
+        for k in 0..kp {
+            t.push(((k.min(g.k - 1) as u32) << 16) | (((g.r - 1 - r) as u32) << 8) | (g.s - 1 - s) as u32);
+        }
+    }
+    Ok(t)
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct ConvParams {

@@ -550,8 +550,10 @@ const ALL: usize = u32::MAX as usize;
 
 /// Convolution as GEMM over chunks of images (SPEC.md §1 GEMM view):
 ///   forward  Y_n = W · col(X_n)            implicit GEMM reading X (conv_gemm)
-///   data     dX = gather of dY over the valid taps of each input pixel (conv_dgrad), with the
-///            weights laid out [C][R·S][Kp] in `sa` first (dgrad_weights)
+///   data     with the weights laid out [C][R·S][Kp] in `sa` first (dgrad_weights): at stride 1
+///            and "same" padding dX = the forward implicit GEMM over dY with the taps flipped
+///            (ops::transposed);
+///            otherwise a gather of dY over the valid taps of each input pixel (conv_dgrad)
 ///   weight   dW += dY · colᵀ               implicit GEMM reading X and dY (conv_wgrad)
 fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Result<Built> {
     let (w, b) = (io.w.context("conv without weights")?, io.b.context("conv without bias")?);
@@ -559,14 +561,33 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     let tbl = gpu.upload(&ops::column_table(g, kept)?, "column table")?;
     let f = conv_forward(gpu, g, kc, chunk, &tbl, io.x, &w.w, &b.w, io.y, io.sa, None)?;
     let mut bw = vec![ops::channel_sum(gpu, io.dy, &b.g, g.n, g.k, g.ohw(), false)?];
+    let mut keep = vec![tbl];
     if let Some(dx) = io.dx {
-        bw.push(ops::dgrad_weights(gpu, &w.w, &tbl, io.sa, g, kc)?);
-        bw.push(conv_dgrad(gpu, g, io.sa, io.dy, dx)?);
+        bw.push(ops::dgrad_weights(gpu, &w.w, &keep[0], io.sa, g, kc)?);
+        // only at "same" padding: with less (LeNet's 5×5 at padding 0) the flipped taps mostly
+        // read zeros past the border, and the gather, which skips them, was faster (35 against
+        // 46–68 ms for LeNet conv2; ResNet-18 at width 0.25: 0.77 against 1.1–1.3 s a step)
+        match ops::transposed(g).filter(|t| t.pad == g.pad && dgrad_as_conv()) {
+            Some(t) => {
+                let (ttbl, zero) = (gpu.upload(&ops::transposed_table(g)?, "transposed column table")?, gpu.tensor(g.c, "zero bias")?);
+                for n0 in (0..g.n).step_by(chunk) {
+                    bw.push(conv_gemm(gpu, &t, g.r * g.s * g.k.next_multiple_of(4), n0, chunk.min(g.n - n0), io.sa, io.dy, &ttbl, &zero, dx)?);
+                }
+                keep.extend([ttbl, zero]);
+            }
+            None => bw.push(conv_dgrad(gpu, g, io.sa, io.dy, dx)?),
+        }
     }
     for n0 in (0..g.n).step_by(chunk) {
-        bw.extend(conv_wgrad(gpu, g, kc, n0, chunk.min(g.n - n0), io.dy, io.x, &tbl, &w.g, io.part, n0 > 0)?);
+        bw.extend(conv_wgrad(gpu, g, kc, n0, chunk.min(g.n - n0), io.dy, io.x, &keep[0], &w.g, io.part, n0 > 0)?);
     }
-    Ok(Built::same(f, bw, vec![tbl]))
+    Ok(Built::same(f, bw, keep))
+}
+
+/// Whether "same"-padded stride-1 data gradients run as a forward convolution over dY (the default) rather
+/// than conv_dgrad's gather; AUTOCOMPRESS_DGRAD=gather picks the gather, for A/B timing.
+fn dgrad_as_conv() -> bool {
+    std::env::var("AUTOCOMPRESS_DGRAD").map_or(true, |v| v != "gather")
 }
 
 /// Images per im2col chunk, so no column buffer exceeds `budget` elements.
