@@ -499,7 +499,9 @@ fn cmd_prune(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
 fn cmd_bench(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
     let gpu = open_gpu(adapter, !a.json)?;
     if let Some(model) = &a.layers {
-        let small = a.compacted.as_deref().map(|p| (p, a.compacted_width.unwrap_or(a.width_multiplier) / a.width_multiplier));
+        let cw = a.compacted_width.unwrap_or(a.width_multiplier);
+        ensure!(cw.is_finite() && cw > 0.0 && cw <= a.width_multiplier, "--compacted-width {cw} must be above 0 and at most the model's width multiplier {}", a.width_multiplier);
+        let small = a.compacted.as_deref().map(|p| (p, cw / a.width_multiplier));
         return bench_layers(&gpu, model, a.width_multiplier, small, a.layer_batch, a.reps, a.json);
     }
     for s in bench::shapes() {
@@ -598,7 +600,6 @@ fn bench_layers(gpu: &Gpu, model: &str, width: f32, compacted: Option<(&Path, f3
     let convs = bench::model_convs(&arch, batch)?;
     let mut small = Vec::new();
     if let Some((path, rel)) = compacted {
-        ensure!(rel.is_finite() && rel > 0.0 && rel <= 1.0, "--compacted-width must be in (0, the model's width], found {rel} of it");
         small = bench::model_convs(&io::load_model(path)?.0, batch)?;
         // compaction keeps every layer, so a compacted model names exactly the dense convolutions
         if small.len() != convs.len() || small.iter().zip(&convs).any(|(s, d)| s.0 != d.0) {

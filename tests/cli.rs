@@ -146,6 +146,7 @@ fn train_eval_inspect_and_nan_guard() {
     let out = bin().args(["bench", "--reps", "1", "--layer-batch", "4", "--compacted-width", "0.5", "--layers"]).arg(&model).arg("--compacted").arg(&small).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("widened") && text.contains("speedup"), "bench --compacted-width:\n{text}");
+    fails_with(bin().args(["bench", "--compacted-width", "2", "--layers"]).arg(&model).arg("--compacted").arg(&small), &["--compacted-width 2", "at most"]);
     fails_with(bin().args(["bench", "--layers", "alexnet"]), &["unknown model", "alexnet"]);
 
     // Diverge on purpose: the error names epoch and step, and the model of the last good epoch stays.

@@ -113,7 +113,7 @@ impl CompressConfig {
                 c.search.max_iterations = 16;
             }
             "vgg16" | "resnet18" => {
-                // sized for width 0.25 on a two-core CPU (one vgg16 epoch ≈ 3 min, resnet18 ≈ 8):
+                // sized for width 0.25 on a two-core CPU (one vgg16 epoch ≈ 3 min, resnet18 ≈ 5.5):
                 // a short baseline, a 1-point budget (1,000 validation images move by 0.1 per
                 // image), two rounds to 10x, each 3 ADMM periods of 40 steps, 40 masked
                 // retraining steps, 2 epochs fine-tuning the compacted model and 1 more while

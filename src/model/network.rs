@@ -566,7 +566,8 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
         bw.push(ops::dgrad_weights(gpu, &w.w, &keep[0], io.sa, g, kc)?);
         // only at "same" padding: with less (LeNet's 5×5 at padding 0) the flipped taps mostly
         // read zeros past the border, and the gather, which skips them, was faster (35 against
-        // 46–68 ms for LeNet conv2; ResNet-18 at width 0.25: 0.77 against 1.1–1.3 s a step)
+        // 46–68 ms for LeNet conv2; ResNet-18 at width 0.25: 0.30–0.33 against 0.43–0.47 s of
+        // data gradients a step, quiet A/B profiles)
         match ops::transposed(g).filter(|t| t.pad == g.pad && dgrad_as_conv()) {
             Some(t) => {
                 let (ttbl, zero) = (gpu.upload(&ops::transposed_table(g)?, "transposed column table")?, gpu.tensor(g.c, "zero bias")?);
@@ -584,8 +585,9 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     Ok(Built::same(f, bw, keep))
 }
 
-/// Whether "same"-padded stride-1 data gradients run as a forward convolution over dY (the default) rather
-/// than conv_dgrad's gather; AUTOCOMPRESS_DGRAD=gather picks the gather, for A/B timing.
+/// Whether "same"-padded stride-1 data gradients run as a forward convolution over dY (the
+/// default) rather than conv_dgrad's gather; AUTOCOMPRESS_DGRAD=gather picks the gather, for A/B
+/// timing.
 fn dgrad_as_conv() -> bool {
     std::env::var("AUTOCOMPRESS_DGRAD").map_or(true, |v| v != "gather")
 }
