@@ -606,20 +606,20 @@ fn bench_layers(gpu: &Gpu, model: &str, width: f32, compacted: Option<(&Path, f3
             let names = |v: &[(String, _, _)]| v.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ");
             bail!("--compacted {} is not a compaction of {model}: its convolutions are [{}], the model's [{}]", path.display(), names(&small), names(&convs));
         }
+        let geom = |g: &autocompress::gpu::ops::ConvGeom| format!("{}→{} {}×{} k{} s{} p{}", g.c, g.k, g.h, g.w, g.r, g.stride, g.pad);
         for (s, d) in small.iter_mut().zip(&convs) {
             if rel < 1.0 {
                 (s.1, s.2) = bench::widen(&s.1, &s.2, &d.1, rel);
             }
-            let geom = |g: &autocompress::gpu::ops::ConvGeom| format!("{}→{} {}×{} k{} s{} p{}", g.c, g.k, g.h, g.w, g.r, g.stride, g.pad);
             ensure!(bench::is_compaction(&s.1, &d.1), "--compacted {}: layer {} ({}) is not a compaction of the model's ({}); a model pruned at another width needs --compacted-width", path.display(), s.0, geom(&s.1), geom(&d.1));
         }
     }
+    let variant = if compacted.is_some_and(|c| c.1 < 1.0) { "widened" } else { "compacted" };
     for (i, (name, g, kept)) in convs.iter().enumerate() {
         let dense = bench::conv_forward_bench(gpu, name, "dense", g, kept, reps, true)?;
         let mut rows = vec![dense];
         let mut fewer = 1.0;
         if let Some((_, cg, ck)) = small.get(i) {
-            let variant = if compacted.is_some_and(|c| c.1 < 1.0) { "widened" } else { "compacted" };
             let mut r = bench::conv_forward_bench(gpu, name, variant, cg, ck, reps, true)?;
             fewer = rows[0].flops as f64 / r.flops.max(1) as f64;
             r.factor = fewer.round().max(1.0) as usize;

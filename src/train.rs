@@ -232,19 +232,15 @@ pub fn train_steps(gpu: &Gpu, net: &Network, split: &Split, cfg: &TrainConfig, s
     Ok(())
 }
 
-/// Recalibrates `net`'s batch-norm running statistics on `batches` full batches of `split`
-/// (unaugmented, in the order `seed` fixes); see `Network::recalibrate`.
-pub fn recalibrate_batch_norm(gpu: &Gpu, net: &Network, split: &Split, batches: usize, seed: u64) -> Result<()> {
-    if !net.has_batch_norm() {
-        return Ok(());
-    }
+/// Recalibrates `net`'s batch-norm running statistics on the full batches of `split`, in order
+/// (see `Network::recalibrate`).
+pub fn recalibrate_batch_norm(gpu: &Gpu, net: &Network, split: &Split) -> Result<()> {
     let il = net.image_len();
-    let order = data::epoch_order(split.len(), seed, 0);
-    let batches = batches.min(split.len() / net.batch);
     let mut images = vec![0.0f32; net.batch * il];
     let mut labels = vec![0u32; net.batch];
-    net.recalibrate(gpu, batches, |net, i| {
-        data::gather(split, &order[i * net.batch..(i + 1) * net.batch], il, &mut images, &mut labels);
+    let idx: Vec<usize> = (0..split.len()).collect();
+    net.recalibrate(gpu, split.len() / net.batch, |net, i| {
+        data::gather(split, &idx[i * net.batch..(i + 1) * net.batch], il, &mut images, &mut labels);
         net.load_batch(gpu, &images, &labels)
     })
 }

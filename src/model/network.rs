@@ -561,9 +561,9 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     let tbl = gpu.upload(&ops::column_table(g, kept)?, "column table")?;
     let f = conv_forward(gpu, g, kc, chunk, &tbl, io.x, &w.w, &b.w, io.y, io.sa, None)?;
     let mut bw = vec![ops::channel_sum(gpu, io.dy, &b.g, g.n, g.k, g.ohw(), false)?];
-    let mut keep = vec![tbl];
+    let mut keep = Vec::new();
     if let Some(dx) = io.dx {
-        bw.push(ops::dgrad_weights(gpu, &w.w, &keep[0], io.sa, g, kc)?);
+        bw.push(ops::dgrad_weights(gpu, &w.w, &tbl, io.sa, g, kc)?);
         // only at "same" padding: with less (LeNet's 5×5 at padding 0) the flipped taps mostly
         // read zeros past the border, and the gather, which skips them, was faster (35 against
         // 46–68 ms for LeNet conv2; ResNet-18 at width 0.25: 0.30–0.33 against 0.43–0.47 s of
@@ -580,8 +580,9 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
         }
     }
     for n0 in (0..g.n).step_by(chunk) {
-        bw.extend(conv_wgrad(gpu, g, kc, n0, chunk.min(g.n - n0), io.dy, io.x, &keep[0], &w.g, io.part, n0 > 0)?);
+        bw.extend(conv_wgrad(gpu, g, kc, n0, chunk.min(g.n - n0), io.dy, io.x, &tbl, &w.g, io.part, n0 > 0)?);
     }
+    keep.push(tbl);
     Ok(Built::same(f, bw, keep))
 }
 

@@ -21,6 +21,8 @@ pub struct QuickEval<'a> {
     base: Weights,
     train: &'a Split,
     val: Split,
+    /// Unaugmented training images whose batches recalibrate batch norms; empty without them.
+    calibration: Split,
     cfg: TrainConfig,
     steps: usize,
     seed: u64,
@@ -34,12 +36,17 @@ impl<'a> QuickEval<'a> {
         let net = Network::new(gpu, arch, weights, cfg.batch_size, cfg.weight_decay)?;
         let n = val_images.min(data.val.len());
         let idx: Vec<usize> = (0..n).collect();
+        // the same batches for every candidate, drawn once
+        let take = if net.has_batch_norm() { RECALIBRATION_BATCHES * cfg.batch_size } else { 0 };
+        let order = crate::data::epoch_order(data.train.len(), seed, 0);
+        let calibration = data.train.subset(&order[..take.min(order.len())], data.image_len());
         Ok(QuickEval {
             gpu,
             net,
             base: weights.clone(),
             train: &data.train,
             val: data.val.subset(&idx, data.image_len()),
+            calibration,
             cfg: cfg.clone(),
             steps,
             seed,
@@ -59,7 +66,7 @@ impl<'a> QuickEval<'a> {
         train::train_steps(self.gpu, &self.net, self.train, &self.cfg, self.steps, self.seed)?;
         // a few quick steps leave the running statistics of the unpruned network, which put
         // every candidate of a batch-norm network at chance
-        train::recalibrate_batch_norm(self.gpu, &self.net, self.train, RECALIBRATION_BATCHES, self.seed)?;
+        train::recalibrate_batch_norm(self.gpu, &self.net, &self.calibration)?;
         let (_, acc) = train::evaluate(self.gpu, &self.net, &self.val)?;
         self.cache.insert(k, acc);
         Ok((acc, false))
