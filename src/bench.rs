@@ -203,7 +203,7 @@ pub fn train_bench(gpu: &Gpu, arch: &Architecture, batch: usize, steps: usize) -
     let net = Network::new(gpu, arch, &Weights::init(arch, 1)?, batch, 5e-4)?;
     let images = pseudo_random(batch * net.image_len());
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
-    let h = Hyper { lr: 0.01, momentum: 0.9 };
+    let h = Hyper { lr: 0.01, momentum: 0.9, distill: None };
     for s in 0..3 {
         net.load_batch(gpu, &images, &labels)?;
         net.train_step(gpu, h, batch, s);

@@ -8,6 +8,7 @@ use autocompress::compress::config::parse_schemes;
 use autocompress::compress::state::RunDir;
 use autocompress::compress::{self, CompressConfig, DataConfig};
 use autocompress::gpu::Gpu;
+use autocompress::model::{Distill, DEFAULT_DISTILL};
 use autocompress::search::{Mode, Target};
 
 #[derive(Args)]
@@ -107,6 +108,13 @@ pub struct CompressArgs {
     lr: Option<f32>,
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Weight of distillation from the dense baseline in every pruning-phase loss, in [0, 1];
+    /// 0 turns it off (default 0.5 for lenet5, else 0).
+    #[arg(long)]
+    distill: Option<f32>,
+    /// Softmax temperature of distillation (default 2).
+    #[arg(long)]
+    distill_temperature: Option<f32>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Continue the interrupted run in --out from its last complete round.
@@ -181,6 +189,13 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
     c.admm.rho0 = a.rho0.unwrap_or(c.admm.rho0);
     c.admm.rho_growth = a.rho_growth.unwrap_or(c.admm.rho_growth);
     c.prune_train.lr = a.lr.unwrap_or(c.prune_train.lr);
+    let d = c.prune_train.distill.unwrap_or(DEFAULT_DISTILL);
+    let d = Distill { alpha: a.distill.unwrap_or(c.prune_train.distill.map_or(0.0, |d| d.alpha)), temperature: a.distill_temperature.unwrap_or(d.temperature) };
+    d.validate()?;
+    if d.alpha == 0.0 && a.distill_temperature.is_some() {
+        bail!("--distill-temperature needs distillation on: give --distill with a weight above 0");
+    }
+    c.prune_train.distill = (d.alpha > 0.0).then_some(d);
     if let Some(b) = a.batch_size {
         c.prune_train.batch_size = b;
         c.baseline.batch_size = b;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use autocompress::compress::{self, DataConfig};
 use autocompress::data;
 use autocompress::gpu::Gpu;
-use autocompress::model::{zoo, Architecture, Network, Weights};
+use autocompress::model::{zoo, Architecture, Distill, Network, Weights, DEFAULT_DISTILL};
 use autocompress::prune::action::Action;
 use autocompress::prune::admm::{self, AdmmConfig};
 use autocompress::prune::compact::compact;
@@ -153,6 +153,16 @@ struct TrainArgs {
     /// Random crops (4-pixel padding) and horizontal flips of training images (default on for cifar-10).
     #[arg(long)]
     augment: Option<bool>,
+    /// A trained model (same inputs and classes) to distil from: its logits of the training
+    /// images become soft targets.
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Weight of the distillation term in the loss, in [0, 1] (with --teacher).
+    #[arg(long, default_value_t = DEFAULT_DISTILL.alpha)]
+    distill: f32,
+    /// Softmax temperature of distillation (with --teacher).
+    #[arg(long, default_value_t = DEFAULT_DISTILL.temperature)]
+    distill_temperature: f32,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Run directory (model.safetensors, report.json, …).
@@ -325,9 +335,12 @@ fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
         cfg.schedule = parse_schedule(s)?;
     }
     cfg.seed = a.seed;
+    if a.teacher.is_some() {
+        cfg.distill = Some(Distill { alpha: a.distill, temperature: a.distill_temperature });
+    }
     cfg.validate()?;
 
-    let data = load_data(&a.data, a.seed)?;
+    let mut data = load_data(&a.data, a.seed)?;
     let check = |arch: &Architecture, p: &Path| compress::check_fits(arch, &data, &p.display().to_string());
     let (arch, init) = match (&a.model_json, &a.model_file) {
         (Some(p), _) => {
@@ -343,6 +356,11 @@ fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
         (None, None) => (zoo::build_scaled(&a.model, a.width_multiplier, data.shape, data.classes)?, None),
     };
     let gpu = open_gpu(adapter, progress)?;
+    if let Some(p) = &a.teacher {
+        let (tarch, tw, _) = io::load_model(p)?;
+        check(&tarch, p)?;
+        data.train.teacher = autocompress::train::logits(&gpu, &Network::inference(&gpu, &tarch, &tw, cfg.batch_size)?, &data.train)?;
+    }
     if progress {
         eprintln!(
             "training {} on {} ({} train / {} val / {} test images), {} epochs, batch {}, lr {}",

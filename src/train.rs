@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::data::{self, Data, Split};
 use crate::gpu::ops::LOSS_RING;
 use crate::gpu::Gpu;
-use crate::model::{Hyper, Network};
+use crate::model::{Distill, Hyper, Network};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -38,6 +38,9 @@ pub struct TrainConfig {
     /// Random 4-pixel-padded crops and horizontal flips of the training images (CIFAR).
     #[serde(default)]
     pub augment: bool,
+    /// Distillation from the teacher logits stored with the training split (ours).
+    #[serde(default)]
+    pub distill: Option<Distill>,
 }
 
 impl TrainConfig {
@@ -54,6 +57,7 @@ impl TrainConfig {
             seed: 1,
             steps_per_epoch: None,
             augment: false,
+            distill: None,
         };
         match model {
             "digits-cnn" => TrainConfig { epochs: 30, batch_size: 32, lr: 0.05, ..base },
@@ -97,6 +101,13 @@ impl TrainConfig {
         }
         if self.steps_per_epoch == Some(0) {
             bail!("steps per epoch must be at least 1, found 0");
+        }
+        if let Some(d) = &self.distill {
+            d.validate()?;
+            // the teacher's logits are computed once per training image, unaugmented
+            if self.augment {
+                bail!("distillation and augmentation exclude each other: the teacher logits are of unaugmented images");
+            }
         }
         Ok(())
     }
@@ -179,17 +190,29 @@ fn run_steps(gpu: &Gpu, net: &Network, split: &Split, order: &[usize], cfg: &Tra
     let steps = order.len() / net.batch;
     let mut images = vec![0.0f32; net.batch * il];
     let mut labels = vec![0u32; net.batch];
+    let classes = net.arch.classes;
+    if cfg.distill.is_some() && split.teacher.len() != split.len() * classes {
+        bail!("distillation needs the teacher's logits of every training image ({} × {classes}), found {} values", split.len(), split.teacher.len());
+    }
+    let mut teacher = vec![0.0f32; net.batch * classes];
     net.reset_metrics(gpu);
     let mut checked = 0;
     let mut lr = cfg.lr;
     for s in 0..steps {
-        data::gather(split, &order[s * net.batch..(s + 1) * net.batch], il, &mut images, &mut labels);
+        let batch = &order[s * net.batch..(s + 1) * net.batch];
+        data::gather(split, batch, il, &mut images, &mut labels);
         if cfg.augment {
             data::augment::crop_flip(&mut images, net.batch, net.arch.input, 4, cfg.seed, epoch, s * net.batch);
         }
         net.load_batch(gpu, &images, &labels)?;
+        if cfg.distill.is_some() {
+            for (k, &i) in batch.iter().enumerate() {
+                teacher[k * classes..(k + 1) * classes].copy_from_slice(&split.teacher[i * classes..(i + 1) * classes]);
+            }
+            net.load_teacher(gpu, &teacher)?;
+        }
         lr = cfg.lr_at(epoch as f32 + s as f32 / steps as f32);
-        net.train_step(gpu, Hyper { lr, momentum: cfg.momentum }, net.batch, *global_step);
+        net.train_step(gpu, Hyper { lr, momentum: cfg.momentum, distill: cfg.distill }, net.batch, *global_step);
         *global_step += 1;
         if s + 1 - checked >= LOSS_RING / 2 || s + 1 == steps {
             let m = net.read_metrics(gpu)?;
@@ -243,6 +266,27 @@ pub fn recalibrate_batch_norm(gpu: &Gpu, net: &Network, split: &Split) -> Result
         data::gather(split, &idx[i * net.batch..(i + 1) * net.batch], il, &mut images, &mut labels);
         net.load_batch(gpu, &images, &labels)
     })
+}
+
+/// `net`'s logits (evaluation mode) for every image of `split`, in order: `[n][classes]`, the
+/// teacher logits of distillation.
+pub fn logits(gpu: &Gpu, net: &Network, split: &Split) -> Result<Vec<f32>> {
+    let il = net.image_len();
+    let classes = net.arch.classes;
+    let mut images = vec![0.0f32; net.batch * il];
+    let mut labels = vec![0u32; net.batch];
+    let mut out = Vec::with_capacity(split.len() * classes);
+    let idx: Vec<usize> = (0..split.len()).collect();
+    for chunk in idx.chunks(net.batch) {
+        data::gather(split, chunk, il, &mut images, &mut labels);
+        net.load_batch(gpu, &images[..chunk.len() * il], &labels[..chunk.len()])?;
+        net.eval_step(gpu, chunk.len());
+        out.extend_from_slice(&net.logits(gpu)?[..chunk.len() * classes]);
+    }
+    if let Some(bad) = out.iter().position(|v| !v.is_finite()) {
+        bail!("the teacher's logit {} of image {} is {}", bad % classes, bad / classes, out[bad]);
+    }
+    Ok(out)
 }
 
 /// Mean loss and accuracy of `net` on `split` (the final partial batch included).

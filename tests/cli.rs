@@ -25,6 +25,8 @@ fn nonsense_training_flags_are_refused() {
     fails_with(bin().args(["train", "--model", "vgg16", "--width-multiplier", "0", "--out"]).arg(&out), &["--width-multiplier", "found 0"]);
     fails_with(bin().args(["train", "--model", "alexnet", "--out"]).arg(&out), &["unknown model", "alexnet"]);
     fails_with(bin().args(["train", "--dataset", "imagenet", "--out"]).arg(&out), &["imagenet"]);
+    fails_with(bin().args(["train", "--teacher", "no-such-teacher.safetensors", "--out"]).arg(&out), &["no-such-teacher.safetensors"]);
+    fails_with(bin().args(["train", "--teacher", "t.safetensors", "--distill", "2", "--out"]).arg(&out), &["--distill", "found 2"]);
 }
 
 #[test]

@@ -33,6 +33,9 @@ fn bad_targets_schemes_and_searches_are_refused_before_writing() {
     fails_with(bin().args(["compress", "--schemes", "filter,kernel", "--out"]).arg(&out), &["unknown scheme", "kernel"]);
     fails_with(bin().args(["compress", "--search", "genetic", "--out"]).arg(&out), &["unknown --search", "genetic"]);
     fails_with(bin().args(["compress", "--round-factor", "1", "--out"]).arg(&out), &["--round-factor"]);
+    fails_with(bin().args(["compress", "--distill", "1.5", "--out"]).arg(&out), &["--distill", "1.5"]);
+    fails_with(bin().args(["compress", "--distill-temperature", "3", "--out"]).arg(&out), &["--distill-temperature", "--distill"]);
+    fails_with(bin().args(["compress", "--model", "lenet5", "--distill", "0.5", "--distill-temperature", "0", "--out"]).arg(&out), &["--distill-temperature", "positive"]);
     assert!(!out.exists(), "a refused run must not create its directory");
     fails_with(bin().args(["compress", "--resume", "--out"]).arg(&out), &["--resume", "not a compress run directory"]);
     fails_with(bin().args(["compress", "--resume", "--force", "--out"]).arg(&out), &["exclude each other"]);

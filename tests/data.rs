@@ -788,6 +788,7 @@ fn gather_and_subset_copy_the_right_images() {
     let split = Split {
         images: (0..12).map(|v| v as f32).collect(),
         labels: vec![5, 6, 7, 8],
+        teacher: (0..8).map(|v| v as f32).collect(),
     };
     assert_eq!(split.image(2, 3), [6.0, 7.0, 8.0]);
     let mut imgs = vec![-1.0; 9];
@@ -798,6 +799,8 @@ fn gather_and_subset_copy_the_right_images() {
     let sub = split.subset(&[1, 1, 2], 3);
     assert_eq!(sub.labels, [6, 6, 7]);
     assert_eq!(sub.images, [3.0, 4.0, 5.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    // teacher logits (2 classes) follow their images
+    assert_eq!(sub.teacher, [2.0, 3.0, 2.0, 3.0, 4.0, 5.0]);
     assert_eq!(sub.len(), 3);
 }
 

@@ -584,18 +584,55 @@ fn softmax_xent_matches_reference() {
 
 fn run_xent(g: &Gpu, tag: &str, logits: &[f32], labels: &[u32], batch: usize, classes: usize, valid: usize) {
     let want = cpu::softmax_xent(logits, labels, batch, classes, valid);
+    // without distillation the teacher buffer is never read: NaNs there must not leak
+    let teacher = nan_tensor(g, batch * classes, "teacher");
+    check_xent(g, tag, logits, labels, &teacher, &[0.0, 1.0], batch, classes, valid, &want);
+}
+
+/// Runs the loss kernel and compares loss, correct and dlogits with `want`.
+#[allow(clippy::too_many_arguments)]
+fn check_xent(g: &Gpu, tag: &str, logits: &[f32], labels: &[u32], teacher: &Tensor, distill: &[f32], batch: usize, classes: usize, valid: usize, want: &cpu::Xent) {
     let tl = g.upload(logits, "logits").unwrap();
     let tlab = g.upload(labels, "labels").unwrap();
     let th = g.upload(&hyper(valid, 0), "hyper").unwrap();
+    let td = g.upload(distill, "distill").unwrap();
     let dl = nan_tensor(g, batch * classes, "dlogits");
     let stats = nan_tensor(g, 2 * batch, "stats");
-    g.run(&[ops::softmax_xent(g, &tl, &tlab, &th, &dl, &stats, batch, classes).unwrap()]);
+    g.run(&[ops::softmax_xent(g, &tl, &tlab, &th, teacher, &td, &dl, &stats, batch, classes).unwrap()]);
     let st = read(g, &stats);
     let loss: Vec<f32> = st.iter().step_by(2).copied().collect();
     let correct: Vec<f32> = st.iter().skip(1).step_by(2).copied().collect();
     assert_close(&format!("{tag} loss"), &loss, &want.loss, 1e-5);
     assert_close(&format!("{tag} correct"), &correct, &want.correct, 0.0);
     assert_close(&format!("{tag} dlogits"), &read(g, &dl), &want.dlogits, 1e-5);
+}
+
+#[test]
+fn distillation_loss_matches_reference_and_finite_differences() {
+    let Some(g) = gpu() else { return };
+    // (batch, classes, valid rows, logit scale, alpha, temperature)
+    for (i, &(batch, classes, valid, scale, alpha, t)) in
+        [(70, 10, 67, 3.0f32, 0.7f32, 4.0f32), (1, 3, 1, 1.0, 1.0, 1.0), (9, 100, 9, 20.0, 0.5, 2.5), (5, 2, 3, 1.0, 0.3, 0.5)].iter().enumerate()
+    {
+        let tag = format!("distillation batch {batch} classes {classes} valid {valid} alpha {alpha} T {t}");
+        let logits: Vec<f32> = rand_vec(batch * classes, 1300 + i as u64).iter().map(|v| v * scale).collect();
+        let teacher: Vec<f32> = rand_vec(batch * classes, 1350 + i as u64).iter().map(|v| v * scale).collect();
+        let labels: Vec<u32> = (0..batch as u32).map(|r| (r * 5 + 1) % classes as u32).collect();
+        let want = cpu::distill_xent(&logits, &labels, &teacher, alpha as f64, t as f64, batch, classes, valid);
+        // the reference's analytic gradient against central differences of its own loss
+        let mean = |l: &[f32]| cpu::distill_xent(l, &labels, &teacher, alpha as f64, t as f64, batch, classes, valid).loss.iter().map(|&v| v as f64).sum::<f64>() / valid as f64;
+        for k in (0..valid * classes).step_by(7) {
+            let (mut up, mut down) = (logits.clone(), logits.clone());
+            let eps = 1e-2 * scale.max(1.0);
+            up[k] += eps;
+            down[k] -= eps;
+            let numeric = (mean(&up) - mean(&down)) / (2.0 * eps as f64);
+            let analytic = want.dlogits[k] as f64;
+            assert!((numeric - analytic).abs() <= 2e-3 * (1.0 + analytic.abs()) / valid as f64 + 1e-4, "{tag}: dlogits[{k}] {analytic} but finite differences give {numeric}");
+        }
+        let tt = g.upload(&teacher, "teacher").unwrap();
+        check_xent(g, &tag, &logits, &labels, &tt, &[alpha, t], batch, classes, valid, &want);
+    }
 }
 
 #[test]
@@ -612,6 +649,8 @@ fn accumulate_metrics_sums_losses_and_correct() {
     let tl = g.upload(&logits, "logits").unwrap();
     let tlab = g.upload(&labels, "labels").unwrap();
     let th = g.upload(&hyper(valid, 5), "hyper").unwrap();
+    let teacher = g.tensor(batch * classes, "teacher").unwrap();
+    let distill = g.upload(&[0.0f32, 1.0], "distill").unwrap();
     let dl = g.tensor(batch * classes, "dlogits").unwrap();
     let stats = g.tensor(2 * batch, "stats").unwrap();
     let mut init = vec![0.0f32; 2 + ring];
@@ -619,7 +658,7 @@ fn accumulate_metrics_sums_losses_and_correct() {
     init[1] = 2.0;
     let metrics = g.upload(&init, "metrics").unwrap();
     let plan = [
-        ops::softmax_xent(g, &tl, &tlab, &th, &dl, &stats, batch, classes).unwrap(),
+        ops::softmax_xent(g, &tl, &tlab, &th, &teacher, &distill, &dl, &stats, batch, classes).unwrap(),
         ops::accumulate_metrics(g, &stats, &th, &metrics, batch).unwrap(),
     ];
     g.run(&plan);

@@ -151,7 +151,7 @@ fn training_is_deterministic_for_a_seed() {
     let opts = LoadOptions { limit_train: Some(256), limit_test: Some(64), ..LoadOptions::default() };
     let data = data::load("digits", None, &opts).unwrap();
     let arch = zoo::build("digits-cnn", data.shape, data.classes).unwrap();
-    let cfg = TrainConfig { epochs: 2, batch_size: 16, lr: 0.05, momentum: 0.9, weight_decay: 5e-4, schedule: Schedule::Cosine, warmup_epochs: 0.0, seed: 5, steps_per_epoch: None, augment: false };
+    let cfg = TrainConfig { epochs: 2, batch_size: 16, lr: 0.05, momentum: 0.9, weight_decay: 5e-4, schedule: Schedule::Cosine, warmup_epochs: 0.0, seed: 5, steps_per_epoch: None, augment: false, distill: None };
     let run = || {
         let net = Network::new(g, &arch, &Weights::init(&arch, cfg.seed).unwrap(), cfg.batch_size, cfg.weight_decay).unwrap();
         let logs = train(g, &net, &data, &cfg, false, |_| Ok(())).unwrap();

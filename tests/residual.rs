@@ -93,6 +93,7 @@ fn batch_norm_running_statistics_and_evaluation_mode() {
         Hyper {
             lr: 0.0,
             momentum: 0.0,
+            distill: None,
         },
         n,
         0,

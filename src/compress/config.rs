@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use crate::gpu::admm::Scheme;
+use crate::model::DEFAULT_DISTILL;
 use crate::prune::admm::AdmmConfig;
 use crate::prune::purify::PurifyConfig;
 use crate::search::{SearchConfig, Target};
@@ -111,6 +112,10 @@ impl CompressConfig {
                 c.recovery_epochs = 2;
                 c.search.quick_retrain_steps = 30;
                 c.search.max_iterations = 16;
+                // every pruning-phase loss distils from the dense baseline: fine-tuning the
+                // 68.5x model of the 0.5-point run for 3 epochs reached 98.75% validation and
+                // 98.85% test with it, 98.63% and 98.80% without
+                c.prune_train.distill = Some(DEFAULT_DISTILL);
             }
             "vgg16" | "resnet18" => {
                 // sized for width 0.25 on a two-core CPU (one vgg16 epoch ≈ 3 min, resnet18 ≈ 5.5):

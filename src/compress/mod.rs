@@ -76,7 +76,7 @@ pub fn prepare(cfg: &CompressConfig) -> Result<Start> {
 pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, start: Start, progress: bool) -> Result<RunState> {
     let t0 = Instant::now();
     let wall0 = state.wall_seconds;
-    let data = start.data;
+    let mut data = start.data;
     let baseline = match &state.baseline {
         Some(b) => b.clone(),
         None => {
@@ -87,7 +87,15 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
             b
         }
     };
-    let (dense_arch, _, _) = io::load_model(&dir.file(&baseline.checkpoint))?;
+    let (dense_arch, dense_w, _) = io::load_model(&dir.file(&baseline.checkpoint))?;
+    if cfg.prune_train.distill.is_some() {
+        // the dense baseline teaches every later model; recomputed on resume (deterministic)
+        if progress {
+            eprintln!("computing the baseline's logits of the {} training images (distillation)", data.train.len());
+        }
+        let teacher = Network::inference(gpu, &dense_arch, &dense_w, cfg.prune_train.batch_size)?;
+        data.train.teacher = train::logits(gpu, &teacher, &data.train)?;
+    }
     let dense_metric = cfg.target.metric.of(&count(&dense_arch)?) as f64;
     let last = state.rounds.iter().rev().find_map(|r| r.checkpoint.clone()).unwrap_or(baseline.checkpoint.clone());
     let (mut arch, mut weights, _) = io::load_model(&dir.file(&last)).with_context(|| format!("resuming from checkpoint {last}"))?;

@@ -32,6 +32,8 @@ pub const HOLDOUT_TEST_FRACTION: f32 = 0.2;
 pub struct Split {
     pub images: Vec<f32>,
     pub labels: Vec<u32>,
+    /// A teacher's logits `[n][classes]` for distillation; empty when there is no teacher.
+    pub teacher: Vec<f32>,
 }
 
 impl Split {
@@ -53,8 +55,13 @@ impl Split {
         let mut out = Split {
             images: vec![0.0; idx.len() * image_len],
             labels: vec![0; idx.len()],
+            teacher: Vec::new(),
         };
         gather(self, idx, image_len, &mut out.images, &mut out.labels);
+        if !self.teacher.is_empty() {
+            let classes = self.teacher.len() / self.len();
+            out.teacher = idx.iter().flat_map(|&i| self.teacher[i * classes..(i + 1) * classes].iter().copied()).collect();
+        }
         out
     }
 }
@@ -254,6 +261,7 @@ fn split_and_normalise(name: &str, raw: RawData, opts: &LoadOptions) -> Result<D
         Split {
             images,
             labels: idx.iter().map(|&i| src.labels[i]).collect(),
+            teacher: Vec::new(),
         }
     };
     let train = build(&raw.train, train_idx);

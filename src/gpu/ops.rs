@@ -203,10 +203,25 @@ fn xent_src() -> Source {
 }
 
 /// Loss and dlogits for a (batch, classes) logit block; `stats` gets (loss, correct) per row.
-pub fn softmax_xent(gpu: &Gpu, logits: &Tensor, labels: &Tensor, hyper: &Tensor, dlogits: &Tensor, stats: &Tensor, batch: usize, classes: usize) -> Result<Dispatch> {
+/// `distill` holds [alpha, temperature]: with alpha > 0 the loss mixes in distillation from the
+/// teacher logits in `teacher` (same layout as `logits`); alpha = 0 is plain cross-entropy.
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_xent(
+    gpu: &Gpu,
+    logits: &Tensor,
+    labels: &Tensor,
+    hyper: &Tensor,
+    teacher: &Tensor,
+    distill: &Tensor,
+    dlogits: &Tensor,
+    stats: &Tensor,
+    batch: usize,
+    classes: usize,
+) -> Result<Dispatch> {
     ensure!(batch * classes <= logits.len && batch <= labels.len && 2 * batch <= stats.len, "softmax_xent out of range");
-    let k = gpu.kernel(&xent_src(), "softmax_xent", &[R, R, R, W, W], false);
-    gpu.dispatch(&k, &[logits, labels, hyper, dlogits, stats], &[batch as u32, classes as u32, 0, 0], [batch.div_ceil(64) as u32, 1, 1])
+    ensure!(batch * classes <= teacher.len && distill.len >= 2, "softmax_xent: teacher logits or distillation parameters too short");
+    let k = gpu.kernel(&xent_src(), "softmax_xent", &[R, R, R, R, R, W, W], false);
+    gpu.dispatch(&k, &[logits, labels, hyper, teacher, distill, dlogits, stats], &[batch as u32, classes as u32, 0, 0], [batch.div_ceil(64) as u32, 1, 1])
 }
 
 /// Slots of the per-step loss ring in the metrics buffer (after the two running sums).

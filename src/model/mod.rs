@@ -8,5 +8,5 @@ pub mod weights;
 pub mod zoo;
 
 pub use graph::{Architecture, Layer, Shape};
-pub use network::{Hyper, Network};
+pub use network::{Distill, Hyper, Network, DEFAULT_DISTILL};
 pub use weights::{NamedTensor, Weights};

@@ -25,11 +25,32 @@ pub struct Param {
     pub decay: bool,
 }
 
-/// Training hyper-parameters that the update pass reads from the GPU every step.
+/// Training hyper-parameters that the loss and update passes read from the GPU every step.
 #[derive(Clone, Copy, Debug)]
 pub struct Hyper {
     pub lr: f32,
     pub momentum: f32,
+    /// Distillation from the teacher logits loaded with the batch; `None`: plain cross-entropy.
+    pub distill: Option<Distill>,
+}
+
+/// Knowledge distillation (Hinton et al. 2015, ours): the loss is (1 − alpha)·cross-entropy +
+/// alpha·T²·KL(teacher ‖ student), both softmaxes at temperature T.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Distill {
+    pub alpha: f32,
+    pub temperature: f32,
+}
+
+/// The weight and temperature `compress` distils LeNet-5 with and `train --teacher` uses.
+pub const DEFAULT_DISTILL: Distill = Distill { alpha: 0.5, temperature: 2.0 };
+
+impl Distill {
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.alpha.is_finite() && (0.0..=1.0).contains(&self.alpha), "--distill must be in [0, 1], found {}", self.alpha);
+        ensure!(self.temperature.is_finite() && self.temperature > 0.0, "--distill-temperature must be positive, found {}", self.temperature);
+        Ok(())
+    }
 }
 
 pub struct Network {
@@ -40,8 +61,12 @@ pub struct Network {
     pub weight_decay: f32,
     input: Tensor,
     labels: Tensor,
+    /// The batch's teacher logits (read only while distilling).
+    teacher: Tensor,
     /// [lr, momentum, valid rows, loss-ring slot]
     hyper: Tensor,
+    /// [alpha, temperature]; alpha 0 without distillation.
+    distill: Tensor,
     metrics: Tensor,
     logits: Tensor,
     /// Batch-norm running statistics (mean[C] then variance[C]) by layer name; not trained.
@@ -180,11 +205,13 @@ impl Network {
         let classes = arch.classes;
         let labels = gpu.tensor(batch, "labels")?;
         let hyper = gpu.tensor(4, "hyper")?;
+        let teacher = gpu.tensor(batch * classes, "teacher logits")?;
+        let distill = gpu.tensor(2, "distillation")?;
         let stats = gpu.tensor(2 * batch, "stats")?;
         let metrics = gpu.tensor(2 + LOSS_RING, "metrics")?;
         let logits = vals[flat.out].clone();
         let loss = vec![
-            ops::softmax_xent(gpu, &logits, &labels, &hyper, &grads[flat.dout], &stats, batch, classes)?,
+            ops::softmax_xent(gpu, &logits, &labels, &hyper, &teacher, &distill, &grads[flat.dout], &stats, batch, classes)?,
             ops::accumulate_metrics(gpu, &stats, &hyper, &metrics, batch)?,
         ];
         keep.push(stats);
@@ -199,7 +226,9 @@ impl Network {
             weight_decay,
             input,
             labels,
+            teacher,
             hyper,
+            distill,
             metrics,
             logits,
             running,
@@ -276,12 +305,22 @@ impl Network {
         Ok(())
     }
 
+    /// Uploads the teacher logits of the loaded batch ([rows][classes]), read by a step whose
+    /// `Hyper::distill` is set.
+    pub fn load_teacher(&self, gpu: &Gpu, logits: &[f32]) -> Result<()> {
+        ensure!(logits.len() <= self.teacher.len && logits.len() % self.arch.classes == 0, "teacher logits do not match the batch");
+        gpu.write(&self.teacher, logits);
+        Ok(())
+    }
+
     pub fn image_len(&self) -> usize {
         self.arch.input.iter().product()
     }
 
     fn set_hyper(&self, gpu: &Gpu, h: Hyper, valid: usize, step: usize) {
         gpu.write(&self.hyper, &[h.lr, h.momentum, valid as f32, (step % LOSS_RING) as f32]);
+        let d = h.distill.map_or([0.0, 1.0], |d| [d.alpha, d.temperature]);
+        gpu.write(&self.distill, &d);
     }
 
     /// Forward, loss, backward and SGD update on the loaded batch, submitted as one command buffer.
@@ -312,7 +351,7 @@ impl Network {
 
     /// Records `passes` (no update, so a zero learning rate) into one command buffer.
     fn run_passes(&self, gpu: &Gpu, valid: usize, passes: &[&Vec<Dispatch>]) {
-        self.set_hyper(gpu, Hyper { lr: 0.0, momentum: 0.0 }, valid, 0);
+        self.set_hyper(gpu, Hyper { lr: 0.0, momentum: 0.0, distill: None }, valid, 0);
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         for plan in passes {
             record(&mut enc, plan);
