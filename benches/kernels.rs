@@ -41,7 +41,7 @@ fn train_step(c: &mut Criterion) {
     group.bench_function("lenet5_batch64", |bch| {
         bch.iter(|| {
             net.load_batch(&gpu, &images, &labels).unwrap();
-            net.train_step(&gpu, Hyper { lr: 0.01, momentum: 0.9 }, batch, 0);
+            net.train_step(&gpu, Hyper { lr: 0.01, momentum: 0.9, distill: None }, batch, 0);
             gpu.wait().unwrap();
         })
     });
