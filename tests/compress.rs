@@ -13,12 +13,13 @@ fn tmp(name: &str) -> PathBuf {
     scratch("compress", name)
 }
 
-/// A compress run small enough for a test: 2 rounds to 4× on digits, short schedules.
+/// A compress run small enough for a test: 2 rounds to 4× on digits, short schedules, with
+/// distillation from the baseline (whose logits a resumed run computes again).
 fn small(out: &Path) -> Command {
     let mut c = bin();
     c.args([
         "compress", "--target", "params:4x", "--baseline-epochs", "4", "--max-iterations", "4", "--quick-steps", "10", "--quick-val-images", "200",
-        "--admm-updates", "2", "--admm-epochs-per-update", "1", "--retrain-epochs", "2", "--budget", "5", "--out",
+        "--admm-updates", "2", "--admm-epochs-per-update", "1", "--retrain-epochs", "2", "--budget", "5", "--distill", "0.5", "--out",
     ]);
     c.arg(out);
     c

@@ -57,7 +57,7 @@ fn accuracy_vs_reduction(path: &Path, state: &RunState) -> Result<()> {
             .y_label_area_size(60)
             .build_cartesian_2d((1.0f64..xmax).log_scale(), ymin..ymax)
             .map_err(err(path))?;
-        chart.configure_mesh().x_desc("params reduction (×, log)").y_desc("accuracy (%)").draw().map_err(err(path))?;
+        chart.configure_mesh().x_desc("params reduction (×, log)").y_desc("accuracy (%)").x_label_formatter(&one_two_five).draw().map_err(err(path))?;
         let accepted: Vec<_> = pts.iter().filter(|p| p.3).collect();
         chart
             .draw_series(LineSeries::new(accepted.iter().map(|p| (p.0, p.1)), BLUE.stroke_width(2)))
@@ -178,4 +178,24 @@ fn search_trajectory(path: &Path, state: &RunState) -> Result<()> {
         root.present().map_err(err(path))?;
         Ok(())
     })
+}
+
+/// Labels a log axis at 1, 2 and 5 of each decade only: every key point labelled crowds the
+/// labels into each other near each power of ten.
+fn one_two_five(x: &f64) -> String {
+    let m = x / 10f64.powf(x.log10().floor());
+    if [1.0, 2.0, 5.0].iter().any(|k| (m - k).abs() < 1e-6) {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_axis_labels_only_one_two_and_five() {
+        let labels: Vec<String> = [1.0, 2.0, 3.0, 5.0, 9.0, 10.0, 20.0, 40.0, 50.0, 60.0, 100.0].iter().map(super::one_two_five).collect();
+        assert_eq!(labels, ["1", "2", "", "5", "", "10", "20", "", "50", "", "100"]);
+    }
 }

@@ -53,12 +53,13 @@ fn markdown(cfg: &CompressConfig, state: &RunState, arch: &Architecture, pr: f64
     let fin = state.rounds.iter().rev().find(|r| r.accepted).map_or(base, |r| r.point);
     let mut s = format!("# autocompress: {} on {}\n\n", cfg.model, cfg.data.dataset);
     s += &format!(
-        "Target {}, accuracy budget {} points, search {:?}, schemes {}, purification {}, seed {}.\n\n",
+        "Target {}, accuracy budget {} points, search {:?}, schemes {}, purification {}, distillation {}, seed {}.\n\n",
         cfg.target,
         cfg.budget,
         cfg.search.mode,
         cfg.schemes.iter().map(|s| s.name()).collect::<Vec<_>>().join("+"),
         if cfg.purify.is_some() { "on" } else { "off" },
+        cfg.prune_train.distill.map_or("off".to_string(), |d| format!("α {} at T {}", d.alpha, d.temperature)),
         cfg.seed
     );
     s += &format!("**Result:** {}.\n\n", state.stop_reason.as_deref().unwrap_or("running"));
