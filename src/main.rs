@@ -157,12 +157,12 @@ struct TrainArgs {
     /// images become soft targets.
     #[arg(long)]
     teacher: Option<PathBuf>,
-    /// Weight of the distillation term in the loss, in [0, 1] (with --teacher).
-    #[arg(long, default_value_t = DEFAULT_DISTILL.alpha)]
-    distill: f32,
-    /// Softmax temperature of distillation (with --teacher).
-    #[arg(long, default_value_t = DEFAULT_DISTILL.temperature)]
-    distill_temperature: f32,
+    /// Weight of the distillation term in the loss, in [0, 1] (default 0.5; needs --teacher).
+    #[arg(long)]
+    distill: Option<f32>,
+    /// Softmax temperature of distillation (default 2; needs --teacher).
+    #[arg(long)]
+    distill_temperature: Option<f32>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Run directory (model.safetensors, report.json, …).
@@ -335,8 +335,11 @@ fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
         cfg.schedule = parse_schedule(s)?;
     }
     cfg.seed = a.seed;
+    if a.teacher.is_none() && (a.distill.is_some() || a.distill_temperature.is_some()) {
+        bail!("--distill and --distill-temperature need --teacher: the model whose logits are distilled");
+    }
     if a.teacher.is_some() {
-        cfg.distill = Some(Distill { alpha: a.distill, temperature: a.distill_temperature });
+        cfg.distill = Some(Distill { alpha: a.distill.unwrap_or(DEFAULT_DISTILL.alpha), temperature: a.distill_temperature.unwrap_or(DEFAULT_DISTILL.temperature) });
     }
     cfg.validate()?;
 

@@ -27,6 +27,7 @@ fn nonsense_training_flags_are_refused() {
     fails_with(bin().args(["train", "--dataset", "imagenet", "--out"]).arg(&out), &["imagenet"]);
     fails_with(bin().args(["train", "--teacher", "no-such-teacher.safetensors", "--out"]).arg(&out), &["no-such-teacher.safetensors"]);
     fails_with(bin().args(["train", "--teacher", "t.safetensors", "--distill", "2", "--out"]).arg(&out), &["--distill", "found 2"]);
+    fails_with(bin().args(["train", "--distill", "0.5", "--out"]).arg(&out), &["--teacher"]);
 }
 
 #[test]
