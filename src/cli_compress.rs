@@ -189,8 +189,12 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
     c.admm.rho0 = a.rho0.unwrap_or(c.admm.rho0);
     c.admm.rho_growth = a.rho_growth.unwrap_or(c.admm.rho_growth);
     c.prune_train.lr = a.lr.unwrap_or(c.prune_train.lr);
-    let d = c.prune_train.distill.unwrap_or(DEFAULT_DISTILL);
-    let d = Distill { alpha: a.distill.unwrap_or(c.prune_train.distill.map_or(0.0, |d| d.alpha)), temperature: a.distill_temperature.unwrap_or(d.temperature) };
+    // the model's default (off unless it distils), with either flag overriding its part
+    let model_default = c.prune_train.distill;
+    let d = Distill {
+        alpha: a.distill.unwrap_or(model_default.map_or(0.0, |d| d.alpha)),
+        temperature: a.distill_temperature.unwrap_or(model_default.unwrap_or(DEFAULT_DISTILL).temperature),
+    };
     d.validate()?;
     if d.alpha == 0.0 && a.distill_temperature.is_some() {
         bail!("--distill-temperature needs distillation on: give --distill with a weight above 0");
