@@ -206,9 +206,7 @@ fn run_steps(gpu: &Gpu, net: &Network, split: &Split, order: &[usize], cfg: &Tra
         }
         net.load_batch(gpu, &images, &labels)?;
         if cfg.distill.is_some() {
-            for (k, &i) in batch.iter().enumerate() {
-                teacher[k * classes..(k + 1) * classes].copy_from_slice(&split.teacher[i * classes..(i + 1) * classes]);
-            }
+            data::gather_teacher(split, batch, classes, &mut teacher);
             net.load_teacher(gpu, &teacher)?;
         }
         lr = cfg.lr_at(epoch as f32 + s as f32 / steps as f32);
@@ -271,18 +269,12 @@ pub fn recalibrate_batch_norm(gpu: &Gpu, net: &Network, split: &Split) -> Result
 /// `net`'s logits (evaluation mode) for every image of `split`, in order: `[n][classes]`, the
 /// teacher logits of distillation.
 pub fn logits(gpu: &Gpu, net: &Network, split: &Split) -> Result<Vec<f32>> {
-    let il = net.image_len();
     let classes = net.arch.classes;
-    let mut images = vec![0.0f32; net.batch * il];
-    let mut labels = vec![0u32; net.batch];
     let mut out = Vec::with_capacity(split.len() * classes);
-    let idx: Vec<usize> = (0..split.len()).collect();
-    for chunk in idx.chunks(net.batch) {
-        data::gather(split, chunk, il, &mut images, &mut labels);
-        net.load_batch(gpu, &images[..chunk.len() * il], &labels[..chunk.len()])?;
-        net.eval_step(gpu, chunk.len());
-        out.extend_from_slice(&net.logits(gpu)?[..chunk.len() * classes]);
-    }
+    eval_batches(gpu, net, split, |rows| {
+        out.extend_from_slice(&net.logits(gpu)?[..rows * classes]);
+        Ok(())
+    })?;
     if let Some(bad) = out.iter().position(|v| !v.is_finite()) {
         bail!("the teacher's logit {} of image {} is {}", bad % classes, bad / classes, out[bad]);
     }
@@ -294,19 +286,27 @@ pub fn evaluate(gpu: &Gpu, net: &Network, split: &Split) -> Result<(f64, f64)> {
     if split.is_empty() {
         return Ok((0.0, 0.0));
     }
+    net.reset_metrics(gpu);
+    eval_batches(gpu, net, split, |_| Ok(()))?;
+    let m = net.read_metrics(gpu)?;
+    let n = split.len() as f64;
+    Ok((m.loss_sum / n, m.correct / n))
+}
+
+/// The evaluation forward and loss over `split` in order, one batch at a time (the last one
+/// partial); `after` sees each batch's row count once it has run.
+fn eval_batches(gpu: &Gpu, net: &Network, split: &Split, mut after: impl FnMut(usize) -> Result<()>) -> Result<()> {
     let il = net.image_len();
     let mut images = vec![0.0f32; net.batch * il];
     let mut labels = vec![0u32; net.batch];
-    net.reset_metrics(gpu);
     let idx: Vec<usize> = (0..split.len()).collect();
     for chunk in idx.chunks(net.batch) {
         data::gather(split, chunk, il, &mut images, &mut labels);
         net.load_batch(gpu, &images[..chunk.len() * il], &labels[..chunk.len()])?;
         net.eval_step(gpu, chunk.len());
+        after(chunk.len())?;
     }
-    let m = net.read_metrics(gpu)?;
-    let n = split.len() as f64;
-    Ok((m.loss_sum / n, m.correct / n))
+    Ok(())
 }
 
 pub fn bar(show: bool, len: u64, prefix: &str) -> ProgressBar {

@@ -49,3 +49,12 @@ pub fn gather(
         out_labels[k] = split.labels[i];
     }
 }
+
+/// Copies the teacher logits of `idx` (`classes` per image) into `out`, as `gather` copies
+/// their images.
+pub fn gather_teacher(split: &Split, idx: &[usize], classes: usize, out: &mut [f32]) {
+    assert!(out.len() >= idx.len() * classes, "gather_teacher: buffer too small for {} rows of {classes}", idx.len());
+    for (k, &i) in idx.iter().enumerate() {
+        out[k * classes..(k + 1) * classes].copy_from_slice(&split.teacher[i * classes..(i + 1) * classes]);
+    }
+}

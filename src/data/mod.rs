@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
-pub use batch::{batches, epoch_order, gather};
+pub use batch::{batches, epoch_order, gather, gather_teacher};
 
 /// The data-set names `load` accepts.
 pub const DATASETS: &[&str] = &["digits", "mnist", "fashion-mnist", "cifar-10", "folder"];
@@ -60,7 +60,8 @@ impl Split {
         gather(self, idx, image_len, &mut out.images, &mut out.labels);
         if !self.teacher.is_empty() {
             let classes = self.teacher.len() / self.len();
-            out.teacher = idx.iter().flat_map(|&i| self.teacher[i * classes..(i + 1) * classes].iter().copied()).collect();
+            out.teacher = vec![0.0; idx.len() * classes];
+            gather_teacher(self, idx, classes, &mut out.teacher);
         }
         out
     }
