@@ -16,7 +16,7 @@
 struct Params {
     rows: u32, cols: u32, column: u32, groups: u32,
     n: u32, keep: u32, with_u: u32, at: u32,
-    rho: f32, _p0: u32, _p1: u32, _p2: u32,
+    rho: f32, rescale: f32, _p0: u32, _p1: u32,
 }
 
 fn group_of(i: u32, cols: u32, column: u32) -> u32 {
@@ -154,8 +154,8 @@ fn hard_prune(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 @compute @workgroup_size(256)
 fn dual_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     for (var i = gid.x; i < du_p.n; i += nwg.x * 256u) {
-        // `rho` carries the rescale factor ρ_old/ρ_new of the scaled dual (1 when ρ is fixed)
-        du_u[i] = (du_u[i] + (du_w[i] - du_z[i])) * du_p.rho;
+        // `rescale` is ρ_old/ρ_new for the scaled dual (1 when ρ is fixed)
+        du_u[i] = (du_u[i] + (du_w[i] - du_z[i])) * du_p.rescale;
     }
 }
 

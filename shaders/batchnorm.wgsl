@@ -1,5 +1,5 @@
 // Batch normalisation of (N, C, P) activations, P = H·W pixels per channel plane (P = 1 after a
-// linear layer), and the element-wise add of residual blocks.
+// linear layer).
 //
 // Training: per-channel batch mean μ and biased variance σ², x̂ = (x − μ)/√(σ² + ε),
 // y = γ·x̂ + β; the running statistics move by `momentum` toward μ and the unbiased variance.
@@ -136,20 +136,5 @@ fn bn_backward_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         } else {
             dx[i] = dgam[c] * inv * ddy[i];
         }
-    }
-}
-
-struct AddParams { n: u32, _a: u32, _b: u32, _c: u32 }
-
-@group(0) @binding(0) var<storage, read> add_a: array<f32>;
-@group(0) @binding(1) var<storage, read> add_b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> add_y: array<f32>;
-@group(0) @binding(3) var<uniform> padd: AddParams;
-
-// y = a + b: the residual sum forward, and the sum of a tensor's gradients where two layers read it.
-@compute @workgroup_size(256)
-fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    for (var i = gid.x; i < padd.n; i += nwg.x * 256u) {
-        add_y[i] = add_a[i] + add_b[i];
     }
 }

@@ -4,9 +4,9 @@ use anyhow::Result;
 use serde::Serialize;
 use std::time::Instant;
 
-use crate::gpu::ops::{self, ConvGeom};
+use crate::gpu::conv::{self, ConvGeom};
 use crate::gpu::{Dispatch, Gpu, Tensor};
-use crate::model::network::{conv_chunk, conv_forward};
+use crate::model::lower::{conv_chunk, conv_forward};
 use crate::model::{Architecture, Hyper, Layer, Network, Shape, Weights};
 
 /// A named convolution shape; `vgg_mid` is the shape the speed targets are stated on.
@@ -27,6 +27,21 @@ pub fn shapes() -> Vec<ConvShape> {
     ]
 }
 
+/// The JSON fields of a `ConvGeom` (the GPU layer's type knows nothing of serde).
+#[derive(Serialize)]
+#[serde(remote = "ConvGeom")]
+struct GeomFields {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    r: usize,
+    s: usize,
+    stride: usize,
+    pad: usize,
+}
+
 #[derive(Serialize, Debug)]
 pub struct ConvResult {
     pub shape: String,
@@ -34,7 +49,7 @@ pub struct ConvResult {
     /// "im2col" (gather, then GEMM) or "implicit" (GEMM reading the input directly).
     pub algo: String,
     /// n, c, h, w, k, r, s, stride, pad as flat JSON fields.
-    #[serde(flatten)]
+    #[serde(flatten, with = "GeomFields")]
     pub geom: ConvGeom,
     /// Kept columns of the GEMM view (C·R·S when dense).
     pub kept: usize,
@@ -54,13 +69,13 @@ pub struct ConvResult {
 /// Median wall time of `reps` submissions of `plan`, each waited for, after two warm-up runs.
 pub fn time_plan(gpu: &Gpu, plan: &[Dispatch], reps: usize) -> Result<f64> {
     for _ in 0..2 {
-        gpu.run(plan);
+        gpu.run(plan)?;
         gpu.wait()?;
     }
     let mut ms: Vec<f64> = (0..reps.max(1))
         .map(|_| {
             let t = Instant::now();
-            gpu.run(plan);
+            gpu.run(plan)?;
             gpu.wait().map(|_| t.elapsed().as_secs_f64() * 1e3)
         })
         .collect::<Result<_>>()?;
@@ -84,7 +99,7 @@ pub fn conv_forward_setup(gpu: &Gpu, g: &ConvGeom, kept: &[u32], implicit: bool)
     let y = gpu.tensor(g.n * g.k * g.ohw(), "y")?;
     let sa = gpu.tensor(g.k * kc.next_multiple_of(4), "sa")?;
     let col = gpu.tensor(kc.next_multiple_of(4) * chunk * g.ohwp(), "col")?;
-    let tbl = gpu.upload(&ops::column_table(g, kept)?, "tbl")?;
+    let tbl = gpu.upload(&conv::column_table(g, kept)?, "tbl")?;
     let plan = conv_forward(gpu, g, kc, chunk, &tbl, &x, &w, &b, &y, &sa, (!implicit).then_some(&col))?;
     Ok(ConvSetup { plan, _buffers: vec![x, w, b, y, sa, col, tbl] })
 }
@@ -203,16 +218,16 @@ pub fn train_bench(gpu: &Gpu, arch: &Architecture, batch: usize, steps: usize) -
     let net = Network::new(gpu, arch, &Weights::init(arch, 1)?, batch, 5e-4)?;
     let images = pseudo_random(batch * net.image_len());
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
-    let h = Hyper { lr: 0.01, momentum: 0.9, distill: None };
+    let h = Hyper::plain(0.01, 0.9);
     for s in 0..3 {
         net.load_batch(gpu, &images, &labels)?;
-        net.train_step(gpu, h, batch, s);
+        net.train_step(gpu, h, batch, s)?;
     }
     gpu.wait()?;
     let t = Instant::now();
     for s in 0..steps {
         net.load_batch(gpu, &images, &labels)?;
-        net.train_step(gpu, h, batch, s);
+        net.train_step(gpu, h, batch, s)?;
     }
     net.read_metrics(gpu)?;
     let secs = t.elapsed().as_secs_f64();

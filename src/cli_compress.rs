@@ -8,7 +8,7 @@ use autocompress::compress::config::parse_schemes;
 use autocompress::compress::state::RunDir;
 use autocompress::compress::{self, CompressConfig, DataConfig};
 use autocompress::gpu::Gpu;
-use autocompress::model::{Distill, DEFAULT_DISTILL};
+use autocompress::train::{Distill, DEFAULT_DISTILL};
 use autocompress::search::{Mode, Target};
 
 #[derive(Args)]

@@ -8,14 +8,14 @@ use std::time::Instant;
 use autocompress::compress::{self, DataConfig};
 use autocompress::data;
 use autocompress::gpu::Gpu;
-use autocompress::model::{zoo, Architecture, Distill, Network, Weights, DEFAULT_DISTILL};
+use autocompress::model::{zoo, Architecture, Network, Weights};
 use autocompress::prune::action::Action;
 use autocompress::prune::admm::{self, AdmmConfig};
 use autocompress::prune::compact::compact;
 use autocompress::prune::count::count;
 use autocompress::prune::purify::{self, PurifyConfig};
 use autocompress::report::{layer_table, Adapter, Report, Snapshot};
-use autocompress::train::{self, Schedule, TrainConfig};
+use autocompress::train::{self, Distill, Schedule, TrainConfig, DEFAULT_DISTILL};
 use autocompress::{bench, io};
 
 mod cli_compress;
@@ -627,7 +627,7 @@ fn bench_layers(gpu: &Gpu, model: &str, width: f32, compacted: Option<(&Path, f3
             let names = |v: &[(String, _, _)]| v.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ");
             bail!("--compacted {} is not a compaction of {model}: its convolutions are [{}], the model's [{}]", path.display(), names(&small), names(&convs));
         }
-        let geom = |g: &autocompress::gpu::ops::ConvGeom| format!("{}→{} {}×{} k{} s{} p{}", g.c, g.k, g.h, g.w, g.r, g.stride, g.pad);
+        let geom = |g: &autocompress::gpu::conv::ConvGeom| format!("{}→{} {}×{} k{} s{} p{}", g.c, g.k, g.h, g.w, g.r, g.stride, g.pad);
         for (s, d) in small.iter_mut().zip(&convs) {
             if rel < 1.0 {
                 (s.1, s.2) = bench::widen(&s.1, &s.2, &d.1, rel);

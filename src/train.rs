@@ -6,9 +6,28 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 use crate::data::{self, Data, Split};
-use crate::gpu::ops::LOSS_RING;
+use crate::gpu::loss::LOSS_RING;
 use crate::gpu::Gpu;
-use crate::model::{Distill, Hyper, Network};
+use crate::model::{Hyper, Network};
+
+/// Knowledge distillation (Hinton et al. 2015, ours): the loss is (1 − alpha)·cross-entropy +
+/// alpha·T²·KL(teacher ‖ student), both softmaxes at temperature T.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Distill {
+    pub alpha: f32,
+    pub temperature: f32,
+}
+
+/// The weight and temperature `compress` distils LeNet-5 with and `train --teacher` uses.
+pub const DEFAULT_DISTILL: Distill = Distill { alpha: 0.5, temperature: 2.0 };
+
+impl Distill {
+    pub fn validate(&self) -> Result<()> {
+        anyhow::ensure!(self.alpha.is_finite() && (0.0..=1.0).contains(&self.alpha), "--distill must be in [0, 1], found {}", self.alpha);
+        anyhow::ensure!(self.temperature.is_finite() && self.temperature > 0.0, "--distill-temperature must be positive, found {}", self.temperature);
+        Ok(())
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -210,7 +229,8 @@ fn run_steps(gpu: &Gpu, net: &Network, split: &Split, order: &[usize], cfg: &Tra
             net.load_teacher(gpu, &teacher)?;
         }
         lr = cfg.lr_at(epoch as f32 + s as f32 / steps as f32);
-        net.train_step(gpu, Hyper { lr, momentum: cfg.momentum, distill: cfg.distill }, net.batch, *global_step);
+        let distill = cfg.distill.map_or(Hyper::plain(0.0, 0.0).distill, |d| [d.alpha, d.temperature]);
+        net.train_step(gpu, Hyper { lr, momentum: cfg.momentum, distill }, net.batch, *global_step)?;
         *global_step += 1;
         if s + 1 - checked >= LOSS_RING / 2 || s + 1 == steps {
             let m = net.read_metrics(gpu)?;
@@ -303,7 +323,7 @@ fn eval_batches(gpu: &Gpu, net: &Network, split: &Split, mut after: impl FnMut(u
     for chunk in idx.chunks(net.batch) {
         data::gather(split, chunk, il, &mut images, &mut labels);
         net.load_batch(gpu, &images[..chunk.len() * il], &labels[..chunk.len()])?;
-        net.eval_step(gpu, chunk.len());
+        net.eval_step(gpu, chunk.len())?;
         after(chunk.len())?;
     }
     Ok(())

@@ -5,8 +5,8 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-use crate::gpu::admm::Scheme;
-use crate::model::DEFAULT_DISTILL;
+use crate::prune::Scheme;
+use crate::train::DEFAULT_DISTILL;
 use crate::prune::admm::AdmmConfig;
 use crate::prune::purify::PurifyConfig;
 use crate::search::{SearchConfig, Target};

@@ -215,7 +215,7 @@ pub fn compare_outputs(gpu: &Gpu, a: &Network, b: &Network, split: &Split) -> Re
     let mut outs = Vec::new();
     for net in [a, b] {
         net.load_batch(gpu, &images, &labels)?;
-        net.eval_step(gpu, n);
+        net.eval_step(gpu, n)?;
         outs.push(net.logits(gpu)?[..n * a.arch.classes].to_vec());
     }
     let scale = outs[0].iter().fold(1e-6f32, |m, x| m.max(x.abs())) as f64;

@@ -7,12 +7,13 @@
 //!
 //! One Z-update (SPEC.md §3) is `projection` (group norms of W + U → select the kept groups →
 //! Z = Π(W + U)) followed by `dual_update`; hard pruning is `group_norms` of W, `select_top`,
-//! then `hard_prune` (W = Π(W) in place, recording the 0/1 mask used by `ops::sgd`).
+//! then `hard_prune` (W = Π(W) in place, recording the 0/1 mask used by `sgd::sgd`).
 
 use anyhow::{ensure, Result};
 
 use super::context::{Gpu, Tensor};
-use super::kernel::{grid1d, Access, Dispatch, Source};
+use super::kernel::{Access, Dispatch, Source};
+use super::params::wgsl_params;
 
 const R: Access = Access::Read;
 const W: Access = Access::ReadWrite;
@@ -21,46 +22,26 @@ fn admm_src() -> Source {
     Source::new("admm", include_str!("../../shaders/admm.wgsl"))
 }
 
-fn purify_src() -> Source {
-    Source::new("purify", include_str!("../../shaders/purify.wgsl"))
-}
-
-/// How a layer is pruned (SPEC.md §1): remove rows (filters) or columns of its GEMM view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scheme {
-    Filter,
-    Column,
-}
-
-impl Scheme {
-    /// The name action files and reports use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scheme::Filter => "filter",
-            Scheme::Column => "column",
-        }
-    }
-}
-
 /// The GEMM view of one layer's weights and which of its axes forms the groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupView {
     pub rows: usize,
     pub cols: usize,
-    pub scheme: Scheme,
+    /// Groups are columns (column scheme) rather than rows (filter scheme).
+    pub column: bool,
 }
 
 impl GroupView {
-    pub fn new(rows: usize, cols: usize, scheme: Scheme) -> GroupView {
-        GroupView { rows, cols, scheme }
+    pub fn new(rows: usize, cols: usize, column: bool) -> GroupView {
+        GroupView { rows, cols, column }
     }
 
     /// Number of groups: rows (filter scheme) or columns (column scheme).
     pub fn groups(&self) -> usize {
-        match self.scheme {
-            Scheme::Filter => self.rows,
-            Scheme::Column => self.cols,
+        if self.column {
+            self.cols
+        } else {
+            self.rows
         }
     }
 
@@ -75,15 +56,16 @@ impl GroupView {
 
     /// Entries in one group: cols (filter scheme) or rows (column scheme).
     pub fn group_len(&self) -> usize {
-        match self.scheme {
-            Scheme::Filter => self.cols,
-            Scheme::Column => self.rows,
+        if self.column {
+            self.rows
+        } else {
+            self.cols
         }
     }
 
     /// The shaders index with u32 and find an entry's row with `udiv`, exact for quotients below
     /// 2^20 (shaders/common.wgsl).
-    fn check(&self, what: &str) -> Result<()> {
+    pub(super) fn check(&self, what: &str) -> Result<()> {
         ensure!(self.rows > 0 && self.cols > 0, "{what}: empty GEMM view {}×{}", self.rows, self.cols);
         ensure!(self.rows < (1 << 20), "{what}: {} rows, the kernels handle fewer than 2^20", self.rows);
         ensure!(
@@ -96,20 +78,14 @@ impl GroupView {
     }
 }
 
-/// Mirrors `Params` in shaders/admm.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    column: u32,
-    groups: u32,
-    n: u32,
-    keep: u32,
-    with_u: u32,
-    at: u32,
-    rho: f32,
-    _p: [u32; 3],
+wgsl_params! {
+    /// `Params` of shaders/admm.wgsl. `rho` is the penalty weight of `admm_penalty`; `rescale` the
+    /// factor `dual_update` applies to the scaled dual.
+    Params = "admm.wgsl" :: Params {
+        rows: u32, cols: u32, column: u32, groups: u32,
+        n: u32, keep: u32, with_u: u32, at: u32,
+        rho: f32, rescale: f32, _p0: u32, _p1: u32,
+    }
 }
 
 impl Params {
@@ -117,31 +93,12 @@ impl Params {
         Params {
             rows: v.rows as u32,
             cols: v.cols as u32,
-            column: (v.scheme == Scheme::Column) as u32,
+            column: v.column as u32,
             groups: v.groups() as u32,
             n: v.len() as u32,
-            keep: 0,
-            with_u: 0,
-            at: 0,
-            rho: 0.0,
-            _p: [0; 3],
+            ..Params::default()
         }
     }
-}
-
-/// How many groups a layer keeps at `rate` (SPEC.md §3): round((1 − rate) · total), at least 1
-/// and at most `total` (0 only when `total` is 0). Computed in f64 and nudged up by 1e-7·total
-/// before rounding, so a decimal rate whose product lands exactly on .5 rounds up as it would in
-/// exact arithmetic, whatever its f32 representation error (at most 3e-8·total).
-pub fn keep_count(total: usize, rate: f32) -> usize {
-    if total == 0 {
-        return 0;
-    }
-    let kept = (1.0 - rate as f64) * total as f64 + 1e-7 * total as f64;
-    if kept.is_nan() {
-        return total;
-    }
-    (kept.round().max(1.0) as usize).min(total)
 }
 
 /// norms[g] = squared L2 norm of group g of W + U (of W alone when `u` is None).
@@ -153,9 +110,9 @@ pub fn group_norms(gpu: &Gpu, w: &Tensor, u: Option<&Tensor>, norms: &Tensor, vi
     ensure!(norms.len >= view.groups(), "group_norms: {} norms for {} groups", norms.len, view.groups());
     let mut p = Params::new(view);
     p.with_u = u.is_some() as u32;
-    let k = gpu.kernel(&admm_src(), "group_norms", &[R, R, W], false);
+    let k = gpu.kernel(&admm_src(), "group_norms", &[R, R, W], false)?;
     // Without U, W is bound in its place and never read there.
-    gpu.dispatch(&k, &[w, u.unwrap_or(w), norms], &p, grid1d(view.groups(), 256))
+    gpu.dispatch(&k, &[w, u.unwrap_or(w), norms], &p, gpu.grid1d(view.groups(), 256))
 }
 
 /// keep_mask[g] = 1.0 for the `keep` groups with the largest norms, 0.0 for the others; ties go to
@@ -164,11 +121,11 @@ pub fn select_top(gpu: &Gpu, norms: &Tensor, keep_mask: &Tensor, groups: usize, 
     ensure!(groups > 0 && groups < (1 << 31), "select_top: {groups} groups");
     ensure!(keep <= groups, "select_top: cannot keep {keep} of {groups} groups");
     ensure!(norms.len >= groups && keep_mask.len >= groups, "select_top: buffers shorter than {groups} groups");
-    let mut p = Params::new(&GroupView::new(1, 1, Scheme::Filter));
+    let mut p = Params::new(&GroupView::new(1, 1, false));
     p.groups = groups as u32;
     p.keep = keep as u32;
-    let k = gpu.kernel(&admm_src(), "select_top", &[R, W], false);
-    gpu.dispatch(&k, &[norms, keep_mask], &p, grid1d(groups, 256))
+    let k = gpu.kernel(&admm_src(), "select_top", &[R, W], false)?;
+    gpu.dispatch(&k, &[norms, keep_mask], &p, gpu.grid1d(groups, 256))
 }
 
 /// Z[i] = keep_mask[group(i)] · (W[i] + U[i]) (U omitted when None); with `mask`, also
@@ -192,13 +149,13 @@ pub fn project(
     let u = u.unwrap_or(w);
     match mask {
         None => {
-            let k = gpu.kernel(&admm_src(), "project", &[R, R, R, W], false);
-            gpu.dispatch(&k, &[w, u, keep_mask, z], &p, grid1d(n, 256))
+            let k = gpu.kernel(&admm_src(), "project", &[R, R, R, W], false)?;
+            gpu.dispatch(&k, &[w, u, keep_mask, z], &p, gpu.grid1d(n, 256))
         }
         Some(m) => {
             ensure!(m.len >= n, "project: mask is shorter than the {}×{} view", view.rows, view.cols);
-            let k = gpu.kernel(&admm_src(), "project_mask", &[R, R, R, W, W], false);
-            gpu.dispatch(&k, &[w, u, keep_mask, z, m], &p, grid1d(n, 256))
+            let k = gpu.kernel(&admm_src(), "project_mask", &[R, R, R, W, W], false)?;
+            gpu.dispatch(&k, &[w, u, keep_mask, z, m], &p, gpu.grid1d(n, 256))
         }
     }
 }
@@ -209,8 +166,8 @@ pub fn hard_prune(gpu: &Gpu, w: &Tensor, keep_mask: &Tensor, mask: &Tensor, view
     let n = view.len();
     ensure!(w.len >= n && mask.len >= n, "hard_prune: W or mask is shorter than the {}×{} view", view.rows, view.cols);
     ensure!(keep_mask.len >= view.groups(), "hard_prune: keep mask shorter than {} groups", view.groups());
-    let k = gpu.kernel(&admm_src(), "hard_prune", &[W, R, W], false);
-    gpu.dispatch(&k, &[w, keep_mask, mask], &Params::new(view), grid1d(n, 256))
+    let k = gpu.kernel(&admm_src(), "hard_prune", &[W, R, W], false)?;
+    gpu.dispatch(&k, &[w, keep_mask, mask], &Params::new(view), gpu.grid1d(n, 256))
 }
 
 /// The Euclidean projection Z = Π(W + U) (SPEC.md §3) as three launches: group norms into
@@ -244,8 +201,8 @@ fn elementwise_check(what: &str, n: usize, tensors: &[&Tensor]) -> Result<()> {
 /// when ρ grows by a factor g the consistent update rescales it by 1/g (Boyd et al. §3.4.1).
 pub fn dual_update(gpu: &Gpu, w: &Tensor, z: &Tensor, u: &Tensor, rescale: f32, view: &GroupView) -> Result<Dispatch> {
     elementwise_check("dual_update", view.len(), &[w, z, u])?;
-    let k = gpu.kernel(&admm_src(), "dual_update", &[R, R, W], false);
-    gpu.dispatch(&k, &[w, z, u], &Params { rho: rescale, ..Params::new(view) }, grid1d(view.len(), 256))
+    let k = gpu.kernel(&admm_src(), "dual_update", &[R, R, W], false)?;
+    gpu.dispatch(&k, &[w, z, u], &Params { rescale, ..Params::new(view) }, gpu.grid1d(view.len(), 256))
 }
 
 /// dW[i] += rho · (W[i] − Z[i] + U[i]): the gradient of rho/2 · ‖W − Z + U‖². `rho` is baked into
@@ -255,8 +212,8 @@ pub fn admm_penalty(gpu: &Gpu, w: &Tensor, z: &Tensor, u: &Tensor, dw: &Tensor, 
     ensure!(rho.is_finite(), "admm_penalty: rho is {rho}");
     let mut p = Params::new(view);
     p.rho = rho;
-    let k = gpu.kernel(&admm_src(), "admm_penalty", &[R, R, R, W], false);
-    gpu.dispatch(&k, &[w, z, u, dw], &p, grid1d(view.len(), 256))
+    let k = gpu.kernel(&admm_src(), "admm_penalty", &[R, R, R, W], false)?;
+    gpu.dispatch(&k, &[w, z, u, dw], &p, gpu.grid1d(view.len(), 256))
 }
 
 /// out[at] = Σ (W − Z)², out[at + 1] = Σ W² over the view's entries (one workgroup). Several
@@ -266,55 +223,6 @@ pub fn sq_diff_sum(gpu: &Gpu, w: &Tensor, z: &Tensor, out: &Tensor, at: usize, v
     ensure!(at + 2 <= out.len, "sq_diff_sum: writes out[{at}..{}] but out has {} entries", at + 2, out.len);
     let mut p = Params::new(view);
     p.at = at as u32;
-    let k = gpu.kernel(&admm_src(), "sq_diff_sum", &[R, R, W], false);
+    let k = gpu.kernel(&admm_src(), "sq_diff_sum", &[R, R, W], false)?;
     gpu.dispatch(&k, &[w, z, out], &p, [1, 1, 1])
-}
-
-/// The primal residual ‖W − Z‖ / ‖W‖ from the two sums written by `sq_diff_sum` (0 when W = 0).
-pub fn primal_residual(sums: [f32; 2]) -> f32 {
-    if sums[1] > 0.0 {
-        (sums[0] as f64 / sums[1] as f64).sqrt() as f32
-    } else {
-        0.0
-    }
-}
-
-/// Purification statistics (SPEC.md §4): stats[2g] = number of exactly-zero entries of group g,
-/// stats[2g + 1] = its L2 norm (not squared).
-pub fn group_stats(gpu: &Gpu, w: &Tensor, stats: &Tensor, view: &GroupView) -> Result<Dispatch> {
-    view.check("group_stats")?;
-    let n = view.len();
-    ensure!(w.len >= n, "group_stats: W has {} entries, the {}×{} view needs {n}", w.len, view.rows, view.cols);
-    ensure!(stats.len >= 2 * view.groups(), "group_stats: stats holds {} values, {} groups need {}", stats.len, view.groups(), 2 * view.groups());
-    let p = [view.rows as u32, view.cols as u32, (view.scheme == Scheme::Column) as u32, view.groups() as u32];
-    let k = gpu.kernel(&purify_src(), "group_stats", &[R, W], false);
-    gpu.dispatch(&k, &[w, stats], &p, grid1d(view.groups(), 256))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keep_count_rounds_and_clamps() {
-        assert_eq!(keep_count(10, 0.0), 10);
-        assert_eq!(keep_count(10, 0.7), 3);
-        assert_eq!(keep_count(10, 0.75), 3); // 2.5 rounds up
-        assert_eq!(keep_count(5, 0.1), 5); // 4.5 rounds up despite 0.1f32 > 0.1
-        assert_eq!(keep_count(5, 0.3), 4); // 3.5 rounds up despite 0.3f32 > 0.3
-        assert_eq!(keep_count(64, 0.5), 32);
-        assert_eq!(keep_count(4608, 0.9), 461); // 460.8
-        assert_eq!(keep_count(10, 0.99), 1); // 0.1 would round to 0: at least one group stays
-        assert_eq!(keep_count(1, 0.9), 1);
-        assert_eq!(keep_count(10, 1.0), 1);
-        assert_eq!(keep_count(10, -0.5), 10); // never above the total
-        assert_eq!(keep_count(10, f32::NAN), 10);
-        assert_eq!(keep_count(0, 0.5), 0);
-    }
-
-    #[test]
-    fn primal_residual_is_a_norm_ratio() {
-        assert_eq!(primal_residual([1.0, 4.0]), 0.5);
-        assert_eq!(primal_residual([0.0, 0.0]), 0.0);
-    }
 }

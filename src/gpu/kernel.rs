@@ -3,8 +3,7 @@
 //! Every shader follows one convention: group 0, storage bindings numbered in declaration order,
 //! then one uniform `Params` struct as the last binding.
 
-use anyhow::Result;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use anyhow::{anyhow, Result};
 use std::sync::Arc;
 
 use super::context::{Gpu, Tensor};
@@ -41,12 +40,15 @@ impl Gpu {
     /// The kernel `entry` of `src`, compiled on first use. `storage` lists the storage bindings in
     /// order; the uniform params binding follows them. `trusted` kernels skip naga's bounds checks
     /// when the context allows it (they are proven against their CPU reference in tests/).
-    pub fn kernel(&self, src: &Source, entry: &str, storage: &[Access], trusted: bool) -> Arc<Kernel> {
+    /// A shader or pipeline that fails validation is an error naming the kernel, not a panic in
+    /// wgpu's default handler.
+    pub fn kernel(&self, src: &Source, entry: &str, storage: &[Access], trusted: bool) -> Result<Arc<Kernel>> {
         let key = format!("{}:{}:{}", src.family, entry, hash(&src.text));
         let mut cache = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = cache.get(&key) {
-            return k.clone();
+            return Ok(k.clone());
         }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let desc = wgpu::ShaderModuleDescriptor {
             label: Some(src.family),
             source: wgpu::ShaderSource::Wgsl(src.text.as_str().into()),
@@ -99,9 +101,12 @@ impl Gpu {
             compilation_options: Default::default(),
             cache: None,
         });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(anyhow!("kernel '{entry}' of shader family '{}' failed to compile on {}: {e}", src.family, self.info.name));
+        }
         let k = Arc::new(Kernel { name: key.clone(), pipeline, layout, bindings: storage.to_vec() });
         cache.insert(key, k.clone());
-        k
+        Ok(k)
     }
 
     /// Prepares one launch: binds `buffers` (in binding order) and a fresh uniform holding `params`.
@@ -113,6 +118,11 @@ impl Gpu {
         groups: [u32; 3],
     ) -> Result<Dispatch> {
         debug_assert_eq!(buffers.len(), kernel.bindings.len(), "{}", kernel.name);
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            anyhow::bail!("kernel {} needs {:?} workgroups, above the adapter limit {max} per dimension", kernel.name, groups);
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let uniform = self.uniform(params, &kernel.name);
         let mut entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
@@ -125,18 +135,35 @@ impl Gpu {
             layout: &kernel.layout,
             entries: &entries,
         });
-        let max = self.limits.max_compute_workgroups_per_dimension;
-        if groups.iter().any(|&g| g > max) {
-            anyhow::bail!("kernel {} needs {:?} workgroups, above the adapter limit {max} per dimension", kernel.name, groups);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(anyhow!("binding buffers to kernel {} failed: {e}", kernel.name));
         }
         Ok(Dispatch { kernel: kernel.clone(), bind, groups, _uniform: uniform })
     }
 
     /// Records `plan` into one compute pass of a new encoder and submits it.
-    pub fn run(&self, plan: &[Dispatch]) {
+    pub fn run(&self, plan: &[Dispatch]) -> Result<()> {
         let mut enc = self.device.create_command_encoder(&Default::default());
         record(&mut enc, plan);
+        self.submit(enc)
+    }
+
+    /// Finishes and submits `enc`; a validation error in its commands is returned, not raised
+    /// in wgpu's default handler (which panics).
+    pub fn submit(&self, enc: wgpu::CommandEncoder) -> Result<()> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         self.queue.submit([enc.finish()]);
+        match pollster::block_on(scope.pop()) {
+            Some(e) => Err(anyhow!("GPU commands failed validation on {}: {e}", self.info.name)),
+            None => Ok(()),
+        }
+    }
+
+    /// Workgroup counts for a grid-stride loop over `n` elements with workgroups of `wg` threads:
+    /// shaders run `for (i = gid.x; i < n; i += num_workgroups.x * wg)`, so the count is clamped
+    /// to `max_groups` and the loop covers the rest.
+    pub fn grid1d(&self, n: usize, wg: u32) -> [u32; 3] {
+        [n.div_ceil(wg as usize).clamp(1, self.max_groups) as u32, 1, 1]
     }
 }
 
@@ -163,22 +190,6 @@ pub fn record(enc: &mut wgpu::CommandEncoder, plan: &[Dispatch]) {
         pass.set_bind_group(0, &d.bind, &[]);
         pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
     }
-}
-
-/// Most workgroups a grid-stride kernel is launched with: 1024 fills a large GPU, but a CPU
-/// driver pays a fixed cost per workgroup, so `Gpu::new` lowers it to 64 on CPU adapters
-/// (lavapipe, 2 cores: LeNet-5 training ran 1.1–1.4× faster, back to back, its SGD over fc1's
-/// 400k weights 0.7× the time).
-static MAX_GROUPS: AtomicUsize = AtomicUsize::new(1024);
-
-pub fn set_max_groups(cpu: bool) {
-    MAX_GROUPS.store(if cpu { 64 } else { 1024 }, Ordering::Relaxed);
-}
-
-/// Workgroup counts for a grid-stride loop over `n` elements with workgroups of `wg` threads:
-/// shaders run `for (i = gid.x; i < n; i += num_workgroups.x * wg)`.
-pub fn grid1d(n: usize, wg: u32) -> [u32; 3] {
-    [n.div_ceil(wg as usize).clamp(1, MAX_GROUPS.load(Ordering::Relaxed)) as u32, 1, 1]
 }
 
 fn hash(s: &str) -> u64 {

@@ -1,12 +1,21 @@
 //! Everything that touches wgpu: the device, buffers, the kernel cache, and one launcher module
-//! per shader family. Other modules just say "run kernel K on these tensors".
+//! per shader family. Other modules just say "run kernel K on these tensors". Nothing here knows
+//! about schemes, actions or models: launchers take shapes and plain flags.
 
-pub mod admm;
 pub mod context;
-pub mod gemm;
 pub mod kernel;
+pub mod params;
+
+pub mod activation;
+pub mod admm;
+pub mod conv;
+pub mod elementwise;
+pub mod gemm;
+pub mod loss;
 pub mod norm;
-pub mod ops;
+pub mod pool;
+pub mod purify;
+pub mod sgd;
 
 pub use context::{Gpu, Tensor};
 pub use kernel::{record, Dispatch};

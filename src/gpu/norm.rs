@@ -1,10 +1,10 @@
-//! Launchers of shaders/batchnorm.wgsl: batch normalisation (statistics, apply, backward) and
-//! the element-wise add of residual blocks.
+//! Launchers of shaders/batchnorm.wgsl: batch normalisation (statistics, apply, backward).
 
 use anyhow::{ensure, Result};
 
 use super::context::{Gpu, Tensor};
-use super::kernel::{grid1d, Access, Dispatch, Source};
+use super::kernel::{Access, Dispatch, Source};
+use super::params::wgsl_params;
 
 const R: Access = Access::Read;
 const W: Access = Access::ReadWrite;
@@ -30,29 +30,35 @@ impl BnGeom {
         self.n * self.c * self.p
     }
 
-    fn params(&self) -> [u32; 8] {
-        [self.n as u32, self.c as u32, self.p as u32, (!self.training) as u32, self.eps.to_bits(), self.momentum.to_bits(), 0, 0]
+    fn params(&self) -> Params {
+        let (n, c, p, mode) = (self.n as u32, self.c as u32, self.p as u32, (!self.training) as u32);
+        Params { n, c, p, mode, eps: self.eps, momentum: self.momentum, _a: 0, _b: 0 }
     }
+}
+
+wgsl_params! {
+    /// `mode` 0 is training (batch statistics), 1 inference (running statistics).
+    Params = "batchnorm.wgsl" :: Params { n: u32, c: u32, p: u32, mode: u32, eps: f32, momentum: f32, _a: u32, _b: u32 }
 }
 
 /// `stats` ← (μ, 1/√(σ² + ε)) per channel; in training also updates `running` (mean, variance).
 pub fn bn_stats(gpu: &Gpu, x: &Tensor, stats: &Tensor, running: &Tensor, g: &BnGeom) -> Result<Dispatch> {
     ensure!(g.len() <= x.len && 2 * g.c <= stats.len && 2 * g.c <= running.len, "bn_stats out of range");
-    let k = gpu.kernel(&src(), "bn_stats", &[R, W, W], false);
+    let k = gpu.kernel(&src(), "bn_stats", &[R, W, W], false)?;
     gpu.dispatch(&k, &[x, stats, running], &g.params(), [g.c as u32, 1, 1])
 }
 
 /// y = γ·(x − μ)/σ + β.
 pub fn bn_apply(gpu: &Gpu, x: &Tensor, stats: &Tensor, gamma: &Tensor, beta: &Tensor, y: &Tensor, g: &BnGeom) -> Result<Dispatch> {
     ensure!(g.len() <= x.len && g.len() <= y.len && 2 * g.c <= stats.len && g.c <= gamma.len && g.c <= beta.len, "bn_apply out of range");
-    let k = gpu.kernel(&src(), "bn_apply", &[R, R, R, R, W], false);
-    gpu.dispatch(&k, &[x, stats, gamma, beta, y], &g.params(), grid1d(g.len(), 256))
+    let k = gpu.kernel(&src(), "bn_apply", &[R, R, R, R, W], false)?;
+    gpu.dispatch(&k, &[x, stats, gamma, beta, y], &g.params(), gpu.grid1d(g.len(), 256))
 }
 
 /// dγ and dβ per channel from dy.
 pub fn bn_backward_reduce(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &Tensor, dgamma: &Tensor, dbeta: &Tensor, g: &BnGeom) -> Result<Dispatch> {
     ensure!(g.len() <= dy.len && g.len() <= x.len && 2 * g.c <= stats.len && g.c <= dgamma.len && g.c <= dbeta.len, "bn_backward_reduce out of range");
-    let k = gpu.kernel(&src(), "bn_backward_reduce", &[R, R, R, W, W], false);
+    let k = gpu.kernel(&src(), "bn_backward_reduce", &[R, R, R, W, W], false)?;
     gpu.dispatch(&k, &[dy, x, stats, dgamma, dbeta], &g.params(), [g.c as u32, 1, 1])
 }
 
@@ -61,13 +67,6 @@ pub fn bn_backward_reduce(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &Tensor, dg
 pub fn bn_backward_dx(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &Tensor, gamma: &Tensor, dgamma: &Tensor, dbeta: &Tensor, dx: &Tensor, g: &BnGeom) -> Result<Dispatch> {
     ensure!(g.len() <= dy.len && g.len() <= x.len && g.len() <= dx.len && 2 * g.c <= stats.len, "bn_backward_dx out of range");
     ensure!(g.c <= gamma.len && g.c <= dgamma.len && g.c <= dbeta.len, "bn_backward_dx out of range");
-    let k = gpu.kernel(&src(), "bn_backward_dx", &[R, R, R, R, R, R, W], false);
-    gpu.dispatch(&k, &[dy, x, stats, gamma, dgamma, dbeta, dx], &g.params(), grid1d(g.len(), 256))
-}
-
-/// y = a + b over `n` elements.
-pub fn add(gpu: &Gpu, a: &Tensor, b: &Tensor, y: &Tensor, n: usize) -> Result<Dispatch> {
-    ensure!(n <= a.len && n <= b.len && n <= y.len, "add out of range");
-    let k = gpu.kernel(&src(), "add", &[R, R, W], false);
-    gpu.dispatch(&k, &[a, b, y], &[n as u32, 0, 0, 0], grid1d(n, 256))
+    let k = gpu.kernel(&src(), "bn_backward_dx", &[R, R, R, R, R, R, W], false)?;
+    gpu.dispatch(&k, &[dy, x, stats, gamma, dgamma, dbeta, dx], &g.params(), gpu.grid1d(g.len(), 256))
 }

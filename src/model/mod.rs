@@ -3,10 +3,11 @@
 
 pub mod flat;
 pub mod graph;
+pub mod lower;
 pub mod network;
 pub mod weights;
 pub mod zoo;
 
 pub use graph::{Architecture, Layer, Shape};
-pub use network::{Distill, Hyper, Network, DEFAULT_DISTILL};
+pub use network::{Hyper, Network};
 pub use weights::{NamedTensor, Weights};

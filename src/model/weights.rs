@@ -5,6 +5,16 @@ use rand::{Rng, SeedableRng};
 
 use super::graph::Architecture;
 
+/// `<layer>.weight`: the name of a layer's weight tensor in model files and on the GPU.
+pub fn weight_name(layer: &str) -> String {
+    format!("{layer}.weight")
+}
+
+/// `<layer>.bias`.
+pub fn bias_name(layer: &str) -> String {
+    format!("{layer}.bias")
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct NamedTensor {
     pub name: String,
@@ -37,10 +47,24 @@ impl Weights {
             let fan_in = n / p.weight[0];
             let bound = (3.0 / fan_in as f32).sqrt();
             let data = (0..n).map(|_| rng.gen_range(-bound..bound)).collect();
-            tensors.push(NamedTensor { name: format!("{}.weight", p.name), shape: p.weight.clone(), data });
-            tensors.push(NamedTensor { name: format!("{}.bias", p.name), shape: vec![p.bias], data: vec![0.0; p.bias] });
+            tensors.push(NamedTensor { name: weight_name(&p.name), shape: p.weight.clone(), data });
+            tensors.push(NamedTensor { name: bias_name(&p.name), shape: vec![p.bias], data: vec![0.0; p.bias] });
         }
         Ok(Weights { tensors })
+    }
+
+    /// The weight tensor of the conv, linear or batch-norm layer `layer`.
+    pub fn weight(&self, layer: &str) -> Result<&NamedTensor> {
+        self.get(&weight_name(layer))
+    }
+
+    pub fn weight_mut(&mut self, layer: &str) -> Result<&mut NamedTensor> {
+        self.get_mut(&weight_name(layer))
+    }
+
+    /// The bias tensor (β of a batch norm) of `layer`.
+    pub fn bias(&self, layer: &str) -> Result<&NamedTensor> {
+        self.get(&bias_name(layer))
     }
 
     pub fn get(&self, name: &str) -> Result<&NamedTensor> {

@@ -5,7 +5,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub use crate::gpu::admm::Scheme;
+use super::scheme::Scheme;
 use crate::model::graph::Architecture;
 use crate::prune::topology::topology;
 

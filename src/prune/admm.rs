@@ -6,9 +6,10 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use super::action::{Action, Scheme};
+use super::action::Action;
+use super::scheme::{keep_count, Scheme};
 use crate::data::Data;
-use crate::gpu::admm::{self as k, keep_count, primal_residual, GroupView};
+use crate::gpu::admm::{self as kernels, GroupView};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::model::Network;
 use crate::prune::topology::{topology, Topology};
@@ -61,12 +62,12 @@ impl GroupState {
         let mut plan = Vec::new();
         let mut members = Vec::new();
         for l in &self.layers {
-            members.push((&net.param(&format!("{}.weight", l.name))?.w, with_u.then_some(&l.u), &l.norms, &l.view));
+            members.push((&net.weight(&l.name)?.w, with_u.then_some(&l.u), &l.norms, &l.view));
         }
         select(gpu, &members, &self.sum, &self.keep_mask, self.keep, &mut plan)?;
         for l in &self.layers {
-            let w = &net.param(&format!("{}.weight", l.name))?.w;
-            plan.push(k::project(gpu, w, with_u.then_some(&l.u), &self.keep_mask, &l.z, None, &l.view)?);
+            let w = &net.weight(&l.name)?.w;
+            plan.push(kernels::project(gpu, w, with_u.then_some(&l.u), &self.keep_mask, &l.z, None, &l.view)?);
         }
         Ok(plan)
     }
@@ -81,15 +82,15 @@ type Member<'a> = (&'a Tensor, Option<&'a Tensor>, &'a Tensor, &'a GroupView);
 /// buffer it writes), and the `keep` largest into `keep_mask`.
 fn select(gpu: &Gpu, members: &[Member], sum: &[Tensor; 2], keep_mask: &Tensor, keep: usize, plan: &mut Vec<Dispatch>) -> Result<()> {
     for &(w, u, norms, view) in members {
-        plan.push(k::group_norms(gpu, w, u, norms, view)?);
+        plan.push(kernels::group_norms(gpu, w, u, norms, view)?);
     }
     let groups = members[0].3.groups();
     let mut acc = members[0].2;
     for (i, m) in members.iter().enumerate().skip(1) {
-        plan.push(crate::gpu::norm::add(gpu, acc, m.2, &sum[i % 2], groups)?);
+        plan.push(crate::gpu::elementwise::add(gpu, acc, m.2, &sum[i % 2], groups)?);
         acc = &sum[i % 2];
     }
-    plan.push(k::select_top(gpu, acc, keep_mask, groups, keep)?);
+    plan.push(kernels::select_top(gpu, acc, keep_mask, groups, keep)?);
     Ok(())
 }
 
@@ -154,7 +155,7 @@ pub fn prune(
         let mut layers = Vec::new();
         for m in members {
             let node = &t.nodes[m];
-            let view = GroupView::new(node.rows, node.cols(), scheme);
+            let view = scheme.view(node.rows, node.cols());
             let t = |len: usize, what: &str| gpu.tensor(len, &format!("{} {what}", node.name));
             layers.push(LayerState { name: node.name.clone(), view, z: t(view.len(), "Z")?, u: t(view.len(), "U")?, norms: t(view.groups(), "norms")? });
         }
@@ -164,14 +165,14 @@ pub fn prune(
     }
     let layers: Vec<&LayerState> = groups_st.iter().flat_map(|g| &g.layers).collect();
     let sums = gpu.tensor(2 * layers.len().max(1), "residual sums")?;
-    let weight = |net: &Network, l: &LayerState| net.param(&format!("{}.weight", l.name)).map(|p| (p.w.clone(), p.g.clone()));
+    let weight = |net: &Network, l: &LayerState| net.weight(&l.name).map(|p| (p.w.clone(), p.g.clone()));
 
     // Z = Π(W), U = 0
     let mut init = Vec::new();
     for g in &groups_st {
         init.extend(g.projection(gpu, net, false)?);
     }
-    gpu.run(&init);
+    gpu.run(&init)?;
 
     let mut log = AdmmLog::default();
     let mut rho = admm.rho0;
@@ -179,7 +180,7 @@ pub fn prune(
         let mut penalty = Vec::new();
         for l in &layers {
             let (w, g) = weight(net, l)?;
-            penalty.push(k::admm_penalty(gpu, &w, &l.z, &l.u, &g, rho, &l.view)?);
+            penalty.push(kernels::admm_penalty(gpu, &w, &l.z, &l.u, &g, rho, &l.view)?);
         }
         net.set_penalty(penalty);
         let period = TrainConfig { epochs: admm.epochs_per_update, steps_per_epoch: admm.steps_per_epoch, seed: cfg.seed.wrapping_add(1 + update as u64), ..cfg.clone() };
@@ -192,11 +193,11 @@ pub fn prune(
         }
         for (i, l) in layers.iter().enumerate() {
             let (w, _) = weight(net, l)?;
-            plan.push(k::sq_diff_sum(gpu, &w, &l.z, &sums, 2 * i, &l.view)?);
+            plan.push(kernels::sq_diff_sum(gpu, &w, &l.z, &sums, 2 * i, &l.view)?);
             let rescale = if admm.rescale_dual { 1.0 / admm.rho_growth } else { 1.0 };
-            plan.push(k::dual_update(gpu, &w, &l.z, &l.u, rescale, &l.view)?);
+            plan.push(kernels::dual_update(gpu, &w, &l.z, &l.u, rescale, &l.view)?);
         }
-        gpu.run(&plan);
+        gpu.run(&plan)?;
         let s: Vec<f32> = gpu.read(&sums)?;
         let residual: Vec<(String, f32)> = layers.iter().enumerate().map(|(i, l)| (l.name.clone(), primal_residual([s[2 * i], s[2 * i + 1]]))).collect();
         let entry = UpdateLog { update: update + 1, rho, residual, val_accuracy: logs.last().map_or(0.0, |l| l.val_accuracy) };
@@ -228,8 +229,8 @@ pub fn hard_prune(gpu: &Gpu, net: &mut Network, action: &Action) -> Result<()> {
     let mut selections = Vec::new();
     let mut buffers = Vec::new();
     for (members, scheme, rate) in groups(&t, action)? {
-        let views: Vec<GroupView> = members.iter().map(|&m| GroupView::new(t.nodes[m].rows, t.nodes[m].cols(), scheme)).collect();
-        let weights: Vec<Tensor> = members.iter().map(|&m| net.param(&format!("{}.weight", t.nodes[m].name)).map(|p| p.w.clone())).collect::<Result<_>>()?;
+        let views: Vec<GroupView> = members.iter().map(|&m| scheme.view(t.nodes[m].rows, t.nodes[m].cols())).collect();
+        let weights: Vec<Tensor> = members.iter().map(|&m| net.weight(&t.nodes[m].name).map(|p| p.w.clone())).collect::<Result<_>>()?;
         let norms: Vec<Tensor> = views.iter().map(|v| gpu.tensor(v.groups(), "norms")).collect::<Result<_>>()?;
         let groups = views[0].groups();
         let sum = [gpu.tensor(groups, "summed norms")?, gpu.tensor(groups, "summed norms")?];
@@ -238,13 +239,13 @@ pub fn hard_prune(gpu: &Gpu, net: &mut Network, action: &Action) -> Result<()> {
         select(gpu, &list, &sum, &keep_mask, keep_count(groups, rate), &mut plan)?;
         for ((&m, w), view) in members.iter().zip(&weights).zip(&views) {
             let mask = gpu.tensor(view.len(), "mask")?;
-            plan.push(k::hard_prune(gpu, w, &keep_mask, &mask, view)?);
+            plan.push(kernels::hard_prune(gpu, w, &keep_mask, &mask, view)?);
             masks.push((m, mask));
         }
         selections.push(((scheme == Scheme::Filter).then(|| t.nodes[members[0]].output), keep_mask));
         buffers.extend(norms.into_iter().chain(sum));
     }
-    gpu.run(&plan);
+    gpu.run(&plan)?;
     for (m, mask) in masks {
         net.set_mask_tensor(gpu, &format!("{}.weight", t.nodes[m].name), Some(mask))?;
     }
@@ -257,4 +258,22 @@ pub fn hard_prune(gpu: &Gpu, net: &mut Network, action: &Action) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The primal residual ‖W − Z‖ / ‖W‖ from the two sums `sq_diff_sum` writes (0 when W = 0).
+pub fn primal_residual(sums: [f32; 2]) -> f32 {
+    if sums[1] > 0.0 {
+        (sums[0] as f64 / sums[1] as f64).sqrt() as f32
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn primal_residual_is_a_norm_ratio() {
+        assert_eq!(super::primal_residual([1.0, 4.0]), 0.5);
+        assert_eq!(super::primal_residual([0.0, 0.0]), 0.0);
+    }
 }

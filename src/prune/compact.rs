@@ -30,7 +30,7 @@ pub fn channel_alive(t: &Topology, s: usize, c: usize, w: &Weights) -> Result<bo
     for &p in &t.spaces[s].producers {
         let n = &t.nodes[p];
         let cols = n.cols();
-        if w.get(&format!("{}.weight", n.name))?.data[c * cols..(c + 1) * cols].iter().any(|&x| x != 0.0) {
+        if w.weight(&n.name)?.data[c * cols..(c + 1) * cols].iter().any(|&x| x != 0.0) {
             return Ok(true);
         }
     }
@@ -59,8 +59,8 @@ pub fn compact(arch: &Architecture, w: &Weights) -> Result<(Architecture, Weight
     let mut tensors: HashMap<String, NamedTensor> = HashMap::new();
     let mut kept_all = Vec::new();
     for n in &t.nodes {
-        let wt = &w.get(&format!("{}.weight", n.name))?.data;
-        let bias = &w.get(&format!("{}.bias", n.name))?.data;
+        let wt = &w.weight(&n.name)?.data;
+        let bias = &w.bias(&n.name)?.data;
         let cols = n.cols();
         let rows = &kept_channels[n.output];
         // new position of each kept input channel

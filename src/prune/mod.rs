@@ -7,3 +7,6 @@ pub mod count;
 pub mod topology;
 pub mod admm;
 pub mod purify;
+pub mod scheme;
+
+pub use scheme::{keep_count, Scheme};

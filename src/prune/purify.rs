@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::compact::channel_alive;
 use super::topology::{topology, Node, Topology};
 use crate::data::Data;
-use crate::gpu::admm::{self, GroupView, Scheme};
+use super::scheme::Scheme;
+use crate::gpu::purify;
 use crate::gpu::Gpu;
 use crate::model::{Network, Weights};
 use crate::train::evaluate;
@@ -71,8 +72,8 @@ impl View<'_> {
 fn removed(nodes: &[Node], before: &Weights, after: &Weights) -> Result<Vec<Removed>> {
     let mut out = Vec::new();
     for n in nodes {
-        let (wb, bb) = (&before.get(&format!("{}.weight", n.name))?.data, &before.get(&format!("{}.bias", n.name))?.data);
-        let (wa, ba) = (&after.get(&format!("{}.weight", n.name))?.data, &after.get(&format!("{}.bias", n.name))?.data);
+        let (wb, bb) = (&before.weight(&n.name)?.data, &before.bias(&n.name)?.data);
+        let (wa, ba) = (&after.weight(&n.name)?.data, &after.bias(&n.name)?.data);
         let (vb, va) = (View { node: n, w: wb, b: bb }, View { node: n, w: wa, b: ba });
         let filters = (0..n.rows).filter(|&r| va.row_removed(r) && !vb.row_removed(r)).count();
         let columns = (0..n.cols()).filter(|&j| va.col_zero(j) && !vb.col_zero(j)).count();
@@ -97,12 +98,12 @@ struct Stats {
 fn group_stats(gpu: &Gpu, net: &Network, nodes: &[Node]) -> Result<Vec<Stats>> {
     let mut out = Vec::new();
     for n in nodes {
-        let w = &net.param(&format!("{}.weight", n.name))?.w;
+        let w = &net.weight(&n.name)?.w;
         let mut pair = Vec::new();
         for scheme in [Scheme::Filter, Scheme::Column] {
-            let view = GroupView::new(n.rows, n.cols(), scheme);
+            let view = scheme.view(n.rows, n.cols());
             let t = gpu.tensor(2 * view.groups(), "group stats")?;
-            gpu.run(&[admm::group_stats(gpu, w, &t, &view)?]);
+            gpu.run(&[purify::group_stats(gpu, w, &t, &view)?])?;
             pair.push(gpu.read::<f32>(&t)?);
         }
         let cols = pair.pop().unwrap_or_default();
@@ -140,7 +141,7 @@ fn threshold(t: &Topology, stats: &[Stats], w: &mut Weights, cfg: &PurifyConfig,
         let out = &t.spaces[n.output];
         let rows = if out.fixed || out.producers.len() > 1 { Vec::new() } else { weak_groups(&st.rows, cols, cfg, sigma) };
         let columns = weak_groups(&st.cols, n.rows, cfg, sigma);
-        let wm = &mut w.get_mut(&format!("{}.weight", n.name))?.data;
+        let wm = &mut w.weight_mut(&n.name)?.data;
         for &r in &rows {
             wm[r * cols..(r + 1) * cols].fill(0.0);
         }
@@ -172,14 +173,14 @@ pub fn unused_paths(t: &Topology, w: &mut Weights) -> Result<()> {
                 for &k in &space.consumers {
                     let n = &t.nodes[k];
                     let cols = n.cols();
-                    let wt = &w.get(&format!("{}.weight", n.name))?.data;
+                    let wt = &w.weight(&n.name)?.data;
                     used |= (0..cols).filter(|&j| n.channel_of(j) == c).any(|j| (0..n.rows).any(|r| wt[r * cols + j] != 0.0));
                 }
                 if !alive && used {
                     for &k in &space.consumers {
                         let n = &t.nodes[k];
                         let cols = n.cols();
-                        let wt = &mut w.get_mut(&format!("{}.weight", n.name))?.data;
+                        let wt = &mut w.weight_mut(&n.name)?.data;
                         for j in (0..cols).filter(|&j| n.channel_of(j) == c) {
                             (0..n.rows).for_each(|r| wt[r * cols + j] = 0.0);
                         }
@@ -202,7 +203,7 @@ fn remove_channel(t: &Topology, s: usize, c: usize, w: &mut Weights) -> Result<(
     for &p in &t.spaces[s].producers {
         let n = &t.nodes[p];
         let cols = n.cols();
-        w.get_mut(&format!("{}.weight", n.name))?.data[c * cols..(c + 1) * cols].fill(0.0);
+        w.weight_mut(&n.name)?.data[c * cols..(c + 1) * cols].fill(0.0);
     }
     for name in t.channel_vectors(s) {
         w.get_mut(&name)?.data[c] = 0.0;
@@ -215,7 +216,7 @@ fn remove_channel(t: &Topology, s: usize, c: usize, w: &mut Weights) -> Result<(
 pub fn apply_masks(gpu: &Gpu, net: &mut Network, w: &Weights) -> Result<()> {
     let t = topology(&net.arch)?;
     for n in &t.nodes {
-        let wt = &w.get(&format!("{}.weight", n.name))?.data;
+        let wt = &w.weight(&n.name)?.data;
         let mask: Vec<f32> = wt.iter().map(|&x| (x != 0.0) as u8 as f32).collect();
         net.set_mask(gpu, &format!("{}.weight", n.name), Some(&mask))?;
     }

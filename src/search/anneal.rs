@@ -11,7 +11,7 @@ use super::cost::{estimate, key, rescale, to_action, Plan, Slot};
 use super::guide::{sort_by_size, History};
 use super::quick::QuickEval;
 use super::target::Metric;
-use crate::gpu::admm::Scheme;
+use crate::prune::Scheme;
 use crate::prune::action::Action;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

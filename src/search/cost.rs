@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::target::Metric;
-use crate::gpu::admm::{keep_count, Scheme};
+use crate::prune::{keep_count, Scheme};
 use crate::model::graph::{Architecture, Shape};
 use crate::prune::action::{Action, LayerAction};
 use crate::prune::count::count;

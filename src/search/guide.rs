@@ -3,7 +3,7 @@
 
 use super::cost::{Plan, Slot};
 use super::target::Metric;
-use crate::gpu::admm::Scheme;
+use crate::prune::Scheme;
 
 /// Guidance 1: under each scheme, the largest rate goes to the layer holding the most of the
 /// target metric, the next to the next, and so on (then each is clamped to its cap).
