@@ -51,12 +51,28 @@ pub const NO_ADAPTER_HELP: &str = "no GPU adapter found (Vulkan, Metal or DX12).
 driver, or on Debian/Ubuntu the CPU Vulkan driver lavapipe: \
 `apt-get install -y mesa-vulkan-drivers libvulkan1`";
 
+/// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` asks the Wayland compositor which
+/// GPU drives the display, to list that one first. Without a desktop session that probe prints
+/// "error: XDG_RUNTIME_DIR is invalid or not set in the environment." (libwayland) before every
+/// command. We order adapters ourselves, so where there is no session to ask we turn the layer
+/// off through its documented switch, `NODEVICE_SELECT=1`. Nothing else is silenced: driver
+/// errors still reach stderr, and a user's own NODEVICE_SELECT is left as it is.
+fn quiet_device_select_layer() {
+    let dir_ok = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+    let session = dir_ok || std::env::var_os("WAYLAND_DISPLAY").is_some() || std::env::var_os("WAYLAND_SOCKET").is_some();
+    if !session && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // Set before the Vulkan loader reads its environment (at instance creation).
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 impl Gpu {
     /// Picks the best adapter (discrete > integrated > CPU), or the one whose name contains
     /// `wanted` (case-insensitive), from `--adapter` or `AUTOCOMPRESS_ADAPTER`.
     pub fn new(wanted: Option<&str>) -> Result<Gpu> {
         let env_choice = std::env::var("AUTOCOMPRESS_ADAPTER").ok();
         let wanted = wanted.map(str::to_string).or(env_choice);
+        quiet_device_select_layer();
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
         // GL adapters lack the compute features we rely on; keep them as a last resort only.

@@ -1,7 +1,7 @@
 //! Naive CPU twins of the kernels, written for clarity, not speed. They accumulate in f64 and
 //! share no code with the GPU launchers: output sizes are computed here from first principles.
 
-use autocompress::gpu::ops::ConvGeom;
+use autocompress::gpu::conv::ConvGeom;
 
 /// C[m][n] = sum_k A[m][k] B[k][n]
 pub fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
