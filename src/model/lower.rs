@@ -242,7 +242,7 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     let kc = kept.len();
     let tbl = gpu.upload(&conv::column_table(g, kept)?, "column table")?;
     let f = conv_forward(gpu, g, kc, chunk, &tbl, io.x, &w.w, &b.w, io.y, io.sa, None)?;
-    let mut bw = vec![conv::channel_sum(gpu, io.dy, &b.g, g.n, g.k, g.ohw(), false)?];
+    let mut bw = vec![conv::channel_sum(gpu, io.dy, &b.grad, g.n, g.k, g.ohw(), false)?];
     let mut keep = Vec::new();
     if let Some(dx) = io.dx {
         bw.push(conv::dgrad_weights(gpu, &w.w, &tbl, io.sa, g, kc)?);
@@ -262,7 +262,7 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
         }
     }
     for n0 in (0..g.n).step_by(chunk) {
-        bw.extend(conv_wgrad(gpu, g, kc, n0, chunk.min(g.n - n0), io.dy, io.x, &tbl, &w.g, io.part, n0 > 0)?);
+        bw.extend(conv_wgrad(gpu, g, kc, n0, chunk.min(g.n - n0), io.dy, io.x, &tbl, &w.grad, io.part, n0 > 0)?);
     }
     keep.push(tbl);
     Ok(Built::same(f, bw, keep))
@@ -344,7 +344,7 @@ fn linear(gpu: &Gpu, io: &LayerIo, n: usize, inputs: usize, units: usize) -> Res
     let yt = OutMap { off: 0, rs: 1, bs: 0, cs: units, n_inner: ALL, n_valid: ALL, accumulate: false };
     f.push(gemm(gpu, &Gemm { a: wa, a_off: 0, b: io.col, b_off: 0, m: units, n, kp: ip, np: bp }, Bias::PerRow(&b.w, 0), io.y, yt)?);
 
-    let mut bw = vec![conv::channel_sum(gpu, io.dy, &b.g, n, units, 1, false)?];
+    let mut bw = vec![conv::channel_sum(gpu, io.dy, &b.grad, n, units, 1, false)?];
     if let Some(dx) = io.dx {
         let dya = operand(gpu, io.dy, &Pack::matrix(n, units, units, 1, false), io.sb, &mut bw)?;
         let wb = operand(gpu, &w.w, &Pack::matrix(units, inputs, inputs, 1, true), io.sa, &mut bw)?;
@@ -354,7 +354,7 @@ fn linear(gpu: &Gpu, io: &LayerIo, n: usize, inputs: usize, units: usize) -> Res
     bw.push(pack(gpu, io.dy, io.sb, &Pack::matrix(units, n, 1, units, true))?);
     let xb = operand(gpu, io.x, &Pack::matrix(n, inputs, inputs, 1, true), io.col, &mut bw)?;
     let wgt = Gemm { a: io.sb, a_off: 0, b: xb, b_off: 0, m: units, n: inputs, kp: bp, np: ip };
-    bw.extend(gemm_split_k(gpu, &wgt, &w.g, OutMap::rows(inputs), io.part)?);
+    bw.extend(gemm_split_k(gpu, &wgt, &w.grad, OutMap::rows(inputs), io.part)?);
     Ok(Built::same(f, bw, vec![]))
 }
 
@@ -371,9 +371,9 @@ fn batch_norm(gpu: &Gpu, io: &LayerIo, g: &BnGeom) -> Result<Built> {
     let eval = BnGeom { training: false, ..*g };
     let forward = vec![norm::bn_stats(gpu, io.x, &stats, running, g)?, norm::bn_apply(gpu, io.x, &stats, &gamma.w, &beta.w, io.y, g)?];
     let forward_eval = vec![norm::bn_stats(gpu, io.x, &stats, running, &eval)?, norm::bn_apply(gpu, io.x, &stats, &gamma.w, &beta.w, io.y, &eval)?];
-    let mut backward = vec![norm::bn_backward_reduce(gpu, io.dy, io.x, &stats, &gamma.g, &beta.g, g)?];
+    let mut backward = vec![norm::bn_backward_reduce(gpu, io.dy, io.x, &stats, &gamma.grad, &beta.grad, g)?];
     if let Some(dx) = io.dx {
-        backward.push(norm::bn_backward_dx(gpu, io.dy, io.x, &stats, &gamma.w, &gamma.g, &beta.g, dx, g)?);
+        backward.push(norm::bn_backward_dx(gpu, io.dy, io.x, &stats, &gamma.w, &gamma.grad, &beta.grad, dx, g)?);
     }
     Ok(Built { forward, forward_eval, backward, keep: vec![stats] })
 }

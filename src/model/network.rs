@@ -17,8 +17,10 @@ pub struct Param {
     pub name: String,
     pub shape: Vec<usize>,
     pub w: Tensor,
-    pub g: Tensor,
-    pub v: Tensor,
+    /// d loss / d w of the last backward pass.
+    pub grad: Tensor,
+    /// SGD momentum.
+    pub velocity: Tensor,
     pub mask: Option<Tensor>,
     /// Weight decay applies to weights, not biases.
     pub decay: bool,
@@ -115,8 +117,8 @@ impl Network {
                     name: t.name.clone(),
                     shape: t.shape.clone(),
                     w: gpu.upload(&t.data, &t.name)?,
-                    g: gpu.tensor(t.data.len(), "grad")?,
-                    v: gpu.tensor(t.data.len(), "velocity")?,
+                    grad: gpu.tensor(t.data.len(), "grad")?,
+                    velocity: gpu.tensor(t.data.len(), "velocity")?,
                     mask: None,
                     // weight decay applies to conv and linear weights, not to biases or γ
                     decay: !ps.batch_norm && name.ends_with(".weight"),
@@ -175,7 +177,7 @@ impl Network {
         self.update = self
             .params
             .iter()
-            .map(|p| sgd::sgd(gpu, &p.g, &self.hyper, &p.w, &p.v, p.mask.as_ref(), if p.decay { self.weight_decay } else { 0.0 }))
+            .map(|p| sgd::sgd(gpu, &p.grad, &self.hyper, &p.w, &p.velocity, p.mask.as_ref(), if p.decay { self.weight_decay } else { 0.0 }))
             .collect::<Result<_>>()?;
         Ok(())
     }
@@ -275,7 +277,7 @@ impl Network {
         self.run_passes(gpu, valid, &[&self.forward, &self.loss])
     }
 
-    /// Forward, loss and backward without the update: gradients land in each `Param::g`.
+    /// Forward, loss and backward without the update: gradients land in each `Param::grad`.
     pub fn gradient_step(&self, gpu: &Gpu, valid: usize) -> Result<()> {
         self.run_passes(gpu, valid, &[&self.forward, &self.loss, &self.backward])
     }
@@ -371,7 +373,7 @@ impl Network {
     pub fn gradients(&self, gpu: &Gpu) -> Result<Weights> {
         self.params
             .iter()
-            .map(|p| Ok(NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data: gpu.read(&p.g)? }))
+            .map(|p| Ok(NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data: gpu.read(&p.grad)? }))
             .collect::<Result<Vec<_>>>()
             .map(|tensors| Weights { tensors })
     }
@@ -383,7 +385,7 @@ impl Network {
             let t = w.get(&p.name)?;
             ensure!(t.shape == p.shape, "tensor {} has shape {:?}, the network {:?}", p.name, t.shape, p.shape);
             gpu.write(&p.w, &t.data);
-            gpu.write(&p.v, &vec![0.0f32; p.v.len]);
+            gpu.write(&p.velocity, &vec![0.0f32; p.velocity.len]);
         }
         for r in &self.running {
             let (name, c) = (&r.layer, r.channels);

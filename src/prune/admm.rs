@@ -165,7 +165,7 @@ pub fn prune(
     }
     let layers: Vec<&LayerState> = groups_st.iter().flat_map(|g| &g.layers).collect();
     let sums = gpu.tensor(2 * layers.len().max(1), "residual sums")?;
-    let weight = |net: &Network, l: &LayerState| net.weight(&l.name).map(|p| (p.w.clone(), p.g.clone()));
+    let weight = |net: &Network, l: &LayerState| net.weight(&l.name).map(|p| (p.w.clone(), p.grad.clone()));
 
     // Z = Π(W), U = 0
     let mut init = Vec::new();
