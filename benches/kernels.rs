@@ -20,7 +20,7 @@ fn conv(c: &mut Criterion) {
         group.throughput(Throughput::Elements(2 * (g.n * g.k * kept.len() * g.ohw()) as u64));
         group.bench_function(s.name, |bch| {
             bch.iter(|| {
-                gpu.run(&setup.plan);
+                gpu.run(&setup.plan).unwrap();
                 gpu.wait().unwrap();
             })
         });
@@ -41,7 +41,7 @@ fn train_step(c: &mut Criterion) {
     group.bench_function("lenet5_batch64", |bch| {
         bch.iter(|| {
             net.load_batch(&gpu, &images, &labels).unwrap();
-            net.train_step(&gpu, Hyper { lr: 0.01, momentum: 0.9, distill: None }, batch, 0);
+            net.train_step(&gpu, Hyper::plain(0.01, 0.9), batch, 0).unwrap();
             gpu.wait().unwrap();
         })
     });

@@ -13,7 +13,9 @@
 
 mod common;
 
-use autocompress::gpu::admm::{self, GroupView, Scheme};
+use autocompress::gpu::admm::{self, GroupView};
+use autocompress::gpu::purify;
+use autocompress::prune::keep_count;
 use autocompress::gpu::{Gpu, Tensor};
 use common::reference as cpu;
 use common::{assert_close, gpu, rand_vec};
@@ -50,18 +52,19 @@ const SHAPES: [(usize, usize); 10] =
 /// More entries than the capped grid has threads (1024 workgroups × 256).
 const BIG: (usize, usize) = (701, 401);
 
-const SCHEMES: [Scheme; 2] = [Scheme::Filter, Scheme::Column];
+/// Grouped by rows (filter scheme), then by columns (column scheme).
+const SCHEMES: [bool; 2] = [false, true];
 
 fn views() -> impl Iterator<Item = GroupView> {
     SHAPES.into_iter().flat_map(|(r, c)| SCHEMES.map(|s| GroupView::new(r, c, s)))
 }
 
 fn col(v: &GroupView) -> bool {
-    v.scheme == Scheme::Column
+    v.column
 }
 
 fn tag(v: &GroupView) -> String {
-    format!("{}×{} {:?}", v.rows, v.cols, v.scheme)
+    format!("{}×{} {}", v.rows, v.cols, if v.column { "column" } else { "filter" })
 }
 
 /// Keep counts worth testing for `groups` groups: 1, about a third, all but one, all.
@@ -75,14 +78,14 @@ fn keeps(groups: usize) -> Vec<usize> {
 
 #[test]
 fn keep_count_rounds_to_nearest_and_keeps_at_least_one() {
-    assert_eq!(admm::keep_count(10, 0.0), 10);
-    assert_eq!(admm::keep_count(10, 0.7), 3);
-    assert_eq!(admm::keep_count(10, 0.75), 3);
-    assert_eq!(admm::keep_count(5, 0.1), 5);
-    assert_eq!(admm::keep_count(4608, 0.9), 461);
-    assert_eq!(admm::keep_count(10, 0.99), 1);
-    assert_eq!(admm::keep_count(1, 0.5), 1);
-    assert_eq!(admm::keep_count(7, -1.0), 7);
+    assert_eq!(keep_count(10, 0.0), 10);
+    assert_eq!(keep_count(10, 0.7), 3);
+    assert_eq!(keep_count(10, 0.75), 3);
+    assert_eq!(keep_count(5, 0.1), 5);
+    assert_eq!(keep_count(4608, 0.9), 461);
+    assert_eq!(keep_count(10, 0.99), 1);
+    assert_eq!(keep_count(1, 0.5), 1);
+    assert_eq!(keep_count(7, -1.0), 7);
 }
 
 // ----------------------------------------------------------------------------- group_norms
@@ -99,7 +102,7 @@ fn group_norms_match_reference() {
         for with_u in [false, true] {
             // One spare slot past the groups: it must stay untouched.
             let norms = g.upload(&vec![-7.0f32; v.groups() + 1], "norms").unwrap();
-            g.run(&[admm::group_norms(g, &tw, with_u.then_some(&tu), &norms, &v).unwrap()]);
+            g.run(&[admm::group_norms(g, &tw, with_u.then_some(&tu), &norms, &v).unwrap()]).unwrap();
             let got = read(g, &norms);
             let want = cpu::group_norms(&w, with_u.then_some(&u[..]), v.rows, v.cols, col(&v));
             assert_close(&format!("group_norms {} with U {with_u}", tag(&v)), &got[..v.groups()], &want, 1e-5);
@@ -113,7 +116,7 @@ fn group_norms_match_reference() {
 fn gpu_select(g: &Gpu, norms: &[f32], keep: usize) -> Vec<f32> {
     let tn = g.upload(norms, "norms").unwrap();
     let km = nan_tensor(g, norms.len(), "keep_mask");
-    g.run(&[admm::select_top(g, &tn, &km, norms.len(), keep).unwrap()]);
+    g.run(&[admm::select_top(g, &tn, &km, norms.len(), keep).unwrap()]).unwrap();
     read(g, &km)
 }
 
@@ -194,7 +197,7 @@ fn project_matches_reference() {
                 let z = nan_tensor(g, n, "z");
                 let m = nan_tensor(g, n, "m");
                 let uo = with_u.then_some(&tu);
-                g.run(&[admm::project(g, &tw, uo, &tk, &z, with_mask.then_some(&m), &v).unwrap()]);
+                g.run(&[admm::project(g, &tw, uo, &tk, &z, with_mask.then_some(&m), &v).unwrap()]).unwrap();
                 let (wz, wm) = cpu::project(&w, with_u.then_some(&u[..]), &keep_mask, v.rows, v.cols, col(&v));
                 let what = format!("project {} with U {with_u} mask {with_mask}", tag(&v));
                 assert_exact(&what, &read(g, &z), &wz);
@@ -224,7 +227,7 @@ fn projection_keeps_exactly_the_largest_groups() {
             let km = nan_tensor(g, v.groups(), "keep_mask");
             let z = nan_tensor(g, n, "z");
             let m = nan_tensor(g, n, "m");
-            g.run(&admm::projection(g, &tw, Some(&tu), &norms, &km, &z, Some(&m), &v, keep).unwrap());
+            g.run(&admm::projection(g, &tw, Some(&tu), &norms, &km, &z, Some(&m), &v, keep).unwrap()).unwrap();
             let what = format!("projection {} keep {keep}", tag(&v));
             let (gn, gk, gz, gm) = (read(g, &norms), read(g, &km), read(g, &z), read(g, &m));
 
@@ -268,7 +271,7 @@ fn projection_breaks_ties_by_lower_index() {
             let norms = nan_tensor(g, v.groups(), "norms");
             let km = nan_tensor(g, v.groups(), "keep_mask");
             let z = nan_tensor(g, v.len(), "z");
-            g.run(&admm::projection(g, &tw, None, &norms, &km, &z, None, &v, keep).unwrap());
+            g.run(&admm::projection(g, &tw, None, &norms, &km, &z, None, &v, keep).unwrap()).unwrap();
             let gn = read(g, &norms);
             assert!(gn.iter().all(|&x| x == gn[0]), "{}: tied norms differ: {gn:?}", tag(&v));
             let want: Vec<f32> = (0..v.groups()).map(|i| if i < keep { 1.0 } else { 0.0 }).collect();
@@ -296,7 +299,7 @@ fn projection_prunes_nan_groups_first() {
             let km = nan_tensor(g, v.groups(), "keep_mask");
             let z = nan_tensor(g, v.len(), "z");
             let m = nan_tensor(g, v.len(), "m");
-            g.run(&admm::projection(g, &tw, None, &norms, &km, &z, Some(&m), &v, keep).unwrap());
+            g.run(&admm::projection(g, &tw, None, &norms, &km, &z, Some(&m), &v, keep).unwrap()).unwrap();
             let what = format!("NaN projection {} keep {keep}", tag(&v));
             let gk = read(g, &km);
             assert!(read(g, &norms)[bad].is_nan(), "{what}: the NaN group's norm is not NaN");
@@ -328,7 +331,7 @@ fn hard_prune_zeroes_pruned_groups_in_place() {
             admm::group_norms(g, &tw, None, &norms, &v).unwrap(),
             admm::select_top(g, &norms, &km, v.groups(), keep).unwrap(),
             admm::hard_prune(g, &tw, &km, &m, &v).unwrap(),
-        ]);
+        ]).unwrap();
         let gk = read(g, &km);
         assert_exact(&format!("hard_prune {}: keep mask", tag(&v)), &gk, &cpu::select_top(&read(g, &norms), keep));
         let (wz, wm) = cpu::project(&w, None, &gk, v.rows, v.cols, col(&v));
@@ -344,7 +347,7 @@ fn dual_update_and_penalty_match_reference() {
     let Some(g) = gpu() else { return };
     let shapes = SHAPES.into_iter().chain([BIG]);
     for (vi, (r, c)) in shapes.enumerate() {
-        let v = GroupView::new(r, c, Scheme::Filter);
+        let v = GroupView::new(r, c, false);
         let n = v.len();
         let (w, z, u, dw) =
             (rand_vec(n, 1100 + vi as u64), rand_vec(n, 1200 + vi as u64), rand_vec(n, 1300 + vi as u64), rand_vec(n, 1400 + vi as u64));
@@ -352,7 +355,7 @@ fn dual_update_and_penalty_match_reference() {
             (g.upload(&w, "w").unwrap(), g.upload(&z, "z").unwrap(), g.upload(&u, "u").unwrap(), g.upload(&dw, "dw").unwrap());
         let rho = 1.5e-3 * 1.9f32.powi(vi as i32 % 10);
         // The penalty reads U before the dual update changes it.
-        g.run(&[admm::admm_penalty(g, &tw, &tz, &tu, &tdw, rho, &v).unwrap(), admm::dual_update(g, &tw, &tz, &tu, 1.0, &v).unwrap()]);
+        g.run(&[admm::admm_penalty(g, &tw, &tz, &tu, &tdw, rho, &v).unwrap(), admm::dual_update(g, &tw, &tz, &tu, 1.0, &v).unwrap()]).unwrap();
         assert_close(&format!("admm_penalty {r}×{c} rho {rho}"), &read(g, &tdw), &cpu::admm_penalty(&dw, &w, &z, &u, rho), 1e-5);
         assert_close(&format!("dual_update {r}×{c}"), &read(g, &tu), &cpu::dual_update(&u, &w, &z), 1e-5);
     }
@@ -365,19 +368,19 @@ fn sq_diff_sum_matches_reference() {
     let Some(g) = gpu() else { return };
     let shapes = SHAPES.into_iter().chain([(1, 255), (1, 256), (1, 257), (101, 99), BIG]);
     for (vi, (r, c)) in shapes.enumerate() {
-        let v = GroupView::new(r, c, Scheme::Column);
+        let v = GroupView::new(r, c, true);
         let n = v.len();
         let (w, z) = (rand_vec(n, 1500 + vi as u64), rand_vec(n, 1600 + vi as u64));
         let (tw, tz) = (g.upload(&w, "w").unwrap(), g.upload(&z, "z").unwrap());
         // Two layers' sums share one buffer: this one writes slots 2 and 3 only.
         let out = g.upload(&[-1.0f32; 5], "out").unwrap();
-        g.run(&[admm::sq_diff_sum(g, &tw, &tz, &out, 2, &v).unwrap()]);
+        g.run(&[admm::sq_diff_sum(g, &tw, &tz, &out, 2, &v).unwrap()]).unwrap();
         let got = read(g, &out);
         let want = cpu::sq_diff_sum(&w, &z);
         assert_close(&format!("sq_diff_sum {r}×{c} Σ(W−Z)²"), &got[2..3], &want[..1], 1e-5);
         assert_close(&format!("sq_diff_sum {r}×{c} ΣW²"), &got[3..4], &want[1..], 1e-5);
         assert_eq!([got[0], got[1], got[4]], [-1.0; 3], "sq_diff_sum {r}×{c}: wrote outside its slots");
-        let res = admm::primal_residual([got[2], got[3]]);
+        let res = autocompress::prune::admm::primal_residual([got[2], got[3]]);
         let want_res = (want[0] as f64 / want[1] as f64).sqrt() as f32;
         assert!((res - want_res).abs() <= 1e-5 * want_res, "primal residual {res} vs {want_res}");
     }
@@ -385,7 +388,7 @@ fn sq_diff_sum_matches_reference() {
     let w = rand_vec(1000, 1700);
     let (tw, tz) = (g.upload(&w, "w").unwrap(), g.upload(&w, "z").unwrap());
     let out = nan_tensor(g, 2, "out");
-    g.run(&[admm::sq_diff_sum(g, &tw, &tz, &out, 0, &GroupView::new(10, 100, Scheme::Filter)).unwrap()]);
+    g.run(&[admm::sq_diff_sum(g, &tw, &tz, &out, 0, &GroupView::new(10, 100, false)).unwrap()]).unwrap();
     assert_eq!(read(g, &out)[0], 0.0);
 }
 
@@ -407,7 +410,7 @@ fn group_stats_match_reference() {
         }
         let tw = g.upload(&w, "w").unwrap();
         let stats = nan_tensor(g, 2 * v.groups(), "stats");
-        g.run(&[admm::group_stats(g, &tw, &stats, &v).unwrap()]);
+        g.run(&[purify::group_stats(g, &tw, &stats, &v).unwrap()]).unwrap();
         let got = read(g, &stats);
         let want = cpu::group_stats(&w, v.rows, v.cols, col(&v));
         let (gz, gn): (Vec<f32>, Vec<f32>) = got.chunks(2).map(|p| (p[0], p[1])).unzip();
@@ -423,7 +426,7 @@ fn group_stats_match_reference() {
 #[test]
 fn launchers_reject_out_of_range_arguments() {
     let Some(g) = gpu() else { return };
-    let v = GroupView::new(4, 6, Scheme::Column);
+    let v = GroupView::new(4, 6, true);
     let w = g.tensor(24, "w").unwrap();
     let short = g.tensor(23, "short").unwrap();
     let groups = g.tensor(6, "groups").unwrap();
@@ -441,6 +444,6 @@ fn launchers_reject_out_of_range_arguments() {
     assert!(admm::admm_penalty(g, &w, &w, &w, &short, 1.0, &v).is_err(), "dW shorter than the view");
     assert!(admm::admm_penalty(g, &w, &w, &w, &w, f32::NAN, &v).is_err(), "rho not finite");
     assert!(admm::sq_diff_sum(g, &w, &w, &groups, 5, &v).is_err(), "out slot past the end");
-    assert!(admm::group_stats(g, &w, &groups, &v).is_err(), "stats shorter than 2 per group");
-    assert!(admm::group_norms(g, &w, None, &groups, &GroupView::new(0, 6, Scheme::Filter)).is_err(), "empty view");
+    assert!(purify::group_stats(g, &w, &groups, &v).is_err(), "stats shorter than 2 per group");
+    assert!(admm::group_norms(g, &w, None, &groups, &GroupView::new(0, 6, false)).is_err(), "empty view");
 }

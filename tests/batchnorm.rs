@@ -73,7 +73,7 @@ fn batchnorm_forward_backward_and_running_statistics_match_reference() {
             norm::bn_apply(g, &tx, &stats, &tg, &tb, &y, &geo).unwrap(),
             norm::bn_backward_reduce(g, &tdy, &tx, &stats, &dg, &db, &geo).unwrap(),
             norm::bn_backward_dx(g, &tdy, &tx, &stats, &tg, &dg, &db, &dx, &geo).unwrap(),
-        ]);
+        ]).unwrap();
         let (ry, mean, var) = cpu::batchnorm_forward(&x, &gamma, &beta, n, c, p, EPS, None);
         let (rdx, rdg, rdb) = cpu::batchnorm_backward(&dy, &x, &gamma, n, c, p, EPS);
         assert_close(&format!("{tag} forward"), &g.read(&y).unwrap(), &ry, 1e-4);
@@ -94,7 +94,7 @@ fn batchnorm_forward_backward_and_running_statistics_match_reference() {
             norm::bn_stats(g, &tx, &stats, &running, &inf).unwrap(),
             norm::bn_apply(g, &tx, &stats, &tg, &tb, &y, &inf).unwrap(),
             norm::bn_backward_dx(g, &tdy, &tx, &stats, &tg, &dg, &db, &dx, &inf).unwrap(),
-        ]);
+        ]).unwrap();
         let (ry, _, _) = cpu::batchnorm_forward(&x, &gamma, &beta, n, c, p, EPS, Some((&run[..c], &run[c..])));
         assert_close(&format!("{tag} inference forward"), &g.read(&y).unwrap(), &ry, 1e-4);
         assert_eq!(g.read::<f32>(&running).unwrap(), run, "{tag}: inference must not move the running statistics");
@@ -109,7 +109,7 @@ fn residual_add_matches_reference() {
     for n in [1usize, 255, 1031] {
         let (a, b) = (rand_vec(n, 1), rand_vec(n, 2));
         let y = g.tensor(n, "y").unwrap();
-        g.run(&[norm::add(g, &g.upload(&a, "a").unwrap(), &g.upload(&b, "b").unwrap(), &y, n).unwrap()]);
+        g.run(&[autocompress::gpu::elementwise::add(g, &g.upload(&a, "a").unwrap(), &g.upload(&b, "b").unwrap(), &y, n).unwrap()]).unwrap();
         let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
         assert_eq!(g.read::<f32>(&y).unwrap(), want, "add n={n}");
     }

@@ -107,7 +107,7 @@ fn logits(arch: &Architecture, w: &Weights, images: &[f32], n: usize) -> Vec<f32
     let g = gpu().unwrap();
     let net = Network::inference(g, arch, w, n).unwrap();
     net.load_batch(g, images, &vec![0u32; n]).unwrap();
-    net.eval_step(g, n);
+    net.eval_step(g, n).unwrap();
     net.logits(g).unwrap()
 }
 
@@ -209,7 +209,8 @@ fn compaction_of_a_residual_network_keeps_outputs() {
 /// action that prunes a coupled group two ways is refused, naming the layers.
 #[test]
 fn coupled_groups_are_pruned_together_or_refused() {
-    use autocompress::prune::action::{Action, LayerAction, Scheme};
+    use autocompress::prune::action::{Action, LayerAction};
+use autocompress::prune::Scheme;
     let a = resnet();
     let act = |entries: &[(&str, Scheme, f32)]| Action { layers: entries.iter().map(|&(l, scheme, rate)| LayerAction { layer: l.into(), scheme, rate }).collect() };
     let err = format!("{:#}", act(&[("stem", Scheme::Filter, 0.5), ("b", Scheme::Column, 0.3)]).validate(&a, 0.9).unwrap_err());

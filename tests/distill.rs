@@ -3,7 +3,8 @@
 mod common;
 
 use autocompress::data::{self, LoadOptions};
-use autocompress::model::{zoo, Distill, Network, Weights};
+use autocompress::model::{zoo, Network, Weights};
+use autocompress::train::Distill;
 use autocompress::train::{logits, train, Schedule, TrainConfig};
 use common::gpu;
 

@@ -18,7 +18,7 @@ fn gpu_matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
         pack(g, &tb, &pb, &Pack::matrix(k, n, n, 1, true)).unwrap(),
         gemm(g, &Gemm { a: &pa, a_off: 0, b: &pb, b_off: 0, m, n, kp, np }, Bias::None, &c, OutMap::rows(n)).unwrap(),
     ];
-    g.run(&plan);
+    g.run(&plan).unwrap();
     g.read(&c).unwrap()
 }
 
@@ -84,7 +84,7 @@ fn gemm_accumulates_with_bias_and_offsets() {
         pack(g, &tb, &pb, &Pack { d_off: b_off, ..Pack::matrix(k, n, n, 1, true) }).unwrap(),
         gemm(g, &Gemm { a: &pa, a_off, b: &pb, b_off, m, n, kp, np }, Bias::PerRow(&tbias, bias_off), &tc, out).unwrap(),
     ];
-    g.run(&plan);
+    g.run(&plan).unwrap();
     let prod = common::reference::matmul(&a, &b, m, k, n);
     let mut want = c0.clone();
     for i in 0..m {
@@ -124,7 +124,7 @@ fn gemm_writes_transposed_output() {
             pack(g, &tx, &pxt, &Pack::matrix(inp, batch, 1, inp, true)).unwrap(),
             gemm(g, &Gemm { a: &pw, a_off: 0, b: &pxt, b_off: 0, m: outs, n: batch, kp: ip, np: bp }, Bias::PerRow(&tbias, 0), &y, out).unwrap(),
         ];
-        g.run(&plan);
+        g.run(&plan).unwrap();
         let wt: Vec<f32> = (0..inp * outs).map(|i| w[(i % outs) * inp + i / outs]).collect();
         let mut want = common::reference::matmul(&x, &wt, batch, inp, outs);
         want.iter_mut().enumerate().for_each(|(i, v)| *v += bias[i % outs]);

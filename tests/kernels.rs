@@ -12,8 +12,11 @@
 
 mod common;
 
-use autocompress::gpu::gemm::{conv_dgrad, conv_gemm, conv_wgrad, gemm, pack, split_count, Bias, Gemm, OutMap, Pack};
-use autocompress::gpu::ops::{self, ConvGeom, PoolGeom};
+use autocompress::gpu::conv::{conv_dgrad, conv_gemm, conv_wgrad};
+use autocompress::gpu::gemm::{gemm, pack, split_count, Bias, Gemm, OutMap, Pack};
+use autocompress::gpu::conv::{self, ConvGeom};
+use autocompress::gpu::pool::{self, PoolGeom};
+use autocompress::gpu::{activation, loss, sgd};
 use autocompress::gpu::{Gpu, Tensor};
 use common::reference as cpu;
 use common::{assert_close, gpu, rand_vec};
@@ -117,7 +120,7 @@ fn conv_forward_with(g: &Gpu, x: &[f32], w: &[f32], bias: &[f32], geo: &ConvGeom
     let tx = g.upload(x, "x").unwrap();
     let tw = g.upload(w, "w").unwrap();
     let tb = g.upload(bias, "bias").unwrap();
-    let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
+    let tbl = g.upload(&conv::column_table(geo, kept).unwrap(), "tbl").unwrap();
     let pw = nan_tensor(g, geo.k * kcp, "packed w");
     let col = nan_tensor(g, kcp * chunk * ohwp, "col");
     let y = nan_tensor(g, geo.n * geo.k * ohw, "y");
@@ -126,15 +129,15 @@ fn conv_forward_with(g: &Gpu, x: &[f32], w: &[f32], bias: &[f32], geo: &ConvGeom
         let c = chunk.min(geo.n - n0);
         let np = c * ohwp;
         if implicit {
-            plan.push(autocompress::gpu::gemm::conv_gemm(g, geo, kc, n0, c, &pw, &tx, &tbl, &tb, &y).unwrap());
+            plan.push(autocompress::gpu::conv::conv_gemm(g, geo, kc, n0, c, &pw, &tx, &tbl, &tb, &y).unwrap());
             continue;
         }
-        plan.push(ops::im2col(g, &tx, &tbl, &col, geo, kc, n0, c).unwrap());
+        plan.push(conv::im2col(g, &tx, &tbl, &col, geo, kc, n0, c).unwrap());
         let gm = Gemm { a: &pw, a_off: 0, b: &col, b_off: 0, m: geo.k, n: np, kp: kcp, np };
         let out = OutMap { off: n0 * geo.k * ohw, rs: ohw, bs: geo.k * ohw, cs: 1, n_inner: ohwp, n_valid: ohw, accumulate: false };
         plan.push(gemm(g, &gm, Bias::PerRow(&tb, 0), &y, out).unwrap());
     }
-    g.run(&plan);
+    g.run(&plan).unwrap();
     read(g, &y)
 }
 
@@ -145,21 +148,21 @@ fn conv_forward_with(g: &Gpu, x: &[f32], w: &[f32], bias: &[f32], geo: &ConvGeom
 fn gpu_conv_backward_data(g: &Gpu, dy: &[f32], w: &[f32], geo: &ConvGeom, kept: &[u32], chunk: usize) -> Vec<(&'static str, Vec<f32>)> {
     let tdy = g.upload(dy, "dy").unwrap();
     let tw = g.upload(w, "w").unwrap();
-    let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
+    let tbl = g.upload(&conv::column_table(geo, kept).unwrap(), "tbl").unwrap();
     let wt = nan_tensor(g, geo.crs() * geo.k.next_multiple_of(4), "dgrad weights");
     let dx = nan_tensor(g, geo.n * geo.c * geo.h * geo.w, "dx");
-    let layout = ops::dgrad_weights(g, &tw, &tbl, &wt, geo, kept.len()).unwrap();
-    g.run(&[layout.clone(), conv_dgrad(g, geo, &wt, &tdy, &dx).unwrap()]);
+    let layout = conv::dgrad_weights(g, &tw, &tbl, &wt, geo, kept.len()).unwrap();
+    g.run(&[layout.clone(), conv_dgrad(g, geo, &wt, &tdy, &dx).unwrap()]).unwrap();
     let mut out = vec![("gather", read(g, &dx))];
-    if let Some(t) = ops::transposed(geo) {
-        let ttbl = g.upload(&ops::transposed_table(geo).unwrap(), "transposed table").unwrap();
+    if let Some(t) = conv::transposed(geo) {
+        let ttbl = g.upload(&conv::transposed_table(geo).unwrap(), "transposed table").unwrap();
         let zero = g.upload(&vec![0.0f32; geo.c], "zero bias").unwrap();
         let dx = nan_tensor(g, geo.n * geo.c * geo.h * geo.w, "dx");
         let mut plan = vec![layout];
         for n0 in (0..geo.n).step_by(chunk) {
             plan.push(conv_gemm(g, &t, geo.r * geo.s * geo.k.next_multiple_of(4), n0, chunk.min(geo.n - n0), &wt, &tdy, &ttbl, &zero, &dx).unwrap());
         }
-        g.run(&plan);
+        g.run(&plan).unwrap();
         out.push(("transposed", read(g, &dx)));
     }
     out
@@ -171,7 +174,7 @@ fn gpu_conv_backward_weight(g: &Gpu, x: &[f32], dy: &[f32], geo: &ConvGeom, kept
     let kc = kept.len();
     let tx = g.upload(x, "x").unwrap();
     let tdy = g.upload(dy, "dy").unwrap();
-    let tbl = g.upload(&ops::column_table(geo, kept).unwrap(), "tbl").unwrap();
+    let tbl = g.upload(&conv::column_table(geo, kept).unwrap(), "tbl").unwrap();
     let dw = nan_tensor(g, geo.k * kc, "dw");
     let splits = split_count(geo.k, kc.next_multiple_of(4), chunk * geo.ohwp());
     let part = nan_tensor(g, splits * geo.k * kc, "split-k partial sums");
@@ -180,7 +183,7 @@ fn gpu_conv_backward_weight(g: &Gpu, x: &[f32], dy: &[f32], geo: &ConvGeom, kept
         let c = chunk.min(geo.n - n0);
         plan.extend(conv_wgrad(g, geo, kc, n0, c, &tdy, &tx, &tbl, &dw, &part, n0 > 0).unwrap());
     }
-    g.run(&plan);
+    g.run(&plan).unwrap();
     read(g, &dw)
 }
 
@@ -298,8 +301,8 @@ fn column_pruned_conv_equals_dense_conv_with_zero_columns() {
 #[test]
 fn column_table_rejects_out_of_range_columns() {
     let geo = geom(1, 2, 5, 5, 3, 3, 3, 1, 1);
-    assert!(ops::column_table(&geo, &[0, 18]).is_err(), "column 18 of an 18-column layer accepted");
-    let t = ops::column_table(&geo, &[17, 4]).unwrap();
+    assert!(conv::column_table(&geo, &[0, 18]).is_err(), "column 18 of an 18-column layer accepted");
+    let t = conv::column_table(&geo, &[17, 4]).unwrap();
     assert_eq!(t.len(), 2 + 18);
     assert_eq!(t[0], (1 << 16) | (2 << 8) | 2, "column 17 = channel 1, r 2, s 2");
     assert_eq!((t[2 + 17], t[2 + 4], t[2]), (0, 1, u32::MAX), "inverse map");
@@ -316,14 +319,14 @@ fn im2col_matches_reference() {
         for kept in [all_columns(&geo), kept_subsets(&geo, 7).remove(1)] {
             let (kc, ohw, ohwp) = (kept.len(), geo.ohw(), geo.ohwp());
             let kcp = kc.next_multiple_of(4);
-            let tbl = g.upload(&ops::column_table(&geo, &kept).unwrap(), "tbl").unwrap();
+            let tbl = g.upload(&conv::column_table(&geo, &kept).unwrap(), "tbl").unwrap();
             let kept_us: Vec<usize> = kept.iter().map(|&j| j as usize).collect();
             // the last chunk, which is partial in most cases: n0 > 0 exercises the image offset
             let n0 = (geo.n - 1) / chunk * chunk;
             let c = geo.n - n0;
             let want = cpu::im2col(&x, &geo, &kept_us, n0, c);
             let col = nan_tensor(g, kcp * c * ohwp, "col");
-            g.run(&[ops::im2col(g, &tx, &tbl, &col, &geo, kc, n0, c).unwrap()]);
+            g.run(&[conv::im2col(g, &tx, &tbl, &col, &geo, kc, n0, c).unwrap()]).unwrap();
             let got = read(g, &col);
             // Expected layout, zero in the padding rows (j ≥ kc) and pixels (p ≥ OHW).
             let mut exp = vec![0.0; kcp * c * ohwp];
@@ -352,7 +355,7 @@ fn pack_transposes_and_zero_pads() {
     let dst = g.upload(&vec![sentinel; off + rp * cp + 3], "dst").unwrap();
     let p = Pack { d_off: off, ..Pack::matrix(cols, rows, 1, cols, true) };
     assert_eq!((p.rp, p.cp), (rp, cp));
-    g.run(&[pack(g, &tw, &dst, &p).unwrap()]);
+    g.run(&[pack(g, &tw, &dst, &p).unwrap()]).unwrap();
     let got = read(g, &dst);
     let mut want = vec![sentinel; off + rp * cp + 3];
     for r in 0..rp {
@@ -367,7 +370,7 @@ fn pack_transposes_and_zero_pads() {
     let ts = g.upload(&src, "src").unwrap();
     let dst = nan_tensor(g, 5 * 8, "dst");
     let p = Pack { s_off: 2 * 10 + 3, ..Pack::matrix(5, 6, 10, 1, false) };
-    g.run(&[pack(g, &ts, &dst, &p).unwrap()]);
+    g.run(&[pack(g, &ts, &dst, &p).unwrap()]).unwrap();
     let want: Vec<f32> = (0..5 * 8).map(|i| if i % 8 < 6 { src[(2 + i / 8) * 10 + 3 + i % 8] } else { 0.0 }).collect();
     assert_close("pack sub-block 5x6 of 9x10", &read(g, &dst), &want, 0.0);
 }
@@ -398,7 +401,7 @@ fn pack_gathers_image_blocks() {
         s_cs: 1,
         d_off: 0,
     };
-    g.run(&[pack(g, &tdy, &dst, &dy_pack).unwrap()]);
+    g.run(&[pack(g, &tdy, &dst, &dy_pack).unwrap()]).unwrap();
     let mut want = vec![0.0; rp * c * ohwp];
     for kk in 0..k {
         for img in 0..c {
@@ -431,7 +434,7 @@ fn pack_gathers_image_blocks() {
         d_off: 0,
     };
     let dst = nan_tensor(g, n * hwp * 8, "dst");
-    g.run(&[pack(g, &tx, &dst, &p).unwrap()]);
+    g.run(&[pack(g, &tx, &dst, &p).unwrap()]).unwrap();
     let mut want = vec![0.0; n * hwp * 8];
     for img in 0..n {
         for pix in 0..hw {
@@ -454,7 +457,7 @@ fn channel_sum_matches_reference() {
         let init = rand_vec(k, 750 + i as u64);
         let tdy = g.upload(&dy, "dy").unwrap();
         let db = if acc { g.upload(&init, "db").unwrap() } else { nan_tensor(g, k, "db") };
-        g.run(&[ops::channel_sum(g, &tdy, &db, n, k, p, acc).unwrap()]);
+        g.run(&[conv::channel_sum(g, &tdy, &db, n, k, p, acc).unwrap()]).unwrap();
         let mut want = cpu::channel_sum(&dy, n, k, p);
         if acc {
             want.iter_mut().zip(&init).for_each(|(w, i)| *w += i);
@@ -492,9 +495,9 @@ fn maxpool_matches_reference_with_ties() {
         let tdy = g.upload(&dy, "dy").unwrap();
         let dx = nan_tensor(g, x.len(), "dx");
         g.run(&[
-            ops::maxpool_forward(g, &tx, &y, &arg, &geo).unwrap(),
-            ops::maxpool_backward(g, &tdy, &arg, &dx, &geo).unwrap(),
-        ]);
+            pool::maxpool_forward(g, &tx, &y, &arg, &geo).unwrap(),
+            pool::maxpool_backward(g, &tdy, &arg, &dx, &geo).unwrap(),
+        ]).unwrap();
         assert_close(&format!("{tag} forward"), &read(g, &y), &want_y, 0.0);
         let got_arg: Vec<u32> = g.read(&arg).unwrap();
         if let Some(o) = (0..want_arg.len()).find(|&o| got_arg[o] != want_arg[o]) {
@@ -515,9 +518,9 @@ fn avgpool_matches_reference() {
         let y = nan_tensor(g, planes, "y");
         let dx = nan_tensor(g, planes * hw, "dx");
         g.run(&[
-            ops::avgpool_forward(g, &tx, &y, planes, hw).unwrap(),
-            ops::avgpool_backward(g, &tdy, &dx, planes, hw).unwrap(),
-        ]);
+            pool::avgpool_forward(g, &tx, &y, planes, hw).unwrap(),
+            pool::avgpool_backward(g, &tdy, &dx, planes, hw).unwrap(),
+        ]).unwrap();
         let tag = format!("avgpool {planes} planes of {hw}");
         assert_close(&format!("{tag} forward"), &read(g, &y), &cpu::avgpool_forward(&x, planes, hw), 1e-5);
         assert_close(&format!("{tag} backward"), &read(g, &dx), &cpu::avgpool_backward(&dy, planes, hw), 1e-5);
@@ -543,7 +546,7 @@ fn relu_matches_reference() {
         let tdy = g.upload(&dy, "dy").unwrap();
         let y = nan_tensor(g, n, "y");
         let dx = nan_tensor(g, n, "dx");
-        g.run(&[ops::relu_forward(g, &tx, &y, n).unwrap(), ops::relu_backward(g, &tdy, &y, &dx, n).unwrap()]);
+        g.run(&[activation::relu_forward(g, &tx, &y, n).unwrap(), activation::relu_backward(g, &tdy, &y, &dx, n).unwrap()]).unwrap();
         assert_close(&format!("relu forward n{n}"), &read(g, &y), &cpu::relu_forward(&x), 0.0);
         assert_close(&format!("relu backward n{n}"), &read(g, &dx), &cpu::relu_backward(&dy, &x), 0.0);
     }
@@ -598,7 +601,7 @@ fn check_xent(g: &Gpu, tag: &str, logits: &[f32], labels: &[u32], teacher: &Tens
     let td = g.upload(distill, "distill").unwrap();
     let dl = nan_tensor(g, batch * classes, "dlogits");
     let stats = nan_tensor(g, 2 * batch, "stats");
-    g.run(&[ops::softmax_xent(g, &tl, &tlab, &th, teacher, &td, &dl, &stats, batch, classes).unwrap()]);
+    g.run(&[loss::softmax_xent(g, &tl, &tlab, &th, teacher, &td, &dl, &stats, batch, classes).unwrap()]).unwrap();
     let st = read(g, &stats);
     let loss: Vec<f32> = st.iter().step_by(2).copied().collect();
     let correct: Vec<f32> = st.iter().skip(1).step_by(2).copied().collect();
@@ -645,7 +648,7 @@ fn accumulate_metrics_sums_losses_and_correct() {
     let loss_sum: f32 = want.loss.iter().map(|&v| v as f64).sum::<f64>() as f32;
     let correct_sum: f32 = want.correct.iter().sum();
 
-    let ring = ops::LOSS_RING;
+    let ring = loss::LOSS_RING;
     let tl = g.upload(&logits, "logits").unwrap();
     let tlab = g.upload(&labels, "labels").unwrap();
     let th = g.upload(&hyper(valid, 5), "hyper").unwrap();
@@ -658,13 +661,13 @@ fn accumulate_metrics_sums_losses_and_correct() {
     init[1] = 2.0;
     let metrics = g.upload(&init, "metrics").unwrap();
     let plan = [
-        ops::softmax_xent(g, &tl, &tlab, &th, &teacher, &distill, &dl, &stats, batch, classes).unwrap(),
-        ops::accumulate_metrics(g, &stats, &th, &metrics, batch).unwrap(),
+        loss::softmax_xent(g, &tl, &tlab, &th, &teacher, &distill, &dl, &stats, batch, classes).unwrap(),
+        loss::accumulate_metrics(g, &stats, &th, &metrics, batch).unwrap(),
     ];
-    g.run(&plan);
+    g.run(&plan).unwrap();
     // The same prepared plan replayed as the next step, in the next ring slot.
     g.write(&th, &hyper(valid, ring - 1));
-    g.run(&plan);
+    g.run(&plan).unwrap();
 
     let mut expect = init.clone();
     expect[0] = 0.5 + 2.0 * loss_sum;
@@ -694,11 +697,11 @@ fn sgd_matches_reference_with_and_without_mask() {
         let tgrad = g.tensor(n, "grad").unwrap();
         let th = g.upload(&[lr, momentum, 1.0, 0.0], "hyper").unwrap();
         let tm = g.upload(&mask, "mask").unwrap();
-        let step = [ops::sgd(g, &tgrad, &th, &tw, &tv, masked.then_some(&tm), wd).unwrap()];
+        let step = [sgd::sgd(g, &tgrad, &th, &tw, &tv, masked.then_some(&tm), wd).unwrap()];
         for s in 0..3u64 {
             let grad = rand_vec(n, 1310 + s);
             g.write(&tgrad, &grad);
-            g.run(&step);
+            g.run(&step).unwrap();
             cpu::sgd(&mut w, &mut v, &grad, masked.then_some(&mask[..]), lr, momentum, wd);
             let (gw, gv) = (read(g, &tw), read(g, &tv));
             assert_close(&format!("sgd masked {masked} step {s} weights"), &gw, &w, 1e-5);
@@ -726,7 +729,7 @@ fn folded_launch_grid_covers_every_element() {
     let dy: Vec<f32> = (0..planes).map(|i| (i % 1000) as f32).collect();
     let tdy = g.upload(&dy, "dy").unwrap();
     let dx = nan_tensor(g, planes * hw, "dx");
-    g.run(&[ops::avgpool_backward(g, &tdy, &dx, planes, hw).unwrap()]);
+    g.run(&[pool::avgpool_backward(g, &tdy, &dx, planes, hw).unwrap()]).unwrap();
     let got = read(g, &dx);
     // hw is a power of two, so the division is exact.
     if let Some(i) = (0..planes * hw).find(|&i| got[i] != dy[i / hw] / hw as f32) {

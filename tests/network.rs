@@ -7,7 +7,7 @@ use common::*;
 /// The loss as the backward pass sees it (batch norm on batch statistics).
 fn loss(net: &Network, g: &autocompress::gpu::Gpu, valid: usize) -> f64 {
     net.reset_metrics(g);
-    net.train_loss_step(g, valid);
+    net.train_loss_step(g, valid).unwrap();
     net.read_metrics(g).unwrap().loss_sum / valid as f64
 }
 
@@ -21,7 +21,7 @@ fn gradient_check(arch: Architecture, batch: usize, valid: usize, budget: usize)
     let images = rand_vec(valid * il, 3);
     let labels: Vec<u32> = (0..valid as u32).map(|i| (i * 7 + 1) % arch.classes as u32).collect();
     net.load_batch(g, &images, &labels).unwrap();
-    net.gradient_step(g, valid);
+    net.gradient_step(g, valid).unwrap();
     let grads = net.gradients(g).unwrap();
     let mut worst = 0.0f64;
     let mut failures = Vec::new();

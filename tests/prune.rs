@@ -3,7 +3,8 @@
 mod common;
 
 use autocompress::model::{Architecture, Layer, Network, Weights};
-use autocompress::prune::action::{Action, LayerAction, Scheme};
+use autocompress::prune::action::{Action, LayerAction};
+use autocompress::prune::Scheme;
 use autocompress::prune::compact::compact;
 use autocompress::prune::purify::unused_paths;
 use autocompress::prune::topology::topology;
@@ -52,7 +53,7 @@ fn logits(arch: &Architecture, w: &Weights, images: &[f32], n: usize) -> Vec<f32
     let net = if arch.name.ends_with("inference") { Network::inference(g, arch, w, n) } else { Network::new(g, arch, w, n, 0.0) }.unwrap();
     let labels = vec![0u32; n];
     net.load_batch(g, images, &labels).unwrap();
-    net.eval_step(g, n);
+    net.eval_step(g, n).unwrap();
     net.logits(g).unwrap()
 }
 

@@ -90,14 +90,10 @@ fn batch_norm_running_statistics_and_evaluation_mode() {
     // lr 0: the parameters stay, only the running statistics move
     net.train_step(
         g,
-        Hyper {
-            lr: 0.0,
-            momentum: 0.0,
-            distill: None,
-        },
+        Hyper::plain(0.0, 0.0),
         n,
         0,
-    );
+    ).unwrap();
     let after = net.weights(g).unwrap();
     let (mut want_mean, mut want_var) = (vec![0.0f32; c], vec![0.0f32; c]);
     for ch in 0..c {
@@ -123,7 +119,7 @@ fn batch_norm_running_statistics_and_evaluation_mode() {
     );
 
     // evaluation: y = γ (x − running mean) / √(running var + ε) + β, then the linear layer
-    net.eval_step(g, n);
+    net.eval_step(g, n).unwrap();
     let logits = net.logits(g).unwrap();
     let (gamma, beta) = (
         &w.get("bn.weight").unwrap().data,
