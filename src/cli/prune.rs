@@ -1,7 +1,11 @@
-//! `autocompress prune`: one given action applied to a trained model (ADMM, hard pruning, masked
-//! retraining, purification, compaction), with its report.
+//! `autocompress prune`: one given action applied to a trained model by the pipeline a compress
+//! round runs (ADMM, hard pruning, masked retraining, purification, compaction), with its report.
+//!
+//! The ADMM and purification flags override `AdmmConfig::default()` and
+//! `PurifyConfig::default()`; their help states those defaults, and tests/cli.rs checks that it
+//! does so correctly.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,11 +14,11 @@ use super::{load_model_and_data, open_gpu, snapshot, DataArgs};
 use autocompress::io;
 use autocompress::model::Network;
 use autocompress::prune::action::Action;
-use autocompress::prune::admm::{self, AdmmConfig};
-use autocompress::prune::compact::compact;
+use autocompress::prune::admm::AdmmConfig;
 use autocompress::prune::count::count;
-use autocompress::prune::purify::{self, PurifyConfig};
-use autocompress::report::{layer_table, Adapter, Report};
+use autocompress::prune::pipeline::{self, Pruned};
+use autocompress::prune::purify::PurifyConfig;
+use autocompress::report::{layer_table, Adapter, Report, Snapshot};
 use autocompress::train::{self, TrainConfig};
 
 #[derive(Args)]
@@ -26,33 +30,40 @@ pub struct PruneArgs {
     action: PathBuf,
     #[command(flatten)]
     data: DataArgs,
-    #[arg(long, default_value_t = 10)]
-    admm_updates: usize,
-    #[arg(long, default_value_t = 1)]
-    admm_epochs_per_update: usize,
-    #[arg(long, default_value_t = 1.5e-3)]
-    rho0: f32,
-    #[arg(long, default_value_t = 1.9)]
-    rho_growth: f32,
+    /// [default: 10]
+    #[arg(long)]
+    admm_updates: Option<usize>,
+    /// [default: 1]
+    #[arg(long)]
+    admm_epochs_per_update: Option<usize>,
+    /// [default: 0.0015]
+    #[arg(long)]
+    rho0: Option<f32>,
+    /// [default: 1.9]
+    #[arg(long)]
+    rho_growth: Option<f32>,
     /// Keep the scaled dual U as is when ρ grows (default: rescale it by 1/rho-growth).
     #[arg(long)]
     no_dual_rescale: bool,
-    /// Masked retraining epochs after hard pruning.
-    #[arg(long, default_value_t = 3)]
-    retrain_epochs: usize,
+    /// Masked retraining epochs after hard pruning [default: 3]
+    #[arg(long)]
+    retrain_epochs: Option<usize>,
     #[arg(long)]
     batch_size: Option<usize>,
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
-    #[arg(long, default_value_t = 0.9)]
-    eta: f32,
-    #[arg(long, default_value_t = 0.1)]
-    sigma: f32,
-    #[arg(long, default_value_t = 0.01)]
-    sigma_min: f32,
-    /// Largest validation-accuracy drop purification step 1 may cause, in points.
-    #[arg(long, default_value_t = 0.05)]
-    purify_tolerance: f64,
+    /// [default: 0.9]
+    #[arg(long)]
+    eta: Option<f32>,
+    /// [default: 0.1]
+    #[arg(long)]
+    sigma: Option<f32>,
+    /// [default: 0.01]
+    #[arg(long)]
+    sigma_min: Option<f32>,
+    /// Largest validation-accuracy drop purification step 1 may cause, in points [default: 0.05]
+    #[arg(long)]
+    purify_tolerance: Option<f64>,
     #[arg(long)]
     no_purify: bool,
     #[arg(long, default_value_t = 0.5)]
@@ -62,6 +73,33 @@ pub struct PruneArgs {
     seed: Option<u64>,
     #[arg(long, default_value = "runs/prune")]
     out: PathBuf,
+}
+
+impl PruneArgs {
+    /// The defaults with the flags given applied.
+    fn admm(&self) -> AdmmConfig {
+        let d = AdmmConfig::default();
+        AdmmConfig {
+            rho0: self.rho0.unwrap_or(d.rho0),
+            rho_growth: self.rho_growth.unwrap_or(d.rho_growth),
+            updates: self.admm_updates.unwrap_or(d.updates),
+            epochs_per_update: self.admm_epochs_per_update.unwrap_or(d.epochs_per_update),
+            retrain_epochs: self.retrain_epochs.unwrap_or(d.retrain_epochs),
+            rescale_dual: d.rescale_dual && !self.no_dual_rescale,
+            ..d
+        }
+    }
+
+    fn purify(&self) -> PurifyConfig {
+        let d = PurifyConfig::default();
+        PurifyConfig {
+            eta: self.eta.unwrap_or(d.eta),
+            sigma: self.sigma.unwrap_or(d.sigma),
+            sigma_min: self.sigma_min.unwrap_or(d.sigma_min),
+            tolerance: self.purify_tolerance.unwrap_or(d.tolerance),
+            ..d
+        }
+    }
 }
 
 pub fn run(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
@@ -75,42 +113,25 @@ pub fn run(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
     cfg.warmup_epochs = 0.0;
     cfg.seed = a.seed.unwrap_or(1);
     cfg.validate()?;
-    let admm_cfg = AdmmConfig {
-        rho0: a.rho0,
-        rho_growth: a.rho_growth,
-        updates: a.admm_updates,
-        epochs_per_update: a.admm_epochs_per_update,
-        retrain_epochs: a.retrain_epochs,
-        steps_per_epoch: None,
-        rescale_dual: !a.no_dual_rescale,
-    };
-    ensure!(a.admm_epochs_per_update > 0, "--admm-epochs-per-update must be at least 1");
-    ensure!(a.rho0.is_finite() && a.rho0 >= 0.0 && a.rho_growth.is_finite() && a.rho_growth >= 1.0, "--rho0 must be ≥ 0 and --rho-growth ≥ 1");
-    let pcfg = PurifyConfig { eta: a.eta, sigma: a.sigma, sigma_min: a.sigma_min, tolerance: a.purify_tolerance, max_tries: 4 };
+    let admm_cfg = a.admm();
+    admm_cfg.validate()?;
+    let pcfg = (!a.no_purify).then(|| a.purify());
 
     let gpu = open_gpu(adapter, progress)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create run directory {}", a.out.display()))?;
     io::write_json(&a.out.join("config.json"), &serde_json::json!({ "command": "prune", "model_file": a.model_file, "action": action,
-        "dataset": data.name, "admm": admm_cfg, "purify": if a.no_purify { None } else { Some(&pcfg) }, "train": cfg }))?;
-    let mut net = Network::new(&gpu, &arch, &weights, cfg.batch_size, cfg.weight_decay)?;
+        "dataset": data.name, "admm": admm_cfg, "purify": pcfg, "train": cfg }))?;
+    let net = Network::new(&gpu, &arch, &weights, cfg.batch_size, cfg.weight_decay)?;
     let (_, base_acc) = train::evaluate(&gpu, &net, &data.test)?;
     let baseline = snapshot(&arch, base_acc)?;
     if progress {
         eprintln!("baseline: test {:.2}%, {} params, {} FLOPs", 100.0 * base_acc, baseline.params, baseline.flops);
     }
 
-    let admm_log = admm::prune(&gpu, &mut net, &data, &action, &admm_cfg, &cfg, progress)?;
-    let pruned_w = net.weights(&gpu)?;
-    let (_, pruned_acc) = train::evaluate(&gpu, &net, &data.test)?;
-    let (parch, _, _) = compact(&arch, &pruned_w)?;
-    let before_purify = snapshot(&parch, pruned_acc)?;
-    let purify_log = if a.no_purify { None } else { Some(purify::purify(&gpu, &mut net, &data, &pcfg, progress)?) };
-    let masked_w = net.weights(&gpu)?;
-    let (carch, cw, _) = compact(&arch, &masked_w)?;
-
-    // The compacted model must compute what the masked one does (SPEC.md §6).
-    let cnet = Network::inference(&gpu, &carch, &cw, cfg.batch_size)?;
-    let max_rel_diff = autocompress::compress::compare_outputs(&gpu, &net, &cnet, &data.test)?;
+    let Pruned { admm, before_purification, before_purification_size: size, purification, arch: carch, weights: cw, net: cnet, compacted_vs_masked } =
+        pipeline::run(&gpu, net, &data, &action, &admm_cfg, &cfg, pcfg.as_ref(), progress)?;
+    let pruned_acc = before_purification.test;
+    let before_purify = Snapshot { test_accuracy: pruned_acc, params: size.params, flops: size.flops };
     let (_, final_acc) = train::evaluate(&gpu, &cnet, &data.test)?;
     let fin = snapshot(&carch, final_acc)?;
     let (pr, fr) = Report::reductions(&baseline, &fin);
@@ -121,15 +142,15 @@ pub fn run(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
         "command": "prune", "model": arch.name, "dataset": data.name, "adapter": Adapter::of(&gpu), "seed": cfg.seed,
         "wall_seconds": t0.elapsed().as_secs_f64(), "baseline": baseline, "final": fin,
         "params_reduction": pr, "flops_reduction": fr, "action": action,
-        "before_purification": before_purify, "admm": admm_log, "purification": purify_log,
-        "compacted_vs_masked_max_rel_diff": max_rel_diff, "layers": c.layers,
+        "before_purification": before_purify, "admm": admm, "purification": purification,
+        "compacted_vs_masked_max_rel_diff": compacted_vs_masked, "layers": c.layers,
     });
     io::write_json(&a.out.join("report.json"), &report)?;
     print!("{}", layer_table(&c));
     println!(
         "test accuracy {:.2}% → {:.2}% (before purification {:.2}%); params {} → {} ({:.1}×), FLOPs {} → {} ({:.1}×); compacted vs masked max rel diff {:.1e}; {:.0}s; run in {}",
         100.0 * base_acc, 100.0 * final_acc, 100.0 * pruned_acc, baseline.params, fin.params, pr, baseline.flops, fin.flops, fr,
-        max_rel_diff, t0.elapsed().as_secs_f64(), a.out.display()
+        compacted_vs_masked, t0.elapsed().as_secs_f64(), a.out.display()
     );
     Ok(())
 }
