@@ -4,6 +4,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use autocompress::prune::admm::AdmmConfig;
+use autocompress::prune::purify::PurifyConfig;
 use common::cli::{bin, fails_with, scratch};
 
 fn tmp(name: &str) -> PathBuf {
@@ -28,6 +30,38 @@ fn nonsense_training_flags_are_refused() {
     fails_with(bin().args(["train", "--teacher", "no-such-teacher.safetensors", "--out"]).arg(&out), &["no-such-teacher.safetensors"]);
     fails_with(bin().args(["train", "--teacher", "t.safetensors", "--distill", "2", "--out"]).arg(&out), &["--distill", "found 2"]);
     fails_with(bin().args(["train", "--distill", "0.5", "--out"]).arg(&out), &["--teacher"]);
+}
+
+/// `prune` takes its ADMM and purification defaults from `AdmmConfig::default()` and
+/// `PurifyConfig::default()`; its help states them in its own words, and must say the same.
+#[test]
+fn prune_help_states_the_config_defaults() {
+    let out = bin().args(["prune", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = help.lines().collect();
+    // a flag's entry: its line and the description lines up to the next flag
+    let entry = |flag: &str| {
+        let start = lines.iter().position(|l| l.trim_start().split(' ').next() == Some(flag)).unwrap_or_else(|| panic!("no {flag} in:\n{help}"));
+        let len = lines[start + 1..].iter().position(|l| l.trim_start().starts_with('-')).unwrap_or(lines.len() - start - 1);
+        lines[start..=start + len].join(" ")
+    };
+    let (a, p) = (AdmmConfig::default(), PurifyConfig::default());
+    for (flag, default) in [
+        ("--admm-updates", a.updates.to_string()),
+        ("--admm-epochs-per-update", a.epochs_per_update.to_string()),
+        ("--rho0", a.rho0.to_string()),
+        ("--rho-growth", a.rho_growth.to_string()),
+        ("--retrain-epochs", a.retrain_epochs.to_string()),
+        ("--eta", p.eta.to_string()),
+        ("--sigma", p.sigma.to_string()),
+        ("--sigma-min", p.sigma_min.to_string()),
+        ("--purify-tolerance", p.tolerance.to_string()),
+    ] {
+        let e = entry(flag);
+        assert!(e.contains(&format!("[default: {default}]")), "{flag} should state its default {default}: {e}");
+    }
+    assert!(a.rescale_dual && entry("--no-dual-rescale").contains("default: rescale"), "--no-dual-rescale's help and AdmmConfig disagree");
 }
 
 #[test]

@@ -158,13 +158,7 @@ impl CompressConfig {
         self.search.validate()?;
         self.baseline.validate()?;
         self.prune_train.validate()?;
-        if self.admm.epochs_per_update == 0 {
-            bail!("--admm-epochs-per-update must be at least 1");
-        }
-        if !(self.admm.rho0.is_finite() && self.admm.rho0 >= 0.0 && self.admm.rho_growth.is_finite() && self.admm.rho_growth >= 1.0) {
-            bail!("--rho0 must be ≥ 0 and --rho-growth ≥ 1");
-        }
-        Ok(())
+        self.admm.validate()
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 pub use config::{CompressConfig, DataConfig};
 use state::{BaselineRecord, Point, RunDir, RunState, Status};
 
-use crate::data::{self, Data, LoadOptions, Split};
+use crate::data::{self, Data, LoadOptions};
 use crate::gpu::Gpu;
 use crate::io;
 use crate::model::{zoo, Architecture, Network, Weights};
@@ -202,24 +202,6 @@ pub fn check_fits(arch: &Architecture, data: &Data, what: &str) -> Result<()> {
         anyhow::bail!("{what} takes {:?} inputs and {} classes, data set {} has {:?} and {}", arch.input, arch.classes, data.name, data.shape, data.classes);
     }
     Ok(())
-}
-
-/// Largest relative difference between two networks' logits over the first batch of `split`.
-pub fn compare_outputs(gpu: &Gpu, a: &Network, b: &Network, split: &Split) -> Result<f64> {
-    let n = a.batch.min(b.batch).min(split.len());
-    let il = a.image_len();
-    let idx: Vec<usize> = (0..n).collect();
-    let mut images = vec![0.0f32; n * il];
-    let mut labels = vec![0u32; n];
-    data::gather(split, &idx, il, &mut images, &mut labels);
-    let mut outs = Vec::new();
-    for net in [a, b] {
-        net.load_batch(gpu, &images, &labels)?;
-        net.eval_step(gpu, n)?;
-        outs.push(net.logits(gpu)?[..n * a.arch.classes].to_vec());
-    }
-    let scale = outs[0].iter().fold(1e-6f32, |m, x| m.max(x.abs())) as f64;
-    Ok(outs[0].iter().zip(&outs[1]).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max) / scale)
 }
 
 fn meets(reduction: f64, target: f64) -> bool {

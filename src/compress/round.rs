@@ -6,13 +6,12 @@ use std::time::Instant;
 
 use super::config::CompressConfig;
 use super::state::{Point, RoundRecord, RunDir};
-use super::{compare_outputs, point};
+use super::point;
 use crate::data::Data;
 use crate::gpu::Gpu;
 use crate::model::{Architecture, Network, Weights};
-use crate::prune::compact::compact;
 use crate::prune::count::count;
-use crate::prune::{admm, purify};
+use crate::prune::pipeline::{self, Pruned};
 use crate::search::cost::slots;
 use crate::search::quick::QuickEval;
 use crate::search::{anneal, Candidate};
@@ -71,20 +70,11 @@ pub fn run(
 
     // step 4: ADMM, hard pruning, masked retraining, purification, compaction
     let train_cfg = TrainConfig { seed, ..cfg.prune_train.clone() };
-    let mut net = Network::new(gpu, arch, w, train_cfg.batch_size, train_cfg.weight_decay)?;
-    let admm_log = admm::prune(gpu, &mut net, data, &outcome.best, &cfg.admm, &train_cfg, progress)?;
-    let (parch, _, _) = compact(arch, &net.weights(gpu)?)?;
-    let pc = count(&parch)?;
-    let before_purification = Point { params: pc.params, flops: pc.flops, ..point(gpu, &net, arch, data)? };
-    let purification = match &cfg.purify {
-        Some(p) => Some(purify::purify(gpu, &mut net, data, p, progress)?),
-        None => None,
-    };
-    let (carch, cw, _) = compact(arch, &net.weights(gpu)?)?;
-    // one network of the compacted model: compared with the masked one, then fine-tuned
-    let cnet = Network::new(gpu, &carch, &cw, train_cfg.batch_size, train_cfg.weight_decay)?;
-    let compacted_vs_masked = compare_outputs(gpu, &net, &cnet, &data.test)?;
-    drop(net);
+    let net = Network::new(gpu, arch, w, train_cfg.batch_size, train_cfg.weight_decay)?;
+    let Pruned { admm, before_purification: acc, before_purification_size: size, purification, arch: carch, weights: cw, net: cnet, compacted_vs_masked } =
+        pipeline::run(gpu, net, data, &outcome.best, &cfg.admm, &train_cfg, cfg.purify.as_ref(), progress)?;
+    let before_purification = Point { val_accuracy: acc.val, test_accuracy: acc.test, params: size.params, flops: size.flops };
+    // step 5: the compacted model's network is fine-tuned, then measured
     let finetune = finetune(gpu, cfg, data, &cnet, floor, seed, progress)?;
     let cw = if finetune.is_empty() { cw } else { cnet.weights(gpu)? };
     let p = point(gpu, &cnet, &carch, data)?;
@@ -96,7 +86,7 @@ pub fn run(
         action: outcome.best,
         best_quick_accuracy: outcome.best_quick_accuracy,
         candidates: outcome.candidates,
-        admm: admm_log,
+        admm,
         before_purification,
         purification,
         point: p,

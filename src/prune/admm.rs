@@ -37,6 +37,19 @@ impl Default for AdmmConfig {
     }
 }
 
+impl AdmmConfig {
+    /// Refuses periods of no epochs, a negative ρ and a shrinking one (errors name the flags).
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs_per_update == 0 {
+            bail!("--admm-epochs-per-update must be at least 1");
+        }
+        if !(self.rho0.is_finite() && self.rho0 >= 0.0 && self.rho_growth.is_finite() && self.rho_growth >= 1.0) {
+            bail!("--rho0 must be ≥ 0 and --rho-growth ≥ 1");
+        }
+        Ok(())
+    }
+}
+
 /// One pruned layer's ADMM state on the GPU.
 struct LayerState {
     name: String,
