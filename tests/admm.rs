@@ -1,7 +1,8 @@
 //! ADMM and purification kernels (shaders/admm.wgsl, shaders/purify.wgsl) against their CPU twins
-//! (tests/common/reference.rs) on awkward GEMM views: one row, one column, odd sizes, sizes that
-//! are not multiples of 4, 64 or 256, more groups than one workgroup, and one view with more
-//! entries than the capped grid has threads (so every element-wise grid-stride loop wraps).
+//! (tests/common/reference/admm.rs and purify.rs) on awkward GEMM views: one row, one column, odd
+//! sizes, sizes that are not multiples of 4, 64 or 256, more groups than one workgroup, and one
+//! view with more entries than the capped grid has threads (so every element-wise grid-stride
+//! loop wraps).
 //!
 //! Tolerances:
 //! - selection, keep masks, entry masks, projection and hard pruning (selects and one f32 add,

@@ -1,4 +1,4 @@
-//! Every kernel against its naive CPU twin (tests/common/reference.rs) on random inputs of awkward
+//! Every kernel against its naive CPU twin (tests/common/reference/) on random inputs of awkward
 //! shapes: batch 1, odd channel counts, sizes that are not multiples of 4 or of the GEMM tile,
 //! stride 2, padding 1 and 2, 1×1, 3×3 and 5×5 kernels, partial image chunks.
 //!
