@@ -18,79 +18,51 @@ fn tap(geo: &ConvGeom, n: usize, c: usize, oh: usize, ow: usize, r: usize, s: us
     Some(((n * geo.c + c) * geo.h + ih as usize) * geo.w + iw as usize)
 }
 
-/// y (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C, R, S)) + bias (K).
-pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, geo: &ConvGeom) -> Vec<f32> {
+/// Calls `visit(y, w, x)` with the flat indices into y (N, K, OH, OW), w (K, C, R, S) and
+/// x (N, C, H, W) of every product the convolution sums (taps in the zero padding have none):
+/// outputs in row-major order, each output's products in (c, r, s) order. Forward and both
+/// gradients are this one index relation read three ways.
+fn for_each_product(geo: &ConvGeom, mut visit: impl FnMut(usize, usize, usize)) {
     let (oh, ow) = conv_out(geo);
-    let mut y = vec![0.0; geo.n * geo.k * oh * ow];
     for n in 0..geo.n {
         for k in 0..geo.k {
             for i in 0..oh {
                 for j in 0..ow {
-                    let mut s = bias.map_or(0.0, |b| b[k] as f64);
+                    let yi = ((n * geo.k + k) * oh + i) * ow + j;
                     for c in 0..geo.c {
                         for r in 0..geo.r {
                             for q in 0..geo.s {
                                 if let Some(xi) = tap(geo, n, c, i, j, r, q) {
-                                    s += x[xi] as f64 * w[((k * geo.c + c) * geo.r + r) * geo.s + q] as f64;
+                                    visit(yi, ((k * geo.c + c) * geo.r + r) * geo.s + q, xi);
                                 }
                             }
                         }
                     }
-                    y[((n * geo.k + k) * oh + i) * ow + j] = s as f32;
                 }
             }
         }
     }
-    y
+}
+
+/// y (N, K, OH, OW) = conv(x (N, C, H, W), w (K, C, R, S)) + bias (K).
+pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, geo: &ConvGeom) -> Vec<f32> {
+    let (oh, ow) = conv_out(geo);
+    let mut y: Vec<f64> = (0..geo.n * geo.k * oh * ow).map(|yi| bias.map_or(0.0, |b| b[yi / (oh * ow) % geo.k] as f64)).collect();
+    for_each_product(geo, |yi, wi, xi| y[yi] += x[xi] as f64 * w[wi] as f64);
+    y.into_iter().map(|v| v as f32).collect()
 }
 
 /// dx (N, C, H, W) = the adjoint of the convolution applied to dy (N, K, OH, OW).
 pub fn conv2d_backward_data(dy: &[f32], w: &[f32], geo: &ConvGeom) -> Vec<f32> {
-    let (oh, ow) = conv_out(geo);
     let mut dx = vec![0.0f64; geo.n * geo.c * geo.h * geo.w];
-    for n in 0..geo.n {
-        for k in 0..geo.k {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let d = dy[((n * geo.k + k) * oh + i) * ow + j] as f64;
-                    for c in 0..geo.c {
-                        for r in 0..geo.r {
-                            for q in 0..geo.s {
-                                if let Some(xi) = tap(geo, n, c, i, j, r, q) {
-                                    dx[xi] += d * w[((k * geo.c + c) * geo.r + r) * geo.s + q] as f64;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    for_each_product(geo, |yi, wi, xi| dx[xi] += dy[yi] as f64 * w[wi] as f64);
     dx.into_iter().map(|v| v as f32).collect()
 }
 
 /// dw (K, C, R, S) = Σ_n,pixels dy · x at the tap.
 pub fn conv2d_backward_weight(x: &[f32], dy: &[f32], geo: &ConvGeom) -> Vec<f32> {
-    let (oh, ow) = conv_out(geo);
     let mut dw = vec![0.0f64; geo.k * geo.c * geo.r * geo.s];
-    for n in 0..geo.n {
-        for k in 0..geo.k {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let d = dy[((n * geo.k + k) * oh + i) * ow + j] as f64;
-                    for c in 0..geo.c {
-                        for r in 0..geo.r {
-                            for q in 0..geo.s {
-                                if let Some(xi) = tap(geo, n, c, i, j, r, q) {
-                                    dw[((k * geo.c + c) * geo.r + r) * geo.s + q] += d * x[xi] as f64;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    for_each_product(geo, |yi, wi, xi| dw[wi] += dy[yi] as f64 * x[xi] as f64);
     dw.into_iter().map(|v| v as f32).collect()
 }
 
