@@ -6,7 +6,6 @@ mod common;
 use autocompress::gpu::Gpu;
 use autocompress::model::{Architecture, Layer, Network, Weights};
 use autocompress::prune::compact::compact;
-use autocompress::prune::purify::unused_paths;
 use autocompress::prune::topology::topology;
 use common::*;
 
@@ -126,13 +125,7 @@ fn check_cases(a: &Architecture, cases: Vec<(&str, Vec<Edit>)>) {
         let e = max_rel_err(&logits(gpu, &carch, &cw, &images, n), &want);
         assert!(e <= 1e-4, "{}/{label}: compacted vs masked max rel diff {e}", a.name);
         // unused-path removal, then compaction again, keeps the outputs too
-        let mut p = w.clone();
-        unused_paths(&topology(a).unwrap(), &mut p).unwrap();
-        let e2 = max_rel_err(&logits(gpu, a, &p, &images, n), &want);
-        assert!(e2 <= 1e-4, "{}/{label}: unused-path removal changed outputs by {e2}", a.name);
-        let (parch, pw, _) = compact(a, &p).unwrap();
-        let e3 = max_rel_err(&logits(gpu, &parch, &pw, &images, n), &want);
-        assert!(e3 <= 1e-4, "{}/{label}: purified compaction differs by {e3}", a.name);
+        let parch = assert_purification_keeps_outputs(&format!("{}/{label}", a.name), a, &w, &want, |arch, w| logits(gpu, arch, w, &images, n));
         assert!(autocompress::prune::count::count(&parch).unwrap().params <= c.params);
     }
 }

@@ -2,10 +2,9 @@
 //! student, and a run without the teacher's logits is refused.
 mod common;
 
-use autocompress::data::{self, LoadOptions};
 use autocompress::model::{zoo, Distill, Network, Weights};
 use autocompress::train::{logits, train, Schedule, TrainConfig};
-use common::gpu_or_skip;
+use common::{digits, gpu_or_skip};
 
 fn config(distill: Option<Distill>) -> TrainConfig {
     TrainConfig { epochs: 8, batch_size: 32, lr: 0.05, momentum: 0.9, weight_decay: 0.0, schedule: Schedule::Cosine, warmup_epochs: 0.0, seed: 3, steps_per_epoch: None, augment: false, distill }
@@ -20,8 +19,7 @@ fn argmax(row: &[f32]) -> usize {
 #[test]
 fn pure_distillation_learns_the_teachers_classes_not_the_labels() {
     let gpu = gpu_or_skip!();
-    let opts = LoadOptions { limit_train: Some(512), limit_test: Some(64), ..LoadOptions::default() };
-    let mut data = data::load("digits", None, &opts).unwrap();
+    let mut data = digits(512, 64);
     let classes = data.classes;
     let shifted = |y: u32| (y as usize + 1) % classes;
     data.train.teacher = data.train.labels.iter().flat_map(|&y| (0..classes).map(move |c| if c == shifted(y) { 6.0 } else { 0.0 })).collect();
@@ -43,8 +41,7 @@ fn pure_distillation_learns_the_teachers_classes_not_the_labels() {
 #[test]
 fn distillation_without_teacher_logits_or_with_augmentation_is_refused() {
     let gpu = gpu_or_skip!();
-    let opts = LoadOptions { limit_train: Some(64), limit_test: Some(32), ..LoadOptions::default() };
-    let data = data::load("digits", None, &opts).unwrap();
+    let data = digits(64, 32);
     let arch = zoo::build("digits-cnn", data.shape, data.classes).unwrap();
     let cfg = config(Some(Distill { alpha: 0.5, temperature: 2.0 }));
     let net = Network::new(gpu, &arch, &Weights::init(&arch, 1).unwrap(), cfg.batch_size, 0.0).unwrap();

@@ -144,12 +144,10 @@ fn tiny_resnet(relu: bool) -> Architecture {
 /// Same seed, same adapter: bit-identical weights after training (no atomics, seeded order).
 #[test]
 fn training_is_deterministic_for_a_seed() {
-    use autocompress::data::{self, LoadOptions};
     use autocompress::model::zoo;
     use autocompress::train::{train, Schedule, TrainConfig};
     let gpu = gpu_or_skip!();
-    let opts = LoadOptions { limit_train: Some(256), limit_test: Some(64), ..LoadOptions::default() };
-    let data = data::load("digits", None, &opts).unwrap();
+    let data = digits(256, 64);
     let arch = zoo::build("digits-cnn", data.shape, data.classes).unwrap();
     let cfg = TrainConfig { epochs: 2, batch_size: 16, lr: 0.05, momentum: 0.9, weight_decay: 5e-4, schedule: Schedule::Cosine, warmup_epochs: 0.0, seed: 5, steps_per_epoch: None, augment: false, distill: None };
     let run = || {

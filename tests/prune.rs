@@ -97,13 +97,7 @@ fn compacted_model_computes_what_the_masked_model_does() {
         let e_inf = max_rel_err(&logits(gpu, &inf, &cw, &images, n), &want);
         assert!(e_inf <= 1e-4, "{label}: compacted (implicit GEMM) vs masked max rel diff {e_inf}");
         // purification step 2 on top must keep outputs too (it only removes dead paths)
-        let mut p = w.clone();
-        unused_paths(&topology(&a).unwrap(), &mut p).unwrap();
-        let e2 = max_rel_err(&logits(gpu, &a, &p, &images, n), &want);
-        assert!(e2 <= 1e-4, "{label}: unused-path removal changed outputs by {e2}");
-        let (parch, pw, _) = compact(&a, &p).unwrap();
-        let e3 = max_rel_err(&logits(gpu, &parch, &pw, &images, n), &want);
-        assert!(e3 <= 1e-4, "{label}: purified compaction differs by {e3}");
+        assert_purification_keeps_outputs(label, &a, &w, &want, |arch, w| logits(gpu, arch, w, &images, n));
     }
 }
 

@@ -5,8 +5,12 @@
 pub mod cli;
 pub mod reference;
 
+use autocompress::data::{Data, LoadOptions};
 use autocompress::gpu::{Gpu, Tensor};
-use autocompress::model::Network;
+use autocompress::model::{Architecture, Network, Weights};
+use autocompress::prune::compact::compact;
+use autocompress::prune::purify::unused_paths;
+use autocompress::prune::topology::topology;
 use rand::{Rng, SeedableRng};
 use std::sync::OnceLock;
 
@@ -57,6 +61,27 @@ pub fn eval_logits(gpu: &Gpu, net: &Network, images: &[f32], n: usize) -> Vec<f3
     net.load_batch(gpu, images, &vec![0u32; n]).unwrap();
     net.eval_step(gpu, n);
     net.logits(gpu).unwrap()
+}
+
+/// Purification's unused-path removal on the masked weights `w`, and compaction after it, keep
+/// the masked model's logits `want` (max_rel_err ≤ 1e-4); `logits` runs a model on the test's
+/// images. Returns the purified, compacted architecture.
+#[track_caller]
+pub fn assert_purification_keeps_outputs(what: &str, arch: &Architecture, w: &Weights, want: &[f32], logits: impl Fn(&Architecture, &Weights) -> Vec<f32>) -> Architecture {
+    let mut p = w.clone();
+    unused_paths(&topology(arch).unwrap(), &mut p).unwrap();
+    let e2 = max_rel_err(&logits(arch, &p), want);
+    assert!(e2 <= 1e-4, "{what}: unused-path removal changed outputs by {e2}");
+    let (parch, pw, _) = compact(arch, &p).unwrap();
+    let e3 = max_rel_err(&logits(&parch, &pw), want);
+    assert!(e3 <= 1e-4, "{what}: purified compaction differs by {e3}");
+    parch
+}
+
+/// The embedded digits data set, limited to its first `train` training and `test` test images.
+pub fn digits(train: usize, test: usize) -> Data {
+    let opts = LoadOptions { limit_train: Some(train), limit_test: Some(test), ..LoadOptions::default() };
+    autocompress::data::load("digits", None, &opts).unwrap()
 }
 
 /// A dense conv2d layer for hand-written test models.
