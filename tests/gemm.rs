@@ -41,8 +41,13 @@ fn gemm_matches_reference_on_awkward_shapes() {
     }
 }
 
-/// Shapes straddling the register tile: the 8-row (SHORT) and 16-row (DEFAULT) tiles, and the
-/// 128 columns of one workgroup.
+/// Shapes around the tiles `Tile::for_shape` picks (without AUTOCOMPRESS_GEMM_TILE). Rows: a
+/// GEMM of up to 25 rows is one row tile of exactly m rows, so 7–17 check short tiles of several
+/// heights, and 33 two tiles of 17, the second with one clamped, unstored row. Columns: up to
+/// np = 256 the NARROW tile covers 64 columns a workgroup (8 lanes × 2 vec4), so 127, 128 and 129
+/// end inside, at and just past the second workgroup; 257 (np 260) takes the DEFAULT tile's 128
+/// columns a workgroup and a third workgroup for one vec4; 1, 4 and 5 end inside, at and past
+/// the first vec4.
 #[test]
 fn gemm_matches_reference_across_tile_boundaries() {
     let gpu = gpu_or_skip!();

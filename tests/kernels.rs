@@ -41,11 +41,11 @@ fn conv_cases() -> Vec<(ConvGeom, usize)> {
         (geom(1, 1, 7, 7, 1, 1, 1, 1, 0), 1),
         // 5×5, stride 2, padding 2; the width is not covered evenly (last input column unused)
         (geom(3, 5, 13, 10, 6, 5, 5, 2, 2), 2),
-        // 3×3, stride 2, padding 1, 16 pixels (no pixel padding); 9 filters: the 16-row tile
+        // 3×3, stride 2, padding 1, 16 pixels (no pixel padding); 9 filters: one 9-row tile
         (geom(2, 4, 8, 8, 9, 3, 3, 2, 1), 2),
         // 1×1, stride 2: every other pixel read
         (geom(4, 3, 6, 5, 17, 1, 1, 2, 0), 3),
-        // 33 filters: three row blocks of the 16-row tile, the last with one row
+        // 33 filters: two row tiles of 17, the second one row short
         (geom(2, 3, 12, 12, 33, 3, 3, 1, 1), 2),
         // non-square 3×5 kernel, padding 2, one chunk for all images
         (geom(3, 2, 9, 12, 5, 3, 5, 1, 2), 3),
@@ -705,15 +705,18 @@ fn sgd_matches_reference_with_and_without_mask() {
 
 // ------------------------------------------------------------------------- large launches
 
-/// More than 65535 workgroups of 256 threads: `grid1d` folds the launch into two dimensions and
-/// the shader must unfold it, or the tail of the tensor is never written. Training reaches this
-/// on activations of 16.8M elements (a batch of 256 CIFAR images at 64 channels), so it is
-/// tested once here, on the cheapest kernel that writes such a tensor.
+/// A tensor far larger than the launch grid: `grid1d` caps the workgroup count (64 on CPU
+/// adapters, 1024 on GPUs) and the shader loops grid-stride (`i += num_workgroups.x · 256`), so
+/// each thread here writes 64 (GPU) to 1024 (lavapipe) elements; a loop that stopped early would
+/// leave the tail NaN. Uncapped, the launch would need 65 538 workgroups, above lavapipe's (and
+/// WebGPU's default) 65 535 per dimension, so there the test also fails should the cap go.
+/// Training reaches tensors of 16.8M elements (a batch of 256 CIFAR images at 64 channels), so
+/// it is tested once here, on the cheapest kernel that writes such a tensor.
 #[test]
-fn folded_launch_grid_covers_every_element() {
+fn capped_launch_grid_covers_every_element() {
     let gpu = gpu_or_skip!();
     let hw = 64;
-    let planes = 65536 * 4 + 3; // 16 777 408 outputs = 65 538 workgroups
+    let planes = 65536 * 4 + 3; // 16 777 408 outputs = 65 538 workgroups of 256
     let dy: Vec<f32> = (0..planes).map(|i| (i % 1000) as f32).collect();
     let tdy = gpu.upload(&dy, "dy").unwrap();
     let dx = nan_tensor(gpu, planes * hw, "dx");
@@ -721,6 +724,6 @@ fn folded_launch_grid_covers_every_element() {
     let got = read(gpu, &dx);
     // hw is a power of two, so the division is exact.
     if let Some(i) = (0..planes * hw).find(|&i| got[i] != dy[i / hw] / hw as f32) {
-        panic!("folded launch: dx[{i}] of {} is {} but expected {}", planes * hw, got[i], dy[i / hw] / hw as f32);
+        panic!("capped launch grid: dx[{i}] of {} is {} but expected {}", planes * hw, got[i], dy[i / hw] / hw as f32);
     }
 }
