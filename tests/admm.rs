@@ -1,7 +1,8 @@
 //! ADMM and purification kernels (shaders/admm.wgsl, shaders/purify.wgsl) against their CPU twins
-//! (tests/common/reference.rs) on awkward GEMM views: one row, one column, odd sizes, sizes that
-//! are not multiples of 4, 64 or 256, more groups than one workgroup, and one view with more
-//! entries than the capped grid has threads (so every element-wise grid-stride loop wraps).
+//! (tests/common/reference/admm.rs and purify.rs) on awkward GEMM views: one row, one column, odd
+//! sizes, sizes that are not multiples of 4, 64 or 256, more groups than one workgroup, and one
+//! view with more entries than the capped grid has threads (so every element-wise grid-stride
+//! loop wraps).
 //!
 //! Tolerances:
 //! - selection, keep masks, entry masks, projection and hard pruning (selects and one f32 add,
@@ -16,12 +17,11 @@ mod common;
 use autocompress::gpu::admm::{self, GroupView};
 use autocompress::gpu::purify;
 use autocompress::prune::keep_count;
-use autocompress::gpu::{Gpu, Tensor};
+use autocompress::gpu::Gpu;
 use common::reference as cpu;
-use common::{assert_close, gpu, rand_vec};
+use common::{assert_close, gpu_or_skip, nan_tensor, read, rand_vec};
 
 // ------------------------------------------------------------------------------- helpers
-
 
 /// Bit-for-bit equality (NaN equals NaN; +0 and −0 are equal).
 #[track_caller]
@@ -30,14 +30,6 @@ fn assert_exact(what: &str, got: &[f32], want: &[f32]) {
     if let Some(i) = (0..got.len()).find(|&i| !(got[i] == want[i] || (got[i].is_nan() && want[i].is_nan()))) {
         panic!("{what}: element {i} is {} but expected {}", got[i], want[i]);
     }
-}
-
-fn nan_tensor(g: &Gpu, len: usize, label: &str) -> Tensor {
-    g.upload(&vec![f32::NAN; len], label).unwrap()
-}
-
-fn read(g: &Gpu, t: &Tensor) -> Vec<f32> {
-    g.read(t).unwrap()
 }
 
 /// Random values in [−1, 1] with no zero: a group then is non-zero exactly when it is kept.
@@ -92,18 +84,18 @@ fn keep_count_rounds_to_nearest_and_keeps_at_least_one() {
 
 #[test]
 fn group_norms_match_reference() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     for (vi, v) in views().enumerate() {
         let n = v.len();
         let w = rand_vec(n, 100 + vi as u64);
         let u = rand_vec(n, 200 + vi as u64);
-        let tw = g.upload(&w, "w").unwrap();
-        let tu = g.upload(&u, "u").unwrap();
+        let tw = gpu.upload(&w, "w").unwrap();
+        let tu = gpu.upload(&u, "u").unwrap();
         for with_u in [false, true] {
             // One spare slot past the groups: it must stay untouched.
-            let norms = g.upload(&vec![-7.0f32; v.groups() + 1], "norms").unwrap();
-            g.run(&[admm::group_norms(g, &tw, with_u.then_some(&tu), &norms, &v).unwrap()]).unwrap();
-            let got = read(g, &norms);
+            let norms = gpu.upload(&vec![-7.0f32; v.groups() + 1], "norms").unwrap();
+            gpu.run(&[admm::group_norms(gpu, &tw, with_u.then_some(&tu), &norms, &v).unwrap()]).unwrap();
+            let got = read(gpu, &norms);
             let want = cpu::group_norms(&w, with_u.then_some(&u[..]), v.rows, v.cols, col(&v));
             assert_close(&format!("group_norms {} with U {with_u}", tag(&v)), &got[..v.groups()], &want, 1e-5);
             assert_eq!(got[v.groups()], -7.0, "group_norms {}: wrote past the last group", tag(&v));
@@ -113,23 +105,23 @@ fn group_norms_match_reference() {
 
 // ------------------------------------------------------------------------------ select_top
 
-fn gpu_select(g: &Gpu, norms: &[f32], keep: usize) -> Vec<f32> {
-    let tn = g.upload(norms, "norms").unwrap();
-    let km = nan_tensor(g, norms.len(), "keep_mask");
-    g.run(&[admm::select_top(g, &tn, &km, norms.len(), keep).unwrap()]).unwrap();
-    read(g, &km)
+fn gpu_select(gpu: &Gpu, norms: &[f32], keep: usize) -> Vec<f32> {
+    let tn = gpu.upload(norms, "norms").unwrap();
+    let km = nan_tensor(gpu, norms.len(), "keep_mask");
+    gpu.run(&[admm::select_top(gpu, &tn, &km, norms.len(), keep).unwrap()]).unwrap();
+    read(gpu, &km)
 }
 
 #[test]
 fn select_top_matches_reference() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     for (si, groups) in [1usize, 2, 7, 63, 255, 256, 257, 1000, 3001].into_iter().enumerate() {
         // Distinct norms, then norms on a coarse grid where many groups tie.
         let fine: Vec<f32> = rand_vec(groups, 300 + si as u64).iter().map(|x| x.abs()).collect();
         let coarse: Vec<f32> = fine.iter().map(|x| (x * 8.0).round() / 8.0).collect();
         for (kind, norms) in [("distinct", &fine), ("coarse", &coarse)] {
             for keep in keeps(groups) {
-                let got = gpu_select(g, norms, keep);
+                let got = gpu_select(gpu, norms, keep);
                 let want = cpu::select_top(norms, keep);
                 assert_exact(&format!("select_top {kind} {groups} groups keep {keep}"), &got, &want);
                 assert_eq!(got.iter().filter(|&&m| m == 1.0).count(), keep, "select_top keeps exactly {keep}");
@@ -140,50 +132,50 @@ fn select_top_matches_reference() {
 
 #[test]
 fn select_top_breaks_ties_by_lower_index() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     // All equal: the first `keep` groups win.
     for groups in [5usize, 300] {
         for keep in keeps(groups) {
-            let got = gpu_select(g, &vec![2.5; groups], keep);
+            let got = gpu_select(gpu, &vec![2.5; groups], keep);
             let want: Vec<f32> = (0..groups).map(|i| if i < keep { 1.0 } else { 0.0 }).collect();
             assert_exact(&format!("select_top all tied, {groups} groups keep {keep}"), &got, &want);
         }
     }
     // A tie straddling the cut: 9 > 4 = 4 = 4 > 1; keep 3 takes the 9 and the first two 4s.
     let norms = [4.0, 1.0, 4.0, 9.0, 4.0, 1.0];
-    assert_exact("select_top tie at the cut", &gpu_select(g, &norms, 3), &[1.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
-    assert_exact("select_top tie at the cut keep 4", &gpu_select(g, &norms, 4), &[1.0, 0.0, 1.0, 1.0, 1.0, 0.0]);
+    assert_exact("select_top tie at the cut", &gpu_select(gpu, &norms, 3), &[1.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+    assert_exact("select_top tie at the cut keep 4", &gpu_select(gpu, &norms, 4), &[1.0, 0.0, 1.0, 1.0, 1.0, 0.0]);
     // −0 and +0 tie, so the lower index wins whatever the sign.
-    assert_exact("select_top -0 vs +0", &gpu_select(g, &[-0.0, 0.0, 1.0], 2), &[1.0, 0.0, 1.0]);
-    assert_exact("select_top +0 vs -0", &gpu_select(g, &[0.0, -0.0, 1.0], 2), &[1.0, 0.0, 1.0]);
+    assert_exact("select_top -0 vs +0", &gpu_select(gpu, &[-0.0, 0.0, 1.0], 2), &[1.0, 0.0, 1.0]);
+    assert_exact("select_top +0 vs -0", &gpu_select(gpu, &[0.0, -0.0, 1.0], 2), &[1.0, 0.0, 1.0]);
 }
 
 #[test]
 fn select_top_treats_nan_as_least_important() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     let nan = f32::NAN;
     let inf = f32::INFINITY;
     let norms = [nan, 3.0, inf, 0.0, nan, 1e-30, 7.0, -nan];
     for keep in 1..=norms.len() {
-        let got = gpu_select(g, &norms, keep);
+        let got = gpu_select(gpu, &norms, keep);
         let want = cpu::select_top(&norms, keep);
         assert_exact(&format!("select_top with NaN keep {keep}"), &got, &want);
         assert_eq!(got.iter().filter(|&&m| m == 1.0).count(), keep, "select_top with NaN keeps exactly {keep}");
     }
     // Keep 5 of 8: inf, 7, 3, 1e-30, 0 (all finite-or-inf norms); no NaN group.
-    assert_exact("select_top NaN pruned first", &gpu_select(g, &norms, 5), &[0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0]);
+    assert_exact("select_top NaN pruned first", &gpu_select(gpu, &norms, 5), &[0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0]);
     // Keep 6: the first NaN (lowest index among the NaNs) is the next in.
-    assert_exact("select_top NaN order", &gpu_select(g, &norms, 6), &[1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0]);
+    assert_exact("select_top NaN order", &gpu_select(gpu, &norms, 6), &[1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0]);
     // NaN ties with −∞.
-    assert_exact("select_top NaN = -inf", &gpu_select(g, &[f32::NEG_INFINITY, nan, 0.5], 2), &[1.0, 0.0, 1.0]);
-    assert_exact("select_top NaN = -inf (2)", &gpu_select(g, &[nan, f32::NEG_INFINITY, 0.5], 2), &[1.0, 0.0, 1.0]);
+    assert_exact("select_top NaN = -inf", &gpu_select(gpu, &[f32::NEG_INFINITY, nan, 0.5], 2), &[1.0, 0.0, 1.0]);
+    assert_exact("select_top NaN = -inf (2)", &gpu_select(gpu, &[nan, f32::NEG_INFINITY, 0.5], 2), &[1.0, 0.0, 1.0]);
 }
 
 // --------------------------------------------------------------------------------- project
 
 #[test]
 fn project_matches_reference() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     let all = views().chain(SCHEMES.map(|s| GroupView::new(BIG.0, BIG.1, s)));
     for (vi, v) in all.enumerate() {
         let n = v.len();
@@ -191,20 +183,20 @@ fn project_matches_reference() {
         let u = rand_vec(n, 500 + vi as u64);
         let keep_mask: Vec<f32> =
             rand_vec(v.groups(), 600 + vi as u64).iter().map(|&x| if x < 0.0 { 0.0 } else { 1.0 }).collect();
-        let (tw, tu, tk) = (g.upload(&w, "w").unwrap(), g.upload(&u, "u").unwrap(), g.upload(&keep_mask, "keep").unwrap());
+        let (tw, tu, tk) = (gpu.upload(&w, "w").unwrap(), gpu.upload(&u, "u").unwrap(), gpu.upload(&keep_mask, "keep").unwrap());
         for with_u in [false, true] {
             for with_mask in [false, true] {
-                let z = nan_tensor(g, n, "z");
-                let m = nan_tensor(g, n, "m");
+                let z = nan_tensor(gpu, n, "z");
+                let m = nan_tensor(gpu, n, "m");
                 let uo = with_u.then_some(&tu);
-                g.run(&[admm::project(g, &tw, uo, &tk, &z, with_mask.then_some(&m), &v).unwrap()]).unwrap();
+                gpu.run(&[admm::project(gpu, &tw, uo, &tk, &z, with_mask.then_some(&m), &v).unwrap()]).unwrap();
                 let (wz, wm) = cpu::project(&w, with_u.then_some(&u[..]), &keep_mask, v.rows, v.cols, col(&v));
                 let what = format!("project {} with U {with_u} mask {with_mask}", tag(&v));
-                assert_exact(&what, &read(g, &z), &wz);
+                assert_exact(&what, &read(gpu, &z), &wz);
                 if with_mask {
-                    assert_exact(&format!("{what}: M"), &read(g, &m), &wm);
+                    assert_exact(&format!("{what}: M"), &read(gpu, &m), &wm);
                 } else {
-                    assert!(read(g, &m).iter().all(|x| x.is_nan()), "{what}: wrote the mask it was not given");
+                    assert!(read(gpu, &m).iter().all(|x| x.is_nan()), "{what}: wrote the mask it was not given");
                 }
             }
         }
@@ -215,21 +207,21 @@ fn project_matches_reference() {
 /// (W + U has no zero entry), they have the largest norms, and M is exactly 0 elsewhere.
 #[test]
 fn projection_keeps_exactly_the_largest_groups() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     for (vi, v) in views().enumerate() {
         let n = v.len();
         let w = nonzero_vec(n, 700 + vi as u64);
         let u = vec![0.0f32; n]; // W + U = W: no zero entry
-        let (tw, tu) = (g.upload(&w, "w").unwrap(), g.upload(&u, "u").unwrap());
+        let (tw, tu) = (gpu.upload(&w, "w").unwrap(), gpu.upload(&u, "u").unwrap());
         let want_norms = cpu::group_norms(&w, None, v.rows, v.cols, col(&v));
         for keep in keeps(v.groups()) {
-            let norms = nan_tensor(g, v.groups(), "norms");
-            let km = nan_tensor(g, v.groups(), "keep_mask");
-            let z = nan_tensor(g, n, "z");
-            let m = nan_tensor(g, n, "m");
-            g.run(&admm::projection(g, &tw, Some(&tu), &norms, &km, &z, Some(&m), &v, keep).unwrap()).unwrap();
+            let norms = nan_tensor(gpu, v.groups(), "norms");
+            let km = nan_tensor(gpu, v.groups(), "keep_mask");
+            let z = nan_tensor(gpu, n, "z");
+            let m = nan_tensor(gpu, n, "m");
+            gpu.run(&admm::projection(gpu, &tw, Some(&tu), &norms, &km, &z, Some(&m), &v, keep).unwrap()).unwrap();
             let what = format!("projection {} keep {keep}", tag(&v));
-            let (gn, gk, gz, gm) = (read(g, &norms), read(g, &km), read(g, &z), read(g, &m));
+            let (gn, gk, gz, gm) = (read(gpu, &norms), read(gpu, &km), read(gpu, &z), read(gpu, &m));
 
             // The kept set is the CPU's selection on the GPU's norms, exactly.
             assert_exact(&format!("{what}: keep mask"), &gk, &cpu::select_top(&gn, keep));
@@ -256,7 +248,7 @@ fn projection_keeps_exactly_the_largest_groups() {
 /// Groups whose entries differ only in sign have bit-identical norms: the lower indices win.
 #[test]
 fn projection_breaks_ties_by_lower_index() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     for v in [(5, 3), (300, 7), (2, 301), (9, 9)].into_iter().flat_map(|(r, c)| SCHEMES.map(|s| GroupView::new(r, c, s))) {
         let base = nonzero_vec(v.group_len(), 800);
         let signs = rand_vec(v.len(), 801);
@@ -266,18 +258,18 @@ fn projection_breaks_ties_by_lower_index() {
                 w[i] = if signs[i] < 0.0 { -base[t] } else { base[t] };
             }
         }
-        let tw = g.upload(&w, "w").unwrap();
+        let tw = gpu.upload(&w, "w").unwrap();
         for keep in keeps(v.groups()) {
-            let norms = nan_tensor(g, v.groups(), "norms");
-            let km = nan_tensor(g, v.groups(), "keep_mask");
-            let z = nan_tensor(g, v.len(), "z");
-            g.run(&admm::projection(g, &tw, None, &norms, &km, &z, None, &v, keep).unwrap()).unwrap();
-            let gn = read(g, &norms);
+            let norms = nan_tensor(gpu, v.groups(), "norms");
+            let km = nan_tensor(gpu, v.groups(), "keep_mask");
+            let z = nan_tensor(gpu, v.len(), "z");
+            gpu.run(&admm::projection(gpu, &tw, None, &norms, &km, &z, None, &v, keep).unwrap()).unwrap();
+            let gn = read(gpu, &norms);
             assert!(gn.iter().all(|&x| x == gn[0]), "{}: tied norms differ: {gn:?}", tag(&v));
             let want: Vec<f32> = (0..v.groups()).map(|i| if i < keep { 1.0 } else { 0.0 }).collect();
-            assert_exact(&format!("tied projection {} keep {keep}", tag(&v)), &read(g, &km), &want);
+            assert_exact(&format!("tied projection {} keep {keep}", tag(&v)), &read(gpu, &km), &want);
             let (wz, _) = cpu::project(&w, None, &want, v.rows, v.cols, col(&v));
-            assert_exact(&format!("tied projection {} keep {keep}: Z", tag(&v)), &read(g, &z), &wz);
+            assert_exact(&format!("tied projection {} keep {keep}: Z", tag(&v)), &read(gpu, &z), &wz);
         }
     }
 }
@@ -285,7 +277,7 @@ fn projection_breaks_ties_by_lower_index() {
 /// A group containing NaN has a NaN norm: it is pruned first, and its Z entries are exactly 0.
 #[test]
 fn projection_prunes_nan_groups_first() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     for v in SCHEMES.map(|s| GroupView::new(6, 5, s)) {
         let mut w = nonzero_vec(v.len(), 900);
         let bad = 2; // group 2 holds a NaN, and the largest entries otherwise
@@ -293,20 +285,20 @@ fn projection_prunes_nan_groups_first() {
             w[i] = 100.0;
         }
         w[cpu::group_entries(v.rows, v.cols, col(&v), bad)[1]] = f32::NAN;
-        let tw = g.upload(&w, "w").unwrap();
+        let tw = gpu.upload(&w, "w").unwrap();
         for keep in keeps(v.groups()) {
-            let norms = nan_tensor(g, v.groups(), "norms");
-            let km = nan_tensor(g, v.groups(), "keep_mask");
-            let z = nan_tensor(g, v.len(), "z");
-            let m = nan_tensor(g, v.len(), "m");
-            g.run(&admm::projection(g, &tw, None, &norms, &km, &z, Some(&m), &v, keep).unwrap()).unwrap();
+            let norms = nan_tensor(gpu, v.groups(), "norms");
+            let km = nan_tensor(gpu, v.groups(), "keep_mask");
+            let z = nan_tensor(gpu, v.len(), "z");
+            let m = nan_tensor(gpu, v.len(), "m");
+            gpu.run(&admm::projection(gpu, &tw, None, &norms, &km, &z, Some(&m), &v, keep).unwrap()).unwrap();
             let what = format!("NaN projection {} keep {keep}", tag(&v));
-            let gk = read(g, &km);
-            assert!(read(g, &norms)[bad].is_nan(), "{what}: the NaN group's norm is not NaN");
+            let gk = read(gpu, &km);
+            assert!(read(gpu, &norms)[bad].is_nan(), "{what}: the NaN group's norm is not NaN");
             assert_eq!(gk[bad] == 1.0, keep == v.groups(), "{what}: NaN group kept {}", gk[bad]);
             assert_eq!(gk.iter().filter(|&&x| x == 1.0).count(), keep, "{what}: keep count");
             if keep < v.groups() {
-                let (gz, gm) = (read(g, &z), read(g, &m));
+                let (gz, gm) = (read(gpu, &z), read(gpu, &m));
                 for i in cpu::group_entries(v.rows, v.cols, col(&v), bad) {
                     assert!(gz[i] == 0.0 && gm[i] == 0.0, "{what}: Z[{i}] = {}, M[{i}] = {}", gz[i], gm[i]);
                 }
@@ -319,24 +311,24 @@ fn projection_prunes_nan_groups_first() {
 
 #[test]
 fn hard_prune_zeroes_pruned_groups_in_place() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     for (vi, v) in views().enumerate() {
         let w = nonzero_vec(v.len(), 1000 + vi as u64);
-        let tw = g.upload(&w, "w").unwrap();
+        let tw = gpu.upload(&w, "w").unwrap();
         let keep = v.groups().div_ceil(2);
-        let norms = nan_tensor(g, v.groups(), "norms");
-        let km = nan_tensor(g, v.groups(), "keep_mask");
-        let m = nan_tensor(g, v.len(), "m");
-        g.run(&[
-            admm::group_norms(g, &tw, None, &norms, &v).unwrap(),
-            admm::select_top(g, &norms, &km, v.groups(), keep).unwrap(),
-            admm::hard_prune(g, &tw, &km, &m, &v).unwrap(),
+        let norms = nan_tensor(gpu, v.groups(), "norms");
+        let km = nan_tensor(gpu, v.groups(), "keep_mask");
+        let m = nan_tensor(gpu, v.len(), "m");
+        gpu.run(&[
+            admm::group_norms(gpu, &tw, None, &norms, &v).unwrap(),
+            admm::select_top(gpu, &norms, &km, v.groups(), keep).unwrap(),
+            admm::hard_prune(gpu, &tw, &km, &m, &v).unwrap(),
         ]).unwrap();
-        let gk = read(g, &km);
-        assert_exact(&format!("hard_prune {}: keep mask", tag(&v)), &gk, &cpu::select_top(&read(g, &norms), keep));
+        let gk = read(gpu, &km);
+        assert_exact(&format!("hard_prune {}: keep mask", tag(&v)), &gk, &cpu::select_top(&read(gpu, &norms), keep));
         let (wz, wm) = cpu::project(&w, None, &gk, v.rows, v.cols, col(&v));
-        assert_exact(&format!("hard_prune {}: W", tag(&v)), &read(g, &tw), &wz);
-        assert_exact(&format!("hard_prune {}: M", tag(&v)), &read(g, &m), &wm);
+        assert_exact(&format!("hard_prune {}: W", tag(&v)), &read(gpu, &tw), &wz);
+        assert_exact(&format!("hard_prune {}: M", tag(&v)), &read(gpu, &m), &wm);
     }
 }
 
@@ -344,7 +336,7 @@ fn hard_prune_zeroes_pruned_groups_in_place() {
 
 #[test]
 fn dual_update_and_penalty_match_reference() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     let shapes = SHAPES.into_iter().chain([BIG]);
     for (vi, (r, c)) in shapes.enumerate() {
         let v = GroupView::new(r, c, false);
@@ -352,12 +344,12 @@ fn dual_update_and_penalty_match_reference() {
         let (w, z, u, dw) =
             (rand_vec(n, 1100 + vi as u64), rand_vec(n, 1200 + vi as u64), rand_vec(n, 1300 + vi as u64), rand_vec(n, 1400 + vi as u64));
         let (tw, tz, tu, tdw) =
-            (g.upload(&w, "w").unwrap(), g.upload(&z, "z").unwrap(), g.upload(&u, "u").unwrap(), g.upload(&dw, "dw").unwrap());
+            (gpu.upload(&w, "w").unwrap(), gpu.upload(&z, "z").unwrap(), gpu.upload(&u, "u").unwrap(), gpu.upload(&dw, "dw").unwrap());
         let rho = 1.5e-3 * 1.9f32.powi(vi as i32 % 10);
         // The penalty reads U before the dual update changes it.
-        g.run(&[admm::admm_penalty(g, &tw, &tz, &tu, &tdw, rho, &v).unwrap(), admm::dual_update(g, &tw, &tz, &tu, 1.0, &v).unwrap()]).unwrap();
-        assert_close(&format!("admm_penalty {r}×{c} rho {rho}"), &read(g, &tdw), &cpu::admm_penalty(&dw, &w, &z, &u, rho), 1e-5);
-        assert_close(&format!("dual_update {r}×{c}"), &read(g, &tu), &cpu::dual_update(&u, &w, &z), 1e-5);
+        gpu.run(&[admm::admm_penalty(gpu, &tw, &tz, &tu, &tdw, rho, &v).unwrap(), admm::dual_update(gpu, &tw, &tz, &tu, 1.0, &v).unwrap()]).unwrap();
+        assert_close(&format!("admm_penalty {r}×{c} rho {rho}"), &read(gpu, &tdw), &cpu::admm_penalty(&dw, &w, &z, &u, rho), 1e-5);
+        assert_close(&format!("dual_update {r}×{c}"), &read(gpu, &tu), &cpu::dual_update(&u, &w, &z), 1e-5);
     }
 }
 
@@ -365,17 +357,17 @@ fn dual_update_and_penalty_match_reference() {
 
 #[test]
 fn sq_diff_sum_matches_reference() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     let shapes = SHAPES.into_iter().chain([(1, 255), (1, 256), (1, 257), (101, 99), BIG]);
     for (vi, (r, c)) in shapes.enumerate() {
         let v = GroupView::new(r, c, true);
         let n = v.len();
         let (w, z) = (rand_vec(n, 1500 + vi as u64), rand_vec(n, 1600 + vi as u64));
-        let (tw, tz) = (g.upload(&w, "w").unwrap(), g.upload(&z, "z").unwrap());
+        let (tw, tz) = (gpu.upload(&w, "w").unwrap(), gpu.upload(&z, "z").unwrap());
         // Two layers' sums share one buffer: this one writes slots 2 and 3 only.
-        let out = g.upload(&[-1.0f32; 5], "out").unwrap();
-        g.run(&[admm::sq_diff_sum(g, &tw, &tz, &out, 2, &v).unwrap()]).unwrap();
-        let got = read(g, &out);
+        let out = gpu.upload(&[-1.0f32; 5], "out").unwrap();
+        gpu.run(&[admm::sq_diff_sum(gpu, &tw, &tz, &out, 2, &v).unwrap()]).unwrap();
+        let got = read(gpu, &out);
         let want = cpu::sq_diff_sum(&w, &z);
         assert_close(&format!("sq_diff_sum {r}×{c} Σ(W−Z)²"), &got[2..3], &want[..1], 1e-5);
         assert_close(&format!("sq_diff_sum {r}×{c} ΣW²"), &got[3..4], &want[1..], 1e-5);
@@ -386,17 +378,17 @@ fn sq_diff_sum_matches_reference() {
     }
     // Z = W: zero residual, exactly.
     let w = rand_vec(1000, 1700);
-    let (tw, tz) = (g.upload(&w, "w").unwrap(), g.upload(&w, "z").unwrap());
-    let out = nan_tensor(g, 2, "out");
-    g.run(&[admm::sq_diff_sum(g, &tw, &tz, &out, 0, &GroupView::new(10, 100, false)).unwrap()]).unwrap();
-    assert_eq!(read(g, &out)[0], 0.0);
+    let (tw, tz) = (gpu.upload(&w, "w").unwrap(), gpu.upload(&w, "z").unwrap());
+    let out = nan_tensor(gpu, 2, "out");
+    gpu.run(&[admm::sq_diff_sum(gpu, &tw, &tz, &out, 0, &GroupView::new(10, 100, false)).unwrap()]).unwrap();
+    assert_eq!(read(gpu, &out)[0], 0.0);
 }
 
 // ----------------------------------------------------------------------------- group_stats
 
 #[test]
 fn group_stats_match_reference() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     for (vi, v) in views().enumerate() {
         // About 40% exact zeros (some −0), plus whole zero groups.
         let mut w: Vec<f32> = rand_vec(v.len(), 1800 + vi as u64)
@@ -408,10 +400,10 @@ fn group_stats_match_reference() {
                 w[i] = 0.0;
             }
         }
-        let tw = g.upload(&w, "w").unwrap();
-        let stats = nan_tensor(g, 2 * v.groups(), "stats");
-        g.run(&[purify::group_stats(g, &tw, &stats, &v).unwrap()]).unwrap();
-        let got = read(g, &stats);
+        let tw = gpu.upload(&w, "w").unwrap();
+        let stats = nan_tensor(gpu, 2 * v.groups(), "stats");
+        gpu.run(&[purify::group_stats(gpu, &tw, &stats, &v).unwrap()]).unwrap();
+        let got = read(gpu, &stats);
         let want = cpu::group_stats(&w, v.rows, v.cols, col(&v));
         let (gz, gn): (Vec<f32>, Vec<f32>) = got.chunks(2).map(|p| (p[0], p[1])).unzip();
         let (wz, wn): (Vec<f32>, Vec<f32>) = want.chunks(2).map(|p| (p[0], p[1])).unzip();
@@ -425,25 +417,25 @@ fn group_stats_match_reference() {
 
 #[test]
 fn launchers_reject_out_of_range_arguments() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     let v = GroupView::new(4, 6, true);
-    let w = g.tensor(24, "w").unwrap();
-    let short = g.tensor(23, "short").unwrap();
-    let groups = g.tensor(6, "groups").unwrap();
-    let few = g.tensor(5, "few").unwrap();
-    assert!(admm::select_top(g, &groups, &groups, 6, 7).is_err(), "keep above the group count");
-    assert!(admm::select_top(g, &few, &groups, 6, 3).is_err(), "norms shorter than the groups");
-    assert!(admm::group_norms(g, &short, None, &groups, &v).is_err(), "W shorter than the view");
-    assert!(admm::group_norms(g, &w, Some(&short), &groups, &v).is_err(), "U shorter than the view");
-    assert!(admm::group_norms(g, &w, None, &few, &v).is_err(), "norms shorter than the groups");
-    assert!(admm::project(g, &w, None, &few, &w, None, &v).is_err(), "keep mask shorter than the groups");
-    assert!(admm::project(g, &w, None, &groups, &short, None, &v).is_err(), "Z shorter than the view");
-    assert!(admm::project(g, &w, None, &groups, &w, Some(&short), &v).is_err(), "M shorter than the view");
-    assert!(admm::hard_prune(g, &w, &groups, &short, &v).is_err(), "M shorter than the view");
-    assert!(admm::dual_update(g, &w, &short, &w, 1.0, &v).is_err(), "Z shorter than the view");
-    assert!(admm::admm_penalty(g, &w, &w, &w, &short, 1.0, &v).is_err(), "dW shorter than the view");
-    assert!(admm::admm_penalty(g, &w, &w, &w, &w, f32::NAN, &v).is_err(), "rho not finite");
-    assert!(admm::sq_diff_sum(g, &w, &w, &groups, 5, &v).is_err(), "out slot past the end");
-    assert!(purify::group_stats(g, &w, &groups, &v).is_err(), "stats shorter than 2 per group");
-    assert!(admm::group_norms(g, &w, None, &groups, &GroupView::new(0, 6, false)).is_err(), "empty view");
+    let w = gpu.tensor(24, "w").unwrap();
+    let short = gpu.tensor(23, "short").unwrap();
+    let groups = gpu.tensor(6, "groups").unwrap();
+    let few = gpu.tensor(5, "few").unwrap();
+    assert!(admm::select_top(gpu, &groups, &groups, 6, 7).is_err(), "keep above the group count");
+    assert!(admm::select_top(gpu, &few, &groups, 6, 3).is_err(), "norms shorter than the groups");
+    assert!(admm::group_norms(gpu, &short, None, &groups, &v).is_err(), "W shorter than the view");
+    assert!(admm::group_norms(gpu, &w, Some(&short), &groups, &v).is_err(), "U shorter than the view");
+    assert!(admm::group_norms(gpu, &w, None, &few, &v).is_err(), "norms shorter than the groups");
+    assert!(admm::project(gpu, &w, None, &few, &w, None, &v).is_err(), "keep mask shorter than the groups");
+    assert!(admm::project(gpu, &w, None, &groups, &short, None, &v).is_err(), "Z shorter than the view");
+    assert!(admm::project(gpu, &w, None, &groups, &w, Some(&short), &v).is_err(), "M shorter than the view");
+    assert!(admm::hard_prune(gpu, &w, &groups, &short, &v).is_err(), "M shorter than the view");
+    assert!(admm::dual_update(gpu, &w, &short, &w, 1.0, &v).is_err(), "Z shorter than the view");
+    assert!(admm::admm_penalty(gpu, &w, &w, &w, &short, 1.0, &v).is_err(), "dW shorter than the view");
+    assert!(admm::admm_penalty(gpu, &w, &w, &w, &w, f32::NAN, &v).is_err(), "rho not finite");
+    assert!(admm::sq_diff_sum(gpu, &w, &w, &groups, 5, &v).is_err(), "out slot past the end");
+    assert!(purify::group_stats(gpu, &w, &groups, &v).is_err(), "stats shorter than 2 per group");
+    assert!(admm::group_norms(gpu, &w, None, &groups, &GroupView::new(0, 6, false)).is_err(), "empty view");
 }

@@ -4,7 +4,7 @@ mod common;
 
 use autocompress::gpu::norm::{self, BnGeom};
 use common::reference as cpu;
-use common::{assert_close, rand_vec};
+use common::{assert_close, gpu_or_skip, rand_vec, read};
 
 /// (n, c, p): one image, odd channels, a single pixel (after a linear layer), planes larger
 /// than a workgroup, a channel count above 64.
@@ -19,8 +19,8 @@ fn reference_backward_matches_finite_differences() {
     let beta = rand_vec(c, 3);
     let dy = rand_vec(n * c * p, 4);
     // loss = Σ dy·y, so ∂loss/∂x = dx
-    let loss = |x: &[f32], g: &[f32], b: &[f32]| -> f64 {
-        let (y, _, _) = cpu::batchnorm_forward(x, g, b, n, c, p, EPS, None);
+    let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
+        let (y, _, _) = cpu::batchnorm_forward(x, gamma, beta, n, c, p, EPS, None);
         y.iter().zip(&dy).map(|(a, b)| *a as f64 * *b as f64).sum()
     };
     let (dx, dg, db) = cpu::batchnorm_backward(&dy, &x, &gamma, n, c, p, EPS);
@@ -36,14 +36,14 @@ fn reference_backward_matches_finite_differences() {
     }
     for ch in 0..c {
         let ng = fd(&|d| {
-            let mut g = gamma.clone();
-            g[ch] += d;
-            loss(&x, &g, &beta)
+            let mut nudged = gamma.clone();
+            nudged[ch] += d;
+            loss(&x, &nudged, &beta)
         });
         let nb = fd(&|d| {
-            let mut b = beta.clone();
-            b[ch] += d;
-            loss(&x, &gamma, &b)
+            let mut nudged = beta.clone();
+            nudged[ch] += d;
+            loss(&x, &gamma, &nudged)
         });
         assert!((ng - dg[ch] as f64).abs() < 1e-2 * (1.0 + ng.abs()) && (nb - db[ch] as f64).abs() < 1e-2 * (1.0 + nb.abs()));
     }
@@ -51,7 +51,7 @@ fn reference_backward_matches_finite_differences() {
 
 #[test]
 fn batchnorm_forward_backward_and_running_statistics_match_reference() {
-    let Some(g) = common::gpu() else { return };
+    let gpu = gpu_or_skip!();
     for (case, &(n, c, p)) in SHAPES.iter().enumerate() {
         let tag = format!("bn n={n} c={c} p={p}");
         let seed = 10 * case as u64;
@@ -63,54 +63,54 @@ fn batchnorm_forward_backward_and_running_statistics_match_reference() {
         let momentum = 0.1;
         let run0: Vec<f32> = [vec![0.5; c], vec![2.0; c]].concat();
         let geo = BnGeom { n, c, p, training: true, eps: EPS, momentum };
-        let t = |v: &[f32], l: &str| g.upload(v, l).unwrap();
+        let t = |v: &[f32], l: &str| gpu.upload(v, l).unwrap();
         let (tx, tg, tb, tdy) = (t(&x, "x"), t(&gamma, "gamma"), t(&beta, "beta"), t(&dy, "dy"));
-        let stats = g.tensor(2 * c, "stats").unwrap();
+        let stats = gpu.tensor(2 * c, "stats").unwrap();
         let running = t(&run0, "running");
-        let (y, dx, dg, db) = (g.tensor(x.len(), "y").unwrap(), g.tensor(x.len(), "dx").unwrap(), g.tensor(c, "dg").unwrap(), g.tensor(c, "db").unwrap());
-        g.run(&[
-            norm::bn_stats(g, &tx, &stats, &running, &geo).unwrap(),
-            norm::bn_apply(g, &tx, &stats, &tg, &tb, &y, &geo).unwrap(),
-            norm::bn_backward_reduce(g, &tdy, &tx, &stats, &dg, &db, &geo).unwrap(),
-            norm::bn_backward_dx(g, &tdy, &tx, &stats, &tg, &dg, &db, &dx, &geo).unwrap(),
+        let (y, dx, dg, db) = (gpu.tensor(x.len(), "y").unwrap(), gpu.tensor(x.len(), "dx").unwrap(), gpu.tensor(c, "dg").unwrap(), gpu.tensor(c, "db").unwrap());
+        gpu.run(&[
+            norm::bn_stats(gpu, &tx, &stats, &running, &geo).unwrap(),
+            norm::bn_apply(gpu, &tx, &stats, &tg, &tb, &y, &geo).unwrap(),
+            norm::bn_backward_reduce(gpu, &tdy, &tx, &stats, &dg, &db, &geo).unwrap(),
+            norm::bn_backward_dx(gpu, &tdy, &tx, &stats, &tg, &dg, &db, &dx, &geo).unwrap(),
         ]).unwrap();
         let (ry, mean, var) = cpu::batchnorm_forward(&x, &gamma, &beta, n, c, p, EPS, None);
         let (rdx, rdg, rdb) = cpu::batchnorm_backward(&dy, &x, &gamma, n, c, p, EPS);
-        assert_close(&format!("{tag} forward"), &g.read(&y).unwrap(), &ry, 1e-4);
-        assert_close(&format!("{tag} dgamma"), &g.read(&dg).unwrap(), &rdg, 1e-4);
-        assert_close(&format!("{tag} dbeta"), &g.read(&db).unwrap(), &rdb, 1e-4);
-        assert_close(&format!("{tag} dx"), &g.read(&dx).unwrap(), &rdx, 1e-3);
+        assert_close(&format!("{tag} forward"), &read(gpu, &y), &ry, 1e-4);
+        assert_close(&format!("{tag} dgamma"), &read(gpu, &dg), &rdg, 1e-4);
+        assert_close(&format!("{tag} dbeta"), &read(gpu, &db), &rdb, 1e-4);
+        assert_close(&format!("{tag} dx"), &read(gpu, &dx), &rdx, 1e-3);
         let m = (n * p) as f64;
         let want: Vec<f32> = (0..c)
             .map(|ch| (0.9 * 0.5 + 0.1 * mean[ch]) as f32)
             .chain((0..c).map(|ch| (0.9 * 2.0 + 0.1 * if m > 1.0 { var[ch] * m / (m - 1.0) } else { var[ch] }) as f32))
             .collect();
-        assert_close(&format!("{tag} running statistics"), &g.read(&running).unwrap(), &want, 1e-4);
+        assert_close(&format!("{tag} running statistics"), &read(gpu, &running), &want, 1e-4);
 
         // inference: the running statistics, and dx = γ/σ·dy
         let inf = BnGeom { training: false, ..geo };
-        let run: Vec<f32> = g.read(&running).unwrap();
-        g.run(&[
-            norm::bn_stats(g, &tx, &stats, &running, &inf).unwrap(),
-            norm::bn_apply(g, &tx, &stats, &tg, &tb, &y, &inf).unwrap(),
-            norm::bn_backward_dx(g, &tdy, &tx, &stats, &tg, &dg, &db, &dx, &inf).unwrap(),
+        let run = read(gpu, &running);
+        gpu.run(&[
+            norm::bn_stats(gpu, &tx, &stats, &running, &inf).unwrap(),
+            norm::bn_apply(gpu, &tx, &stats, &tg, &tb, &y, &inf).unwrap(),
+            norm::bn_backward_dx(gpu, &tdy, &tx, &stats, &tg, &dg, &db, &dx, &inf).unwrap(),
         ]).unwrap();
         let (ry, _, _) = cpu::batchnorm_forward(&x, &gamma, &beta, n, c, p, EPS, Some((&run[..c], &run[c..])));
-        assert_close(&format!("{tag} inference forward"), &g.read(&y).unwrap(), &ry, 1e-4);
-        assert_eq!(g.read::<f32>(&running).unwrap(), run, "{tag}: inference must not move the running statistics");
+        assert_close(&format!("{tag} inference forward"), &read(gpu, &y), &ry, 1e-4);
+        assert_eq!(read(gpu, &running), run, "{tag}: inference must not move the running statistics");
         let rdx: Vec<f32> = (0..x.len()).map(|i| gamma[(i / p) % c] / (run[c + (i / p) % c] + EPS).sqrt() * dy[i]).collect();
-        assert_close(&format!("{tag} inference dx"), &g.read(&dx).unwrap(), &rdx, 1e-4);
+        assert_close(&format!("{tag} inference dx"), &read(gpu, &dx), &rdx, 1e-4);
     }
 }
 
 #[test]
 fn residual_add_matches_reference() {
-    let Some(g) = common::gpu() else { return };
+    let gpu = gpu_or_skip!();
     for n in [1usize, 255, 1031] {
         let (a, b) = (rand_vec(n, 1), rand_vec(n, 2));
-        let y = g.tensor(n, "y").unwrap();
-        g.run(&[autocompress::gpu::elementwise::add(g, &g.upload(&a, "a").unwrap(), &g.upload(&b, "b").unwrap(), &y, n).unwrap()]).unwrap();
+        let y = gpu.tensor(n, "y").unwrap();
+        gpu.run(&[autocompress::gpu::elementwise::add(gpu, &gpu.upload(&a, "a").unwrap(), &gpu.upload(&b, "b").unwrap(), &y, n).unwrap()]).unwrap();
         let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
-        assert_eq!(g.read::<f32>(&y).unwrap(), want, "add n={n}");
+        assert_eq!(read(gpu, &y), want, "add n={n}");
     }
 }

@@ -63,9 +63,7 @@ fn strip_times(v: &mut serde_json::Value) {
 /// A kill-and-resume at two moments.
 #[test]
 fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
-    if common::gpu().is_none() {
-        return; // no adapter outside CI (under CI, gpu() fails the test)
-    }
+    common::gpu_or_skip!(); // the binary opens its own adapter: skip (fail under CI) where none is
     let whole = tmp("whole");
     let out = small(&whole).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -124,9 +122,7 @@ fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
 /// the compacted model computes what the masked one did.
 #[test]
 fn compress_prunes_a_residual_network_in_coupled_groups() {
-    if common::gpu().is_none() {
-        return;
-    }
+    common::gpu_or_skip!();
     let out = tmp("resnet");
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/digits-resnet.json");
     let run = bin()

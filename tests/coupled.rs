@@ -3,9 +3,9 @@
 //! and mixed), unused-path removal across residual sums, and coupled groups pruned together.
 mod common;
 
+use autocompress::gpu::Gpu;
 use autocompress::model::{Architecture, Layer, Network, Weights};
 use autocompress::prune::compact::compact;
-use autocompress::prune::purify::unused_paths;
 use autocompress::prune::topology::topology;
 use common::*;
 
@@ -103,20 +103,14 @@ fn prune_columns(w: &mut Weights, layer: &str, js: &[usize]) {
     }
 }
 
-fn logits(arch: &Architecture, w: &Weights, images: &[f32], n: usize) -> Vec<f32> {
-    let g = gpu().unwrap();
-    let net = Network::inference(g, arch, w, n).unwrap();
-    net.load_batch(g, images, &vec![0u32; n]).unwrap();
-    net.eval_step(g, n).unwrap();
-    net.logits(g).unwrap()
+fn logits(gpu: &Gpu, arch: &Architecture, w: &Weights, images: &[f32], n: usize) -> Vec<f32> {
+    eval_logits(gpu, &Network::inference(gpu, arch, w, n).unwrap(), images, n)
 }
 
 type Edit = Box<dyn Fn(&Architecture, &mut Weights)>;
 
 fn check_cases(a: &Architecture, cases: Vec<(&str, Vec<Edit>)>) {
-    if gpu().is_none() {
-        return;
-    }
+    let gpu = gpu_or_skip!();
     let base = weights(a);
     let n = 5;
     let images = rand_vec(n * 3 * 64, 17);
@@ -124,20 +118,14 @@ fn check_cases(a: &Architecture, cases: Vec<(&str, Vec<Edit>)>) {
     for (label, edits) in cases {
         let mut w = base.clone();
         edits.iter().for_each(|e| e(a, &mut w));
-        let want = logits(a, &w, &images, n);
+        let want = logits(gpu, a, &w, &images, n);
         let (carch, cw, _) = compact(a, &w).unwrap();
         let c = autocompress::prune::count::count(&carch).unwrap();
         assert!(c.params < dense.params, "{}/{label}: compaction did not shrink the model", a.name);
-        let e = max_rel_err(&logits(&carch, &cw, &images, n), &want);
+        let e = max_rel_err(&logits(gpu, &carch, &cw, &images, n), &want);
         assert!(e <= 1e-4, "{}/{label}: compacted vs masked max rel diff {e}", a.name);
         // unused-path removal, then compaction again, keeps the outputs too
-        let mut p = w.clone();
-        unused_paths(&topology(a).unwrap(), &mut p).unwrap();
-        let e2 = max_rel_err(&logits(a, &p, &images, n), &want);
-        assert!(e2 <= 1e-4, "{}/{label}: unused-path removal changed outputs by {e2}", a.name);
-        let (parch, pw, _) = compact(a, &p).unwrap();
-        let e3 = max_rel_err(&logits(&parch, &pw, &images, n), &want);
-        assert!(e3 <= 1e-4, "{}/{label}: purified compaction differs by {e3}", a.name);
+        let parch = assert_purification_keeps_outputs(&format!("{}/{label}", a.name), a, &w, &want, |arch, w| logits(gpu, arch, w, &images, n));
         assert!(autocompress::prune::count::count(&parch).unwrap().params <= c.params);
     }
 }
@@ -220,12 +208,12 @@ use autocompress::prune::Scheme;
     let err = format!("{:#}", act(&[("stem_bn", Scheme::Filter, 0.5)]).validate(&a, 0.9).unwrap_err());
     assert!(err.contains("does not have"), "a batch norm is not a prunable layer: {err}");
 
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     let one = act(&[("b", Scheme::Filter, 0.5)]);
     one.validate(&a, 0.9).unwrap();
-    let mut net = Network::new(g, &a, &weights(&a), 4, 0.0).unwrap();
-    autocompress::prune::admm::hard_prune(g, &mut net, &one).unwrap();
-    let w = net.weights(g).unwrap();
+    let mut net = Network::new(gpu, &a, &weights(&a), 4, 0.0).unwrap();
+    autocompress::prune::admm::hard_prune(gpu, &mut net, &one).unwrap();
+    let w = net.weights(gpu).unwrap();
     let zero_rows = |layer: &str| {
         let t = w.get(&format!("{layer}.weight")).unwrap();
         let cols = t.data.len() / t.shape[0];

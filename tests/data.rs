@@ -98,6 +98,11 @@ fn byte_at(data: &Data, split: &Split, i: usize, k: usize) -> u8 {
     ((x * data.std[c] + data.mean[c]) * 255.0).round() as u8
 }
 
+/// The embedded digits data set, loaded with `opts`.
+fn digits(opts: LoadOptions) -> anyhow::Result<Data> {
+    load("digits", None, &opts)
+}
+
 fn load_err(dataset: &str, dir: &Path) -> String {
     match load(dataset, Some(dir), &LoadOptions::default()) {
         Ok(_) => panic!("loading {dataset} from {} should fail", dir.display()),
@@ -574,7 +579,7 @@ fn folder_with_train_but_no_test() {
 
 #[test]
 fn digits_loads_and_splits() {
-    let d = load("digits", None, &LoadOptions::default()).unwrap();
+    let d = digits(LoadOptions::default()).unwrap();
     assert_eq!(d.name, "digits");
     assert_eq!(d.shape, [1, 8, 8]);
     assert_eq!(d.image_len(), 64);
@@ -594,7 +599,7 @@ fn digits_loads_and_splits() {
 
 #[test]
 fn normalisation_gives_zero_mean_unit_std_on_train() {
-    let d = load("digits", None, &LoadOptions::default()).unwrap();
+    let d = digits(LoadOptions::default()).unwrap();
     let n = d.train.images.len() as f64;
     let mean = d.train.images.iter().map(|&x| x as f64).sum::<f64>() / n;
     let var = d
@@ -620,32 +625,20 @@ fn normalisation_gives_zero_mean_unit_std_on_train() {
 
 #[test]
 fn load_is_deterministic_per_seed() {
-    let a = load(
-        "digits",
-        None,
-        &LoadOptions {
-            seed: 7,
-            ..Default::default()
-        },
-    )
+    let a = digits(LoadOptions {
+        seed: 7,
+        ..Default::default()
+    })
     .unwrap();
-    let b = load(
-        "digits",
-        None,
-        &LoadOptions {
-            seed: 7,
-            ..Default::default()
-        },
-    )
+    let b = digits(LoadOptions {
+        seed: 7,
+        ..Default::default()
+    })
     .unwrap();
-    let c = load(
-        "digits",
-        None,
-        &LoadOptions {
-            seed: 8,
-            ..Default::default()
-        },
-    )
+    let c = digits(LoadOptions {
+        seed: 8,
+        ..Default::default()
+    })
     .unwrap();
     assert_eq!((&a.train, &a.val, &a.test), (&b.train, &b.val, &b.test));
     assert_ne!(a.train.labels, c.train.labels);
@@ -663,14 +656,10 @@ fn limits_take_the_first_after_shuffling() {
     assert_eq!((d.train.len(), d.val.len(), d.test.len()), (90, 10, 30));
     // The limited test set is a prefix of the full one, and the test part does not depend on
     // limit_train.
-    let full = load(
-        "digits",
-        None,
-        &LoadOptions {
-            seed: 1,
-            ..Default::default()
-        },
-    )
+    let full = digits(LoadOptions {
+        seed: 1,
+        ..Default::default()
+    })
     .unwrap();
     assert_eq!(d.test.labels[..], full.test.labels[..30]);
 
@@ -688,14 +677,10 @@ fn limits_take_the_first_after_shuffling() {
     .unwrap();
     assert_eq!((d.train.len(), d.val.len(), d.test.len()), (9, 1, 4));
 
-    let err = load(
-        "digits",
-        None,
-        &LoadOptions {
-            limit_train: Some(0),
-            ..Default::default()
-        },
-    )
+    let err = digits(LoadOptions {
+        limit_train: Some(0),
+        ..Default::default()
+    })
     .unwrap_err();
     assert_mentions(&format!("{err:#}"), &["no training images"]);
 }
@@ -703,25 +688,17 @@ fn limits_take_the_first_after_shuffling() {
 #[test]
 fn bad_validation_fraction() {
     for f in [-0.1, 1.0, f32::NAN] {
-        let err = load(
-            "digits",
-            None,
-            &LoadOptions {
-                val_fraction: f,
-                ..Default::default()
-            },
-        )
+        let err = digits(LoadOptions {
+            val_fraction: f,
+            ..Default::default()
+        })
         .unwrap_err();
         assert_mentions(&err.to_string(), &["validation fraction", "[0, 1)"]);
     }
-    let d = load(
-        "digits",
-        None,
-        &LoadOptions {
-            val_fraction: 0.0,
-            ..Default::default()
-        },
-    )
+    let d = digits(LoadOptions {
+        val_fraction: 0.0,
+        ..Default::default()
+    })
     .unwrap();
     assert!(d.val.is_empty());
 }

@@ -2,11 +2,10 @@
 //! student, and a run without the teacher's logits is refused.
 mod common;
 
-use autocompress::data::{self, LoadOptions};
 use autocompress::model::{zoo, Network, Weights};
 use autocompress::train::Distill;
 use autocompress::train::{logits, train, Schedule, TrainConfig};
-use common::gpu;
+use common::{digits, gpu_or_skip};
 
 fn config(distill: Option<Distill>) -> TrainConfig {
     TrainConfig { epochs: 8, batch_size: 32, lr: 0.05, momentum: 0.9, weight_decay: 0.0, schedule: Schedule::Cosine, warmup_epochs: 0.0, seed: 3, steps_per_epoch: None, augment: false, distill }
@@ -20,19 +19,18 @@ fn argmax(row: &[f32]) -> usize {
 /// what the student learns, on the training images.
 #[test]
 fn pure_distillation_learns_the_teachers_classes_not_the_labels() {
-    let Some(g) = gpu() else { return };
-    let opts = LoadOptions { limit_train: Some(512), limit_test: Some(64), ..LoadOptions::default() };
-    let mut data = data::load("digits", None, &opts).unwrap();
+    let gpu = gpu_or_skip!();
+    let mut data = digits(512, 64);
     let classes = data.classes;
     let shifted = |y: u32| (y as usize + 1) % classes;
     data.train.teacher = data.train.labels.iter().flat_map(|&y| (0..classes).map(move |c| if c == shifted(y) { 6.0 } else { 0.0 })).collect();
 
     let arch = zoo::build("digits-cnn", data.shape, data.classes).unwrap();
     let cfg = config(Some(Distill { alpha: 1.0, temperature: 2.0 }));
-    let net = Network::new(g, &arch, &Weights::init(&arch, 1).unwrap(), cfg.batch_size, 0.0).unwrap();
-    train(g, &net, &data, &cfg, false, |_| Ok(())).unwrap();
+    let net = Network::new(gpu, &arch, &Weights::init(&arch, 1).unwrap(), cfg.batch_size, 0.0).unwrap();
+    train(gpu, &net, &data, &cfg, false, |_| Ok(())).unwrap();
 
-    let out = logits(g, &net, &data.train).unwrap();
+    let out = logits(gpu, &net, &data.train).unwrap();
     let n = data.train.len();
     let agree = |f: &dyn Fn(u32) -> usize| (0..n).filter(|&i| argmax(&out[i * classes..(i + 1) * classes]) == f(data.train.labels[i])).count() as f64 / n as f64;
     let with_teacher = agree(&shifted);
@@ -43,13 +41,12 @@ fn pure_distillation_learns_the_teachers_classes_not_the_labels() {
 
 #[test]
 fn distillation_without_teacher_logits_or_with_augmentation_is_refused() {
-    let Some(g) = gpu() else { return };
-    let opts = LoadOptions { limit_train: Some(64), limit_test: Some(32), ..LoadOptions::default() };
-    let data = data::load("digits", None, &opts).unwrap();
+    let gpu = gpu_or_skip!();
+    let data = digits(64, 32);
     let arch = zoo::build("digits-cnn", data.shape, data.classes).unwrap();
     let cfg = config(Some(Distill { alpha: 0.5, temperature: 2.0 }));
-    let net = Network::new(g, &arch, &Weights::init(&arch, 1).unwrap(), cfg.batch_size, 0.0).unwrap();
-    let err = train(g, &net, &data, &cfg, false, |_| Ok(())).unwrap_err().to_string();
+    let net = Network::new(gpu, &arch, &Weights::init(&arch, 1).unwrap(), cfg.batch_size, 0.0).unwrap();
+    let err = train(gpu, &net, &data, &cfg, false, |_| Ok(())).unwrap_err().to_string();
     assert!(err.contains("teacher's logits") && err.contains("found 0"), "unexpected error: {err}");
 
     let err = TrainConfig { augment: true, ..cfg.clone() }.validate().unwrap_err().to_string();

@@ -7,7 +7,7 @@ use autocompress::gpu::kernel::{Access, Source};
 
 #[test]
 fn a_shader_that_fails_validation_is_an_error() {
-    let Some(gpu) = common::gpu() else { return };
+    let gpu = common::gpu_or_skip!();
     // parses as WGSL but fails validation: a u32 added to an f32
     let bad = Source::new("broken", "@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@group(0) @binding(1) var<uniform> p: vec4<u32>;\n@compute @workgroup_size(1) fn main() { y[0] = p.x + 1.0; }");
     let err = gpu.kernel(&bad, "main", &[Access::ReadWrite], false).err().expect("an invalid shader must be refused");
@@ -24,7 +24,7 @@ fn a_shader_that_fails_validation_is_an_error() {
 
 #[test]
 fn a_dispatch_beyond_the_adapter_limits_is_refused_before_wgpu() {
-    let Some(gpu) = common::gpu() else { return };
+    let gpu = common::gpu_or_skip!();
     let src = Source::new("fine", "@group(0) @binding(0) var<storage, read_write> y: array<f32>;\n@group(0) @binding(1) var<uniform> p: vec4<u32>;\n@compute @workgroup_size(1) fn main() { y[0] = f32(p.x); }");
     let k = gpu.kernel(&src, "main", &[Access::ReadWrite], false).unwrap();
     let y = gpu.tensor(1, "y").unwrap();

@@ -5,24 +5,24 @@ use autocompress::model::{Architecture, Layer, Network, Weights};
 use common::*;
 
 /// The loss as the backward pass sees it (batch norm on batch statistics).
-fn loss(net: &Network, g: &autocompress::gpu::Gpu, valid: usize) -> f64 {
-    net.reset_metrics(g);
-    net.train_loss_step(g, valid).unwrap();
-    net.read_metrics(g).unwrap().loss_sum / valid as f64
+fn loss(net: &Network, gpu: &autocompress::gpu::Gpu, valid: usize) -> f64 {
+    net.reset_metrics(gpu);
+    net.train_loss_step(gpu, valid).unwrap();
+    net.read_metrics(gpu).unwrap().loss_sum / valid as f64
 }
 
 /// Central differences on sampled entries of every parameter tensor against the GPU backward.
 /// `budget` limits im2col buffers (elements) so convolutions also run in chunks of images.
 fn gradient_check(arch: Architecture, batch: usize, valid: usize, budget: usize) {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     let w0 = Weights::init(&arch, 7).unwrap();
-    let net = Network::with_column_budget(g, &arch, &w0, batch, 0.0, budget).unwrap();
+    let net = Network::with_column_budget(gpu, &arch, &w0, batch, 0.0, budget).unwrap();
     let il: usize = arch.input.iter().product();
     let images = rand_vec(valid * il, 3);
     let labels: Vec<u32> = (0..valid as u32).map(|i| (i * 7 + 1) % arch.classes as u32).collect();
-    net.load_batch(g, &images, &labels).unwrap();
-    net.gradient_step(g, valid).unwrap();
-    let grads = net.gradients(g).unwrap();
+    net.load_batch(gpu, &images, &labels).unwrap();
+    net.gradient_step(gpu, valid).unwrap();
+    let grads = net.gradients(gpu).unwrap();
     let mut worst = 0.0f64;
     let mut failures = Vec::new();
     // running statistics are not trained, so they have no gradient
@@ -34,11 +34,11 @@ fn gradient_check(arch: Architecture, batch: usize, valid: usize, budget: usize)
             let numeric = |eps: f32| {
                 let mut w = w0.clone();
                 w.get_mut(&t.name).unwrap().data[i] += eps;
-                net.set_weights(g, &w).unwrap();
-                let up = loss(&net, g, valid);
+                net.set_weights(gpu, &w).unwrap();
+                let up = loss(&net, gpu, valid);
                 w.get_mut(&t.name).unwrap().data[i] -= 2.0 * eps;
-                net.set_weights(g, &w).unwrap();
-                let down = loss(&net, g, valid);
+                net.set_weights(gpu, &w).unwrap();
+                let down = loss(&net, gpu, valid);
                 (up - down) / (2.0 * eps as f64)
             };
             let rel = |num: f64| (num - analytic).abs() / (num.abs().max(analytic.abs()) + 1e-2);
@@ -144,18 +144,16 @@ fn tiny_resnet(relu: bool) -> Architecture {
 /// Same seed, same adapter: bit-identical weights after training (no atomics, seeded order).
 #[test]
 fn training_is_deterministic_for_a_seed() {
-    use autocompress::data::{self, LoadOptions};
     use autocompress::model::zoo;
     use autocompress::train::{train, Schedule, TrainConfig};
-    let Some(g) = gpu() else { return };
-    let opts = LoadOptions { limit_train: Some(256), limit_test: Some(64), ..LoadOptions::default() };
-    let data = data::load("digits", None, &opts).unwrap();
+    let gpu = gpu_or_skip!();
+    let data = digits(256, 64);
     let arch = zoo::build("digits-cnn", data.shape, data.classes).unwrap();
     let cfg = TrainConfig { epochs: 2, batch_size: 16, lr: 0.05, momentum: 0.9, weight_decay: 5e-4, schedule: Schedule::Cosine, warmup_epochs: 0.0, seed: 5, steps_per_epoch: None, augment: false, distill: None };
     let run = || {
-        let net = Network::new(g, &arch, &Weights::init(&arch, cfg.seed).unwrap(), cfg.batch_size, cfg.weight_decay).unwrap();
-        let logs = train(g, &net, &data, &cfg, false, |_| Ok(())).unwrap();
-        (net.weights(g).unwrap(), logs.last().unwrap().train_loss)
+        let net = Network::new(gpu, &arch, &Weights::init(&arch, cfg.seed).unwrap(), cfg.batch_size, cfg.weight_decay).unwrap();
+        let logs = train(gpu, &net, &data, &cfg, false, |_| Ok(())).unwrap();
+        (net.weights(gpu).unwrap(), logs.last().unwrap().train_loss)
     };
     let (a, la) = run();
     let (b, lb) = run();

@@ -2,6 +2,7 @@
 //! (SPEC.md §6), purification's unused-path fixed point, and action validation.
 mod common;
 
+use autocompress::gpu::Gpu;
 use autocompress::model::{Architecture, Layer, Network, Weights};
 use autocompress::prune::action::{Action, LayerAction};
 use autocompress::prune::Scheme;
@@ -47,22 +48,16 @@ fn prune(w: &mut Weights, layer: &str, cols: usize, rows: &[usize], columns: &[u
     }
 }
 
-fn logits(arch: &Architecture, w: &Weights, images: &[f32], n: usize) -> Vec<f32> {
-    let g = gpu().unwrap();
+fn logits(gpu: &Gpu, arch: &Architecture, w: &Weights, images: &[f32], n: usize) -> Vec<f32> {
     // the inference network runs every conv as an implicit GEMM, the training one via im2col
-    let net = if arch.name.ends_with("inference") { Network::inference(g, arch, w, n) } else { Network::new(g, arch, w, n, 0.0) }.unwrap();
-    let labels = vec![0u32; n];
-    net.load_batch(g, images, &labels).unwrap();
-    net.eval_step(g, n).unwrap();
-    net.logits(g).unwrap()
+    let net = if arch.name.ends_with("inference") { Network::inference(gpu, arch, w, n) } else { Network::new(gpu, arch, w, n, 0.0) }.unwrap();
+    eval_logits(gpu, &net, images, n)
 }
 
 /// Masked model vs its compaction, for filter-only, column-only and mixed pruning.
 #[test]
 fn compacted_model_computes_what_the_masked_model_does() {
-    if gpu().is_none() {
-        return;
-    }
+    let gpu = gpu_or_skip!();
     let a = arch();
     let mut base = Weights::init(&a, 3).unwrap();
     for t in &mut base.tensors {
@@ -95,21 +90,15 @@ fn compacted_model_computes_what_the_masked_model_does() {
         let c = autocompress::prune::count::count(&carch).unwrap();
         let d = autocompress::prune::count::count(&a).unwrap();
         assert!(c.params < d.params && c.flops < d.flops, "{label}: compaction did not shrink the model");
-        let want = logits(&a, &w, &images, n);
-        let got = logits(&carch, &cw, &images, n);
+        let want = logits(gpu, &a, &w, &images, n);
+        let got = logits(gpu, &carch, &cw, &images, n);
         let e = max_rel_err(&got, &want);
         assert!(e <= 1e-4, "{label}: compacted vs masked max rel diff {e}");
         let inf = Architecture { name: "compacted-inference".into(), ..carch.clone() };
-        let e_inf = max_rel_err(&logits(&inf, &cw, &images, n), &want);
+        let e_inf = max_rel_err(&logits(gpu, &inf, &cw, &images, n), &want);
         assert!(e_inf <= 1e-4, "{label}: compacted (implicit GEMM) vs masked max rel diff {e_inf}");
         // purification step 2 on top must keep outputs too (it only removes dead paths)
-        let mut p = w.clone();
-        unused_paths(&topology(&a).unwrap(), &mut p).unwrap();
-        let e2 = max_rel_err(&logits(&a, &p, &images, n), &want);
-        assert!(e2 <= 1e-4, "{label}: unused-path removal changed outputs by {e2}");
-        let (parch, pw, _) = compact(&a, &p).unwrap();
-        let e3 = max_rel_err(&logits(&parch, &pw, &images, n), &want);
-        assert!(e3 <= 1e-4, "{label}: purified compaction differs by {e3}");
+        assert_purification_keeps_outputs(label, &a, &w, &want, |arch, w| logits(gpu, arch, w, &images, n));
     }
 }
 

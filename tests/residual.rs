@@ -64,7 +64,7 @@ fn json_expresses_residual_blocks_and_checks_branch_shapes() {
 /// evaluation normalises with them: both against a CPU reference.
 #[test]
 fn batch_norm_running_statistics_and_evaluation_mode() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     let (n, c, hw, classes) = (5, 3, 4, 2);
     let arch = Architecture {
         name: "bn".into(),
@@ -79,22 +79,17 @@ fn batch_norm_running_statistics_and_evaluation_mode() {
     let mut w = Weights::init(&arch, 3).unwrap();
     w.get_mut("bn.weight").unwrap().data = vec![1.5, 0.5, -1.0];
     w.get_mut("bn.bias").unwrap().data = vec![0.1, -0.2, 0.3];
-    let net = Network::new(g, &arch, &w, n, 0.0).unwrap();
+    let net = Network::new(gpu, &arch, &w, n, 0.0).unwrap();
     let x: Vec<f32> = rand_vec(n * c * hw, 11)
         .iter()
         .enumerate()
         .map(|(i, v)| v * 2.0 + (i / hw % c) as f32)
         .collect();
     let labels = vec![0u32, 1, 1, 0, 1];
-    net.load_batch(g, &x, &labels).unwrap();
+    net.load_batch(gpu, &x, &labels).unwrap();
     // lr 0: the parameters stay, only the running statistics move
-    net.train_step(
-        g,
-        Hyper::plain(0.0, 0.0),
-        n,
-        0,
-    ).unwrap();
-    let after = net.weights(g).unwrap();
+    net.train_step(gpu, Hyper::plain(0.0, 0.0), n, 0).unwrap();
+    let after = net.weights(gpu).unwrap();
     let (mut want_mean, mut want_var) = (vec![0.0f32; c], vec![0.0f32; c]);
     for ch in 0..c {
         let v: Vec<f32> = (0..n)
@@ -119,8 +114,8 @@ fn batch_norm_running_statistics_and_evaluation_mode() {
     );
 
     // evaluation: y = γ (x − running mean) / √(running var + ε) + β, then the linear layer
-    net.eval_step(g, n).unwrap();
-    let logits = net.logits(g).unwrap();
+    net.eval_step(gpu, n).unwrap();
+    let logits = net.logits(gpu).unwrap();
     let (gamma, beta) = (
         &w.get("bn.weight").unwrap().data,
         &w.get("bn.bias").unwrap().data,
@@ -145,27 +140,27 @@ fn batch_norm_running_statistics_and_evaluation_mode() {
     assert_close("evaluation logits", &logits[..n * classes], &want, 1e-4);
 
     // the running statistics survive a save through Weights
-    let net2 = Network::new(g, &arch, &after, n, 0.0).unwrap();
-    assert_eq!(net2.weights(g).unwrap(), after);
+    let net2 = Network::new(gpu, &arch, &after, n, 0.0).unwrap();
+    assert_eq!(net2.weights(gpu).unwrap(), after);
 }
 
 /// Recalibration replaces stale running statistics by the mean of the batches' statistics
 /// (mean and unbiased variance per channel), against a CPU reference.
 #[test]
 fn batch_norm_recalibration_averages_batch_statistics() {
-    let Some(g) = gpu() else { return };
+    let gpu = gpu_or_skip!();
     let (n, c, hw) = (6, 3, 4);
     let arch = Architecture { name: "bn".into(), input: [c, 2, 2], classes: 2, layers: vec![Layer::BatchNorm { name: "bn".into() }, Layer::Flatten, linear("fc", 2)] };
     let mut w = Weights::init(&arch, 3).unwrap();
     // stale statistics, as a pruned copy of a trained network has
     w.get_mut("bn.running_mean").unwrap().data = vec![7.0, -7.0, 3.0];
     w.get_mut("bn.running_var").unwrap().data = vec![50.0, 0.01, 9.0];
-    let net = Network::new(g, &arch, &w, n, 0.0).unwrap();
+    let net = Network::new(gpu, &arch, &w, n, 0.0).unwrap();
     // three batches with channel means and spreads that differ per batch
     let batches: Vec<Vec<f32>> = (0..3)
         .map(|b| rand_vec(n * c * hw, 20 + b).iter().enumerate().map(|(i, v)| v * (1.0 + b as f32) + (i / hw % c) as f32 * (b as f32 - 1.0)).collect())
         .collect();
-    net.recalibrate(g, 3, |net, i| net.load_batch(g, &batches[i], &vec![0u32; n])).unwrap();
+    net.recalibrate(gpu, 3, |net, i| net.load_batch(gpu, &batches[i], &vec![0u32; n])).unwrap();
     let (mut want_mean, mut want_var) = (vec![0.0f32; c], vec![0.0f32; c]);
     for x in &batches {
         for ch in 0..c {
@@ -175,7 +170,7 @@ fn batch_norm_recalibration_averages_batch_statistics() {
             want_var[ch] += v.iter().map(|a| (a - mean) * (a - mean)).sum::<f32>() / (v.len() - 1) as f32 / 3.0;
         }
     }
-    let after = net.weights(g).unwrap();
+    let after = net.weights(gpu).unwrap();
     assert_close("recalibrated mean", &after.get("bn.running_mean").unwrap().data, &want_mean, 1e-3);
     assert_close("recalibrated var", &after.get("bn.running_var").unwrap().data, &want_var, 1e-3);
     // the parameters did not move
