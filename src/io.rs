@@ -47,7 +47,24 @@ pub fn save_model(path: &Path, arch: &Architecture, w: &Weights, extra: &[(&str,
         })
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, &Some(meta)).context("cannot serialise model")?;
-    atomic_write(path, &bytes)
+    atomic_write(path, &sorted_header(bytes)?)
+}
+
+/// The same safetensors file with its JSON header's keys sorted: `serialize` writes the metadata
+/// in a HashMap's order, which changes from process to process, so the same model gave
+/// different bytes. Tensor offsets are relative to the data section, which stays as it is.
+fn sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    let n = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
+    // serde_json's Map is a BTreeMap: parsing and printing again sorts every object's keys
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).context("safetensors header")?;
+    let mut text = serde_json::to_string(&header)?.into_bytes();
+    // the format pads the header with spaces so the data section starts 8-aligned
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Loads a model file written by `save_model`; every failure names the file and what is wrong.
@@ -75,4 +92,30 @@ pub fn load_model(path: &Path) -> Result<(Architecture, Weights, HashMap<String,
         Ok((arch, w, meta))
     };
     parsed().with_context(|| format!("model file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::zoo;
+
+    /// The same model saved twice gives the same bytes (the metadata has enough keys that a
+    /// HashMap order would differ), and loads back unchanged.
+    #[test]
+    fn model_files_are_byte_for_byte_reproducible() {
+        let arch = zoo::build("digits-cnn", [1, 8, 8], 10).unwrap();
+        let w = Weights::init(&arch, 3).unwrap();
+        let dir = std::env::temp_dir().join(format!("autocompress-io-{}", std::process::id()));
+        let keys = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
+        let extra: Vec<(&str, String)> = keys.iter().enumerate().map(|(i, k)| (*k, i.to_string())).collect();
+        let (p1, p2) = (dir.join("one.safetensors"), dir.join("two.safetensors"));
+        save_model(&p1, &arch, &w, &extra).unwrap();
+        save_model(&p2, &arch, &w, &extra).unwrap();
+        let (b1, b2) = (std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
+        assert_eq!(b1, b2, "two saves of one model differ");
+        let (a, back, meta) = load_model(&p1).unwrap();
+        assert_eq!((a, back), (arch, w));
+        assert_eq!(meta.get("k").map(String::as_str), Some("10"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
