@@ -135,7 +135,8 @@ fn pool_src() -> Source {
     src("pool", include_str!("../../shaders/pool.wgsl"))
 }
 
-/// Max pooling over `planes` = N·C planes of h×w with a k×k window.
+/// Max pooling over `planes` = N·C planes of h×w with a k×k window and `pad` pixels of -∞ on
+/// every side (`pad < k`, so every window holds a real pixel).
 #[derive(Clone, Copy, Debug)]
 pub struct PoolGeom {
     pub planes: usize,
@@ -143,21 +144,23 @@ pub struct PoolGeom {
     pub w: usize,
     pub k: usize,
     pub stride: usize,
+    pub pad: usize,
 }
 
 impl PoolGeom {
     pub fn oh(&self) -> usize {
-        (self.h - self.k) / self.stride + 1
+        (self.h + 2 * self.pad - self.k) / self.stride + 1
     }
     pub fn ow(&self) -> usize {
-        (self.w - self.k) / self.stride + 1
+        (self.w + 2 * self.pad - self.k) / self.stride + 1
     }
     fn params(&self) -> [u32; 8] {
-        [self.planes, self.h, self.w, self.oh(), self.ow(), self.k, self.stride, 0].map(|x| x as u32)
+        [self.planes, self.h, self.w, self.oh(), self.ow(), self.k, self.stride, self.pad].map(|x| x as u32)
     }
 }
 
 pub fn maxpool_forward(gpu: &Gpu, x: &Tensor, y: &Tensor, arg: &Tensor, g: &PoolGeom) -> Result<Dispatch> {
+    ensure!(g.pad < g.k, "maxpool padding {} must be smaller than the window {}", g.pad, g.k);
     let n = g.planes * g.oh() * g.ow();
     ensure!(g.planes * g.h * g.w <= x.len && n <= y.len && n <= arg.len, "maxpool out of range");
     let k = gpu.kernel(&pool_src(), "maxpool_forward", &[R, W, W], false);
@@ -165,7 +168,7 @@ pub fn maxpool_forward(gpu: &Gpu, x: &Tensor, y: &Tensor, arg: &Tensor, g: &Pool
 }
 
 pub fn maxpool_backward(gpu: &Gpu, dy: &Tensor, arg: &Tensor, dx: &Tensor, g: &PoolGeom) -> Result<Dispatch> {
-    ensure!(g.planes * g.h * g.w <= dx.len, "maxpool backward out of range");
+    ensure!(g.pad < g.k && g.planes * g.h * g.w <= dx.len, "maxpool backward out of range");
     let k = gpu.kernel(&pool_src(), "maxpool_backward", &[R, R, W], false);
     gpu.dispatch(&k, &[dy, arg, dx], &g.params(), grid1d(g.planes * g.h, 256))
 }
