@@ -50,6 +50,10 @@ enum Cmd {
     /// The whole AutoCompress pipeline: baseline, then rounds of search, ADMM, purification and
     /// compaction until the target is met (SPEC.md §2). With no options: digits-cnn on digits.
     Compress(cli_compress::CompressArgs),
+    /// Convert an ONNX model into a model file once (.onnx is also read wherever a model file is).
+    Import(autocompress::onnx::cli::ImportArgs),
+    /// Write a model (compacted or not) as standard ONNX that onnxruntime and tract run.
+    Export(autocompress::onnx::cli::ExportArgs),
 }
 
 #[derive(Args)]
@@ -274,6 +278,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Compare { runs } => cli_compress::cmd_compare(&runs),
         Cmd::Prune(a) => cmd_prune(a, cli.adapter.as_deref(), progress),
         Cmd::Compress(a) => cli_compress::cmd_compress(a, || open_gpu(cli.adapter.as_deref(), progress), progress),
+        Cmd::Import(a) => autocompress::onnx::cli::cmd_import(&a),
+        Cmd::Export(a) => autocompress::onnx::cli::cmd_export(&a),
     }
 }
 
@@ -285,9 +291,12 @@ fn open_gpu(adapter: Option<&str>, progress: bool) -> Result<Gpu> {
     Ok(gpu)
 }
 
+fn data_config(a: &DataArgs) -> DataConfig {
+    DataConfig { dataset: a.dataset.clone(), dir: a.data.clone(), val_fraction: a.val_fraction, limit_train: a.limit_train, limit_test: a.limit_test }
+}
+
 fn load_data(a: &DataArgs, seed: u64) -> Result<data::Data> {
-    let d = DataConfig { dataset: a.dataset.clone(), dir: a.data.clone(), val_fraction: a.val_fraction, limit_train: a.limit_train, limit_test: a.limit_test };
-    compress::load_data(&d, seed)
+    compress::load_data(&data_config(a), seed)
 }
 
 /// `cosine`, `constant`, `step` (×0.1 every 10 epochs) or `step:EVERY:GAMMA`.
@@ -343,7 +352,14 @@ fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
     }
     cfg.validate()?;
 
-    let mut data = load_data(&a.data, a.seed)?;
+    // a model file that continues training keeps the normalisation it states
+    let mut data = match &a.model_file {
+        Some(p) => {
+            let (arch, _, meta) = io::load_model(p)?;
+            compress::load_data_for(&data_config(&a.data), a.seed, &meta, arch.input[0], p)?
+        }
+        None => load_data(&a.data, a.seed)?,
+    };
     let check = |arch: &Architecture, p: &Path| compress::check_fits(arch, &data, &p.display().to_string());
     let (arch, init) = match (&a.model_json, &a.model_file) {
         (Some(p), _) => {
@@ -390,8 +406,7 @@ fn cmd_train(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
     // Each epoch's model replaces the last one atomically, so an interrupted or diverged run
     // leaves the last good model on disk.
     let logs = train::train(&gpu, &net, &data, &cfg, progress, |_| {
-        let meta = [("dataset", data.name.clone()), ("seed", a.seed.to_string())];
-        io::save_model(&model_path, &arch, &net.weights(&gpu)?, &meta)
+        io::save_model(&model_path, &arch, &net.weights(&gpu)?, &data.meta(a.seed))
     })?;
     let (_, test_acc) = train::evaluate(&gpu, &net, &data.test)?;
     let snap = snapshot(&arch, test_acc)?;
@@ -442,7 +457,7 @@ fn cmd_eval(a: EvalArgs, adapter: Option<&str>) -> Result<()> {
 fn load_model_and_data(file: &Path, d: &DataArgs, seed: Option<u64>) -> Result<(Architecture, Weights, data::Data)> {
     let (arch, weights, meta) = io::load_model(file)?;
     let seed = seed.or_else(|| meta.get("seed").and_then(|s| s.parse().ok())).unwrap_or(1);
-    let data = load_data(d, seed)?;
+    let data = compress::load_data_for(&data_config(d), seed, &meta, arch.input[0], file)?;
     compress::check_fits(&arch, &data, &file.display().to_string())?;
     Ok((arch, weights, data))
 }
@@ -497,7 +512,7 @@ fn cmd_prune(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> 
     let (_, final_acc) = train::evaluate(&gpu, &cnet, &data.test)?;
     let fin = snapshot(&carch, final_acc)?;
     let (pr, fr) = Report::reductions(&baseline, &fin);
-    io::save_model(&a.out.join("model.safetensors"), &carch, &cw, &[("dataset", data.name.clone()), ("seed", cfg.seed.to_string())])?;
+    io::save_model(&a.out.join("model.safetensors"), &carch, &cw, &data.meta(cfg.seed))?;
     io::write_json(&a.out.join("model.json"), &carch)?;
     let c = count(&carch)?;
     let report = serde_json::json!({
@@ -669,6 +684,9 @@ fn cmd_inspect(file: &Path) -> Result<()> {
     println!("{} ({}), input {:?}, {} classes", file.display(), arch.name, arch.input, arch.classes);
     if let Some(d) = meta.get("dataset") {
         println!("trained on {d}");
+    }
+    if let Some(n) = data::Norm::from_meta(&meta, arch.input[0]).with_context(|| format!("model file {}", file.display()))? {
+        println!("input normalisation: mean {:?}, std {:?}", n.mean, n.std);
     }
     print!("{}", layer_table(&c));
     Ok(())
