@@ -139,3 +139,42 @@ fn default_export_keeps_the_convolutions_flops_reduction() {
         assert_eq!(got, ours, "{}: conv FLOPs counted from the ONNX graph", arch.name);
     }
 }
+
+/// The binary's JSON line of `eval`.
+fn eval_json(out: std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("eval prints JSON")
+}
+
+#[test]
+fn cli_export_import_and_eval_of_an_onnx_file() {
+    use common::cli::{bin, scratch};
+    if common::gpu().is_none() {
+        return;
+    }
+    let d = digits();
+    let arch = models::all().into_iter().find(|a| a.name == "mixed").expect("mixed");
+    let dir = scratch("onnx", "cli");
+    let model = dir.join("mixed.safetensors");
+    autocompress::io::save_model(&model, &arch, &models::weights(&arch, 7), &d.meta(1)).expect("save");
+    let onnx = dir.join("mixed.onnx");
+    let out = bin().arg("export").arg(&model).arg("--out").arg(&onnx).output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let params = our_count(&arch).expect("count").params;
+    assert!(out.status.success() && text.contains(&format!("{params} params in the ONNX graph (the model counts {params})")), "{text}");
+    let back = dir.join("back.safetensors");
+    assert!(bin().arg("import").arg(&onnx).arg("--out").arg(&back).output().expect("runs").status.success());
+    let (arch2, _, meta) = autocompress::io::load_model(&back).expect("imported model file");
+    assert_eq!(arch2.layers, arch.layers);
+    assert_eq!(Norm::from_meta(&meta, 1).expect("norm"), Some(d.norm()), "the normalisation travels through export and import");
+    let eval = |f: &std::path::Path| eval_json(bin().args(["eval", "--dataset", "digits", "--model-file"]).arg(f).output().expect("runs"));
+    let (a, b) = (eval(&model), eval(&onnx));
+    assert_eq!(a["test_accuracy"], b["test_accuracy"], "eval of the .onnx file and of the model file");
+    assert_eq!(a["params"], b["params"]);
+    // an ONNX file without normalisation: eval computes it from the data and says so
+    let bare = dir.join("bare.onnx");
+    std::fs::write(&bare, to_model(&arch, &models::weights(&arch, 7), None, Options::default()).expect("export").encode_to_vec()).expect("write");
+    let out = bin().args(["eval", "--dataset", "digits", "--model-file"]).arg(&bare).output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("bare.onnx states no input normalisation: using the mean"), "{err}");
+}
