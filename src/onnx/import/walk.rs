@@ -144,7 +144,7 @@ impl<'a> Walker<'a> {
     /// node's name, else `kind` and a number; never one already taken.
     pub fn name_for(&mut self, n: &Node, weight_input: usize, kind: &str) -> String {
         let from_weight = self.ix.const_name(n, weight_input).and_then(|w| w.strip_suffix(".weight")).filter(|w| !w.contains("::")).map(str::to_string);
-        let from_node = Some(n.proto.name().trim_matches('/').replace('/', ".")).filter(|s| !s.is_empty());
+        let from_node = Some(scope_name(n.proto.name(), n.op())).filter(|s| !s.is_empty());
         for c in [from_weight, from_node].into_iter().flatten() {
             if self.names.insert(c.clone()) {
                 return c;
@@ -173,5 +173,37 @@ impl<'a> Walker<'a> {
         for (part, data) in [("weight", gamma), ("bias", beta), ("running_mean", mean), ("running_var", var)] {
             self.weights.push(NamedTensor { name: format!("{name}.{part}"), shape: vec![data.len()], data });
         }
+    }
+}
+
+/// A module path from a node name: torch.onnx writes scopes such as
+/// `/layer2/layer2.0/downsample/downsample.0/Conv`, each segment relative to the one before,
+/// which reads back as PyTorch's own `layer2.0.downsample.0`. Other names are kept as they are.
+fn scope_name(node: &str, op: &str) -> String {
+    if !node.contains('/') {
+        return node.to_string();
+    }
+    let mut segs: Vec<&str> = node.split('/').filter(|s| !s.is_empty()).collect();
+    if segs.last().is_some_and(|s| s.starts_with(op)) {
+        segs.pop();
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for s in segs {
+        match parts.last_mut() {
+            Some(last) if s.strip_prefix(*last).is_some_and(|rest| rest.starts_with('.')) => *last = s,
+            _ => parts.push(s),
+        }
+    }
+    parts.join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn torch_scopes_read_back_as_module_paths() {
+        assert_eq!(super::scope_name("/layer2/layer2.0/downsample/downsample.0/Conv", "Conv"), "layer2.0.downsample.0");
+        assert_eq!(super::scope_name("/conv1/Conv", "Conv"), "conv1");
+        assert_eq!(super::scope_name("/fc/Gemm", "Gemm"), "fc");
+        assert_eq!(super::scope_name("Conv_0", "Conv"), "Conv_0");
     }
 }
