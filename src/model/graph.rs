@@ -9,6 +9,11 @@ fn one() -> usize {
     1
 }
 
+/// Unpadded pools serialise as before padding existed.
+fn is_zero(x: &usize) -> bool {
+    *x == 0
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Layer {
@@ -37,7 +42,7 @@ pub enum Layer {
     MaxPool {
         size: usize,
         stride: usize,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero")]
         padding: usize,
     },
     GlobalAvgPool,
