@@ -1,8 +1,8 @@
-// Max pooling (any window and stride, floor mode, no padding) with the argmax kept for the
-// backward pass, and global average pooling. Tensors are (N, C, H, W); `planes` = N*C.
-// All loop with a grid stride over flat indices.
+// Max pooling (any window and stride, floor mode, `pad` pixels of -inf on every side, pad < k)
+// with the argmax kept for the backward pass, and global average pooling. Tensors are
+// (N, C, H, W); `planes` = N*C. All loop with a grid stride over flat indices.
 
-struct Params { planes: u32, h: u32, w: u32, oh: u32, ow: u32, k: u32, stride: u32, _pad: u32 }
+struct Params { planes: u32, h: u32, w: u32, oh: u32, ow: u32, k: u32, stride: u32, pad: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
@@ -18,14 +18,18 @@ fn maxpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let oh = udiv(pix, p.ow);
     let ow = pix - oh * p.ow;
     let base = plane * p.h * p.w;
-    var best = -3.402823e38;
-    var best_i = base + oh * p.stride * p.w + ow * p.stride;
-    for (var r = 0u; r < p.k; r++) {
-        for (var s = 0u; s < p.k; s++) {
-            let i = base + (oh * p.stride + r) * p.w + ow * p.stride + s;
+    var best = 0.0;
+    var best_i = 0u;
+    var found = false;
+    // rows and columns in padded coordinates; the padding is skipped, never compared
+    for (var r = oh * p.stride; r < oh * p.stride + p.k; r++) {
+        if (r < p.pad || r >= p.h + p.pad) { continue; }
+        for (var s = ow * p.stride; s < ow * p.stride + p.k; s++) {
+            if (s < p.pad || s >= p.w + p.pad) { continue; }
+            let i = base + (r - p.pad) * p.w + s - p.pad;
             let v = x[i];
             // strict '>' keeps the first maximum: ties resolve to the lowest index
-            if (v > best) { best = v; best_i = i; }
+            if (!found || v > best) { best = v; best_i = i; found = true; }
         }
     }
     y[idx] = best;
@@ -48,9 +52,10 @@ fn maxpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         let hh = t - plane * pb.h;
         let row = t * pb.w; // flat index of (plane, hh, 0)
         for (var ww = 0u; ww < pb.w; ww++) { dx[row + ww] = 0.0; }
-        // windows oh with oh*stride <= hh < oh*stride + k
-        let oh_lo = select(0u, udiv(hh + 1u - pb.k + pb.stride - 1u, pb.stride), hh + 1u > pb.k);
-        let oh_hi = min(udiv(hh, pb.stride) + 1u, pb.oh);
+        // windows oh with oh*stride <= hp < oh*stride + k, hp = hh + pad in padded rows
+        let hp = hh + pb.pad;
+        let oh_lo = select(0u, udiv(hp + 1u - pb.k + pb.stride - 1u, pb.stride), hp + 1u > pb.k);
+        let oh_hi = min(udiv(hp, pb.stride) + 1u, pb.oh);
         for (var oh = oh_lo; oh < oh_hi; oh++) {
             let o = (plane * pb.oh + oh) * pb.ow;
             for (var ow = 0u; ow < pb.ow; ow++) {

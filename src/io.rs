@@ -67,9 +67,18 @@ fn sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Loads a model file written by `save_model`; every failure names the file and what is wrong.
+/// Loads a model file written by `save_model`, or an ONNX model (by its `.onnx` extension or
+/// its first bytes), so every command that takes a model file takes ONNX too. Every failure
+/// names the file and what is wrong.
 pub fn load_model(path: &Path) -> Result<(Architecture, Weights, HashMap<String, String>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read model file {}", path.display()))?;
+    if crate::onnx::looks_like_onnx(path, &bytes) {
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("onnx-model");
+        let m = crate::onnx::import::from_bytes(&bytes, name).with_context(|| format!("ONNX model {}", path.display()))?;
+        let mut meta = m.meta;
+        meta.extend(m.norm.iter().flat_map(|n| n.meta()).map(|(k, v)| (k.to_string(), v)));
+        return Ok((m.arch, m.weights, meta));
+    }
     let parsed = || -> Result<(Architecture, Weights, HashMap<String, String>)> {
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| anyhow::anyhow!("not a safetensors file: {e:?}"))?;
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("corrupt or truncated safetensors data: {e:?}"))?;

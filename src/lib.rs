@@ -11,3 +11,4 @@ pub mod search;
 pub mod compress;
 pub mod bench;
 pub mod report;
+pub mod onnx;

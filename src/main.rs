@@ -19,6 +19,8 @@ fn main() {
         Cmd::Compare { runs } => cli::compare::run(&runs),
         Cmd::Prune(a) => cli::prune::run(a, adapter, progress),
         Cmd::Compress(a) => cli::compress::run(a, || cli::open_gpu(adapter, progress), progress),
+        Cmd::Import(a) => cli::interchange::cmd_import(&a),
+        Cmd::Export(a) => cli::interchange::cmd_export(&a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

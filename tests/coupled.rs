@@ -22,7 +22,7 @@ fn vgg() -> Architecture {
             conv("conv1", 6, 3, 1, 1),
             bn("bn1"),
             Layer::Relu,
-            Layer::MaxPool { size: 2, stride: 2 },
+            Layer::MaxPool { size: 2, stride: 2, padding: 0 },
             conv("conv2", 5, 3, 1, 1),
             bn("bn2"),
             Layer::Relu,

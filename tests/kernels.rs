@@ -462,21 +462,24 @@ fn channel_sum_matches_reference() {
 #[test]
 fn maxpool_matches_reference_with_ties() {
     let gpu = gpu_or_skip!();
-    // (planes, h, w, window, stride)
+    // (planes, h, w, window, stride, padding)
     let cases = [
-        (6, 7, 9, 2, 2),   // 2×2/s2 on odd sizes: the last row and column are in no window
-        (3, 9, 7, 3, 2),   // 3×3/s2: overlapping windows, an input can be the max of several
-        (1, 5, 5, 3, 1),   // one plane, 3×3/s1
-        (130, 4, 6, 2, 2), // many planes
-        (2, 3, 3, 3, 3),   // the window is the whole plane
+        (6, 7, 9, 2, 2, 0),   // 2×2/s2 on odd sizes: the last row and column are in no window
+        (3, 9, 7, 3, 2, 0),   // 3×3/s2: overlapping windows, an input can be the max of several
+        (1, 5, 5, 3, 1, 0),   // one plane, 3×3/s1
+        (130, 4, 6, 2, 2, 0), // many planes
+        (2, 3, 3, 3, 3, 0),   // the window is the whole plane
+        (3, 9, 7, 3, 2, 1),   // torchvision's ResNet stem pool: 3×3/s2, padding 1, odd sizes
+        (2, 5, 6, 2, 2, 1),   // padding 1 with a 2×2 window: corner windows hold one real pixel
+        (1, 4, 3, 5, 1, 2),   // window larger than the plane, padding 2 on every side
     ];
-    for (i, &(planes, h, w, k, stride)) in cases.iter().enumerate() {
-        let geo = PoolGeom { planes, h, w, k, stride };
-        let tag = format!("maxpool {planes} planes {h}x{w} window {k} stride {stride}");
+    for (i, &(planes, h, w, k, stride, pad)) in cases.iter().enumerate() {
+        let geo = PoolGeom { planes, h, w, k, stride, pad };
+        let tag = format!("maxpool {planes} planes {h}x{w} window {k} stride {stride} padding {pad}");
         // Coarse values make ties common; one plane is constant (every window a tie) and negative.
         let mut x = coarse_vec(planes * h * w, 800 + i as u64);
         x[..h * w].fill(-0.5);
-        let (want_y, want_arg) = cpu::maxpool_forward(&x, planes, h, w, k, stride);
+        let (want_y, want_arg) = cpu::maxpool_forward(&x, planes, h, w, k, stride, pad);
         assert_eq!(want_y.len(), planes * geo.oh() * geo.ow(), "{tag}: output size");
         let dy = rand_vec(want_y.len(), 850 + i as u64);
 
@@ -494,7 +497,7 @@ fn maxpool_matches_reference_with_ties() {
         if let Some(o) = (0..want_arg.len()).find(|&o| got_arg[o] != want_arg[o]) {
             panic!("{tag}: argmax of output {o} is input {} but the first maximum is input {}", got_arg[o], want_arg[o]);
         }
-        assert_close(&format!("{tag} backward"), &read(gpu, &dx), &cpu::maxpool_backward(&x, &dy, planes, h, w, k, stride), 1e-5);
+        assert_close(&format!("{tag} backward"), &read(gpu, &dx), &cpu::maxpool_backward(&x, &dy, planes, h, w, k, stride, pad), 1e-5);
     }
 }
 

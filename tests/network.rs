@@ -68,7 +68,7 @@ fn gradient_check_conv_pool_linear_network() {
         layers: vec![
             conv("conv1", 3, 3, 1, 1),
             Layer::Relu,
-            Layer::MaxPool { size: 2, stride: 2 },
+            Layer::MaxPool { size: 2, stride: 2, padding: 0 },
             conv("conv2", 5, 3, 2, 1),
             Layer::Flatten,
             linear("fc1", 6),
@@ -89,7 +89,7 @@ fn gradient_check_with_partial_batch_avgpool_and_strided_pool() {
         classes: 4,
         layers: vec![
             conv("conv1", 4, 5, 1, 2),
-            Layer::MaxPool { size: 3, stride: 2 },
+            Layer::MaxPool { size: 3, stride: 2, padding: 0 },
             conv("conv2", 3, 1, 1, 0),
             Layer::Relu,
             Layer::GlobalAvgPool,

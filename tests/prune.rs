@@ -19,7 +19,7 @@ fn arch() -> Architecture {
         layers: vec![
             conv("conv1", 7, 3, 1, 1),
             Layer::Relu,
-            Layer::MaxPool { size: 2, stride: 2 },
+            Layer::MaxPool { size: 2, stride: 2, padding: 0 },
             conv("conv2", 6, 3, 1, 1),
             Layer::Relu,
             Layer::Flatten,

@@ -18,6 +18,7 @@ pub mod compare;
 pub mod compress;
 pub mod eval;
 pub mod inspect;
+pub mod interchange;
 pub mod prune;
 pub mod train;
 
@@ -51,6 +52,10 @@ pub enum Cmd {
     /// The whole AutoCompress pipeline: baseline, then rounds of search, ADMM, purification and
     /// compaction until the target is met (SPEC.md §2). With no options: digits-cnn on digits.
     Compress(compress::CompressArgs),
+    /// Convert an ONNX model into a model file once (.onnx is also read wherever a model file is).
+    Import(interchange::ImportArgs),
+    /// Write a model (compacted or not) as standard ONNX that onnxruntime and tract run.
+    Export(interchange::ExportArgs),
 }
 
 /// The data flags of `train`, `eval` and `prune` (`compress` has its own defaults).
@@ -82,16 +87,20 @@ pub fn open_gpu(adapter: Option<&str>, progress: bool) -> Result<Gpu> {
     Ok(gpu)
 }
 
+pub fn data_config(a: &DataArgs) -> DataConfig {
+    DataConfig { dataset: a.dataset.clone(), dir: a.data.clone(), val_fraction: a.val_fraction, limit_train: a.limit_train, limit_test: a.limit_test }
+}
+
 pub fn load_data(a: &DataArgs, seed: u64) -> Result<Data> {
-    let d = DataConfig { dataset: a.dataset.clone(), dir: a.data.clone(), val_fraction: a.val_fraction, limit_train: a.limit_train, limit_test: a.limit_test };
-    autocompress::compress::load_data(&d, seed)
+    autocompress::compress::load_data(&data_config(a), seed)
 }
 
 /// A saved model and its data set, split with the model's training seed unless told otherwise.
 pub fn load_model_and_data(file: &Path, d: &DataArgs, seed: Option<u64>) -> Result<(Architecture, Weights, Data)> {
     let (arch, weights, meta) = io::load_model(file)?;
     let seed = seed.or_else(|| meta.get("seed").and_then(|s| s.parse().ok())).unwrap_or(1);
-    let data = load_data(d, seed)?;
+    // the input normalisation the model file states, else the data set's (said on stderr)
+    let data = autocompress::compress::load_data_for(&data_config(d), seed, &meta, arch.input[0], file)?;
     check_fits(&arch, &data, &file.display().to_string())?;
     Ok((arch, weights, data))
 }

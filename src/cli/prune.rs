@@ -135,7 +135,7 @@ pub fn run(a: PruneArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
     let (_, final_acc) = train::evaluate(&gpu, &cnet, &data.test)?;
     let fin = snapshot(&carch, final_acc)?;
     let (pr, fr) = Report::reductions(&baseline, &fin);
-    io::save_model(&a.out.join("model.safetensors"), &carch, &cw, &[("dataset", data.name.clone()), ("seed", cfg.seed.to_string())])?;
+    io::save_model(&a.out.join("model.safetensors"), &carch, &cw, &data.meta(cfg.seed))?;
     io::write_json(&a.out.join("model.json"), &carch)?;
     let c = count(&carch)?;
     let report = serde_json::json!({

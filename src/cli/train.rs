@@ -113,7 +113,14 @@ pub fn run(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
     }
     cfg.validate()?;
 
-    let mut data = load_data(&a.data, a.seed)?;
+    // a model file that continues training keeps the normalisation it states
+    let mut data = match &a.model_file {
+        Some(p) => {
+            let (arch, _, meta) = io::load_model(p)?;
+            autocompress::compress::load_data_for(&super::data_config(&a.data), a.seed, &meta, arch.input[0], p)?
+        }
+        None => load_data(&a.data, a.seed)?,
+    };
     let check = |arch: &Architecture, p: &Path| compress::check_fits(arch, &data, &p.display().to_string());
     let (arch, init) = match (&a.model_json, &a.model_file) {
         (Some(p), _) => {
@@ -160,8 +167,7 @@ pub fn run(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
     // Each epoch's model replaces the last one atomically, so an interrupted or diverged run
     // leaves the last good model on disk.
     let logs = train::train(&gpu, &net, &data, &cfg, progress, |_| {
-        let meta = [("dataset", data.name.clone()), ("seed", a.seed.to_string())];
-        io::save_model(&model_path, &arch, &net.weights(&gpu)?, &meta)
+        io::save_model(&model_path, &arch, &net.weights(&gpu)?, &data.meta(a.seed))
     })?;
     let (_, test_acc) = train::evaluate(&gpu, &net, &data.test)?;
     let snap = snapshot(&arch, test_acc)?;

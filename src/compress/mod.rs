@@ -21,12 +21,30 @@ use crate::prune::count::count;
 use crate::train::{self, TrainConfig};
 
 pub fn load_data(d: &DataConfig, seed: u64) -> Result<Data> {
+    load_data_normalised(d, seed, None)
+}
+
+/// As `load_data`, normalised as a model file states (`norm`), or else from the training
+/// images, saying so when the model (`from`, an imported one) states none.
+pub fn load_data_for(d: &DataConfig, seed: u64, meta: &std::collections::HashMap<String, String>, channels: usize, from: &std::path::Path) -> Result<Data> {
+    let norm = data::Norm::from_meta(meta, channels).with_context(|| format!("model file {}", from.display()))?;
+    let data = load_data_normalised(d, seed, norm.as_ref())?;
+    if norm.is_none() && meta.get("source").is_some_and(|s| s == "onnx") {
+        eprintln!(
+            "{} states no input normalisation: using the mean {:?} and std {:?} of {}'s training images (import it with --input-mean and --input-std to fix them)",
+            from.display(), data.mean, data.std, data.name
+        );
+    }
+    Ok(data)
+}
+
+fn load_data_normalised(d: &DataConfig, seed: u64, norm: Option<&data::Norm>) -> Result<Data> {
     if !(0.0..1.0).contains(&d.val_fraction) {
         anyhow::bail!("--val-fraction must be in [0, 1), found {}", d.val_fraction);
     }
     let dir = data::resolve_dir(&d.dataset, d.dir.as_deref());
     let opts = LoadOptions { val_fraction: d.val_fraction, seed, limit_train: d.limit_train, limit_test: d.limit_test };
-    data::load(&d.dataset, Some(&dir), &opts)
+    data::load_normalised(&d.dataset, Some(&dir), &opts, norm)
 }
 
 /// Validation and test accuracy with the model's size.
@@ -45,13 +63,17 @@ pub struct Start {
 
 /// Loads the data and the model and refuses a target no action could meet.
 pub fn prepare(cfg: &CompressConfig) -> Result<Start> {
-    let data = load_data(&cfg.data, cfg.seed)?;
+    // a model file states the normalisation its inputs need
+    let model = cfg.model_file.as_ref().map(|p| io::load_model(p).map(|m| (p, m))).transpose()?;
+    let data = match &model {
+        Some((p, (arch, _, meta))) => load_data_for(&cfg.data, cfg.seed, meta, arch.input[0], p)?,
+        None => load_data(&cfg.data, cfg.seed)?,
+    };
     if data.val.is_empty() {
         anyhow::bail!("compress needs a validation part for its decisions: --val-fraction must be above 0");
     }
-    let (arch, weights) = match &cfg.model_file {
-        Some(p) => {
-            let (arch, w, _) = io::load_model(p)?;
+    let (arch, weights) = match model {
+        Some((p, (arch, w, _))) => {
             check_fits(&arch, &data, &p.display().to_string())?;
             (arch, Some(w))
         }
@@ -136,7 +158,7 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
             ))
         } else {
             let name = format!("round-{r}.safetensors");
-            io::save_model(&dir.file(&name), &carch, &cw, &[("dataset", data.name.clone()), ("seed", cfg.seed.to_string())])?;
+            io::save_model(&dir.file(&name), &carch, &cw, &data.meta(cfg.seed))?;
             rec.accepted = true;
             rec.checkpoint = Some(name);
             let gained = dense_metric / cfg.target.metric.of(&count(&carch)?) as f64;
@@ -166,7 +188,7 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
     // final files first, then the state that says the run is finished
     state.stop_reason = Some(stop_reason);
     state.wall_seconds = wall0 + t0.elapsed().as_secs_f64();
-    io::save_model(&dir.file("model.safetensors"), &arch, &weights, &[("dataset", data.name.clone()), ("seed", cfg.seed.to_string())])?;
+    io::save_model(&dir.file("model.safetensors"), &arch, &weights, &data.meta(cfg.seed))?;
     io::write_json(&dir.file("model.json"), &arch)?;
     dir.write_search_csv(&state.rounds, None)?;
     summary::write(gpu, dir, cfg, &state, &arch)?;
@@ -193,7 +215,7 @@ fn make_baseline(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, data: &Data, arc
     let net = Network::inference(gpu, &arch, &weights, cfg.baseline.batch_size)?;
     let p = point(gpu, &net, &arch, data)?;
     let checkpoint = "baseline.safetensors".to_string();
-    io::save_model(&dir.file(&checkpoint), &arch, &weights, &[("dataset", data.name.clone()), ("seed", cfg.seed.to_string())])?;
+    io::save_model(&dir.file(&checkpoint), &arch, &weights, &data.meta(cfg.seed))?;
     Ok(BaselineRecord { point: p, layers: count(&arch)?.layers, epochs, wall_seconds: t0.elapsed().as_secs_f64(), checkpoint })
 }
 

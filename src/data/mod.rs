@@ -11,6 +11,7 @@ mod cifar10;
 mod digits;
 mod folder;
 mod idx;
+pub mod norm;
 
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
@@ -19,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
 pub use batch::{batches, epoch_order, gather, gather_teacher};
+pub use norm::Norm;
 
 /// The data-set names `load` accepts.
 pub const DATASETS: &[&str] = &["digits", "mnist", "fashion-mnist", "cifar-10", "folder"];
@@ -89,6 +91,19 @@ impl Data {
     /// Values per image: channels × height × width.
     pub fn image_len(&self) -> usize {
         self.shape.iter().product()
+    }
+
+    /// The normalisation applied to every part.
+    pub fn norm(&self) -> Norm {
+        Norm { mean: self.mean.clone(), std: self.std.clone() }
+    }
+
+    /// Model-file metadata of a model trained or evaluated on this data: the data set, the seed
+    /// of its split and the input normalisation (data::norm).
+    pub fn meta(&self, seed: u64) -> Vec<(&'static str, String)> {
+        let mut m = vec![("dataset", self.name.clone()), ("seed", seed.to_string())];
+        m.extend(self.norm().meta());
+        m
     }
 }
 
@@ -189,9 +204,15 @@ pub(crate) fn missing_hint(dataset: &str) -> String {
     )
 }
 
-/// Reads `dataset`, splits it into train/val/test and normalises it.
+/// Reads `dataset`, splits it into train/val/test and normalises it with the training part's
+/// per-channel statistics.
 /// `dir`: where the files are (ignored for digits); `None` resolves it with `resolve_dir`.
 pub fn load(dataset: &str, dir: Option<&Path>, opts: &LoadOptions) -> Result<Data> {
+    load_normalised(dataset, dir, opts, None)
+}
+
+/// As `load`, normalised with `norm` (the one a model file states) when given.
+pub fn load_normalised(dataset: &str, dir: Option<&Path>, opts: &LoadOptions, norm: Option<&Norm>) -> Result<Data> {
     if !(opts.val_fraction.is_finite() && (0.0..1.0).contains(&opts.val_fraction)) {
         bail!(
             "validation fraction must be in [0, 1), found {}",
@@ -208,10 +229,15 @@ pub fn load(dataset: &str, dir: Option<&Path>, opts: &LoadOptions) -> Result<Dat
             DATASETS.join(", ")
         ),
     };
-    split_and_normalise(dataset, raw, opts)
+    if let Some(n) = norm {
+        if n.mean.len() != raw.shape[0] {
+            bail!("the model expects {}-channel input but {dataset} has {} channels", n.mean.len(), raw.shape[0]);
+        }
+    }
+    split_and_normalise(dataset, raw, opts, norm)
 }
 
-fn split_and_normalise(name: &str, raw: RawData, opts: &LoadOptions) -> Result<Data> {
+fn split_and_normalise(name: &str, raw: RawData, opts: &LoadOptions, norm: Option<&Norm>) -> Result<Data> {
     let [c, h, w] = raw.shape;
     let image_len = c * h * w;
     let n = raw.train.labels.len();
@@ -246,7 +272,10 @@ fn split_and_normalise(name: &str, raw: RawData, opts: &LoadOptions) -> Result<D
         );
     }
 
-    let (mean, std) = channel_stats(&raw.train, train_idx, c, h * w, raw.scale);
+    let (mean, std) = match norm {
+        Some(n) => (n.mean.clone(), n.std.clone()),
+        None => channel_stats(&raw.train, train_idx, c, h * w, raw.scale),
+    };
     // Byte -> normalised value, one table per channel: the conversion is then one lookup.
     let lut: Vec<[f32; 256]> = (0..c)
         .map(|ch| std::array::from_fn(|v| (v as f32 * raw.scale - mean[ch]) / std[ch]))

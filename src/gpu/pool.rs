@@ -15,11 +15,12 @@ fn src() -> Source {
 }
 
 wgsl_params! {
-    MaxParams = "pool.wgsl" :: Params { planes: u32, h: u32, w: u32, oh: u32, ow: u32, k: u32, stride: u32, _pad: u32 }
+    MaxParams = "pool.wgsl" :: Params { planes: u32, h: u32, w: u32, oh: u32, ow: u32, k: u32, stride: u32, pad: u32 }
     AvgParams = "pool.wgsl" :: AvgParams { planes: u32, hw: u32, _p0: u32, _p1: u32 }
 }
 
-/// Max pooling over `planes` = N·C planes of h×w with a k×k window.
+/// Max pooling over `planes` = N·C planes of h×w with a k×k window and `pad` pixels of -∞ on
+/// every side (`pad < k`, so every window holds a real pixel).
 #[derive(Clone, Copy, Debug)]
 pub struct PoolGeom {
     pub planes: usize,
@@ -27,22 +28,24 @@ pub struct PoolGeom {
     pub w: usize,
     pub k: usize,
     pub stride: usize,
+    pub pad: usize,
 }
 
 impl PoolGeom {
     pub fn oh(&self) -> usize {
-        (self.h - self.k) / self.stride + 1
+        (self.h + 2 * self.pad - self.k) / self.stride + 1
     }
     pub fn ow(&self) -> usize {
-        (self.w - self.k) / self.stride + 1
+        (self.w + 2 * self.pad - self.k) / self.stride + 1
     }
     fn params(&self) -> MaxParams {
         let u = |x: usize| x as u32;
-        MaxParams { planes: u(self.planes), h: u(self.h), w: u(self.w), oh: u(self.oh()), ow: u(self.ow()), k: u(self.k), stride: u(self.stride), _pad: 0 }
+        MaxParams { planes: u(self.planes), h: u(self.h), w: u(self.w), oh: u(self.oh()), ow: u(self.ow()), k: u(self.k), stride: u(self.stride), pad: u(self.pad) }
     }
 }
 
 pub fn maxpool_forward(gpu: &Gpu, x: &Tensor, y: &Tensor, arg: &Tensor, g: &PoolGeom) -> Result<Dispatch> {
+    ensure!(g.pad < g.k, "maxpool padding {} must be smaller than the window {}", g.pad, g.k);
     let n = g.planes * g.oh() * g.ow();
     ensure!(g.planes * g.h * g.w <= x.len && n <= y.len && n <= arg.len, "maxpool out of range");
     let k = gpu.kernel(&src(), "maxpool_forward", &[R, W, W], false)?;
@@ -50,7 +53,7 @@ pub fn maxpool_forward(gpu: &Gpu, x: &Tensor, y: &Tensor, arg: &Tensor, g: &Pool
 }
 
 pub fn maxpool_backward(gpu: &Gpu, dy: &Tensor, arg: &Tensor, dx: &Tensor, g: &PoolGeom) -> Result<Dispatch> {
-    ensure!(g.planes * g.h * g.w <= dx.len, "maxpool backward out of range");
+    ensure!(g.pad < g.k && g.planes * g.h * g.w <= dx.len, "maxpool backward out of range");
     let k = gpu.kernel(&src(), "maxpool_backward", &[R, R, W], false)?;
     gpu.dispatch(&k, &[dy, arg, dx], &g.params(), gpu.grid1d(g.planes * g.h, 256))
 }

@@ -9,6 +9,11 @@ fn one() -> usize {
     1
 }
 
+/// Unpadded pools serialise as before padding existed.
+fn is_zero(x: &usize) -> bool {
+    *x == 0
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Layer {
@@ -33,9 +38,12 @@ pub enum Layer {
         columns: Option<Vec<u32>>,
     },
     Relu,
+    /// Max pooling, floor mode; `padding` pixels on every side never win (they are -∞).
     MaxPool {
         size: usize,
         stride: usize,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        padding: usize,
     },
     GlobalAvgPool,
     Flatten,
@@ -227,10 +235,12 @@ fn infer(layers: &[Layer], input: Shape, names: &mut std::collections::HashSet<S
             (Layer::Linear { .. }, Shape::Chw(..)) => bail!("{}: a linear layer needs a flat input: add a flatten layer before it", at()),
             (Layer::Conv2d { .. }, Shape::Flat(_)) => bail!("{}: a conv2d layer needs an image input, found a flat vector", at()),
             (Layer::Relu | Layer::BatchNorm { .. }, s) => s,
-            (Layer::MaxPool { size, stride }, Shape::Chw(c, h, w)) => {
+            (Layer::MaxPool { size, stride, padding }, Shape::Chw(c, h, w)) => {
                 ensure!(*size > 0 && *stride > 0, "{}: pool size and stride must be positive", at());
-                ensure!(h >= *size && w >= *size, "{}: pool window {size} larger than its {h}×{w} input", at());
-                Shape::Chw(c, (h - size) / stride + 1, (w - size) / stride + 1)
+                // a window must hold at least one real pixel
+                ensure!(padding < size, "{}: pool padding {padding} must be smaller than the window {size}", at());
+                ensure!(h + 2 * padding >= *size && w + 2 * padding >= *size, "{}: pool window {size} larger than its padded {h}×{w} input", at());
+                Shape::Chw(c, (h + 2 * padding - size) / stride + 1, (w + 2 * padding - size) / stride + 1)
             }
             (Layer::GlobalAvgPool, Shape::Chw(c, _, _)) => Shape::Flat(c),
             (Layer::Flatten, s) => {

@@ -179,8 +179,8 @@ impl LayerPlan {
                 LayerPlan::Linear { n: batch, inputs, units: *units }
             }
             (Layer::Relu, s) => LayerPlan::Relu { n: batch * s.len() },
-            (Layer::MaxPool { size, stride }, Shape::Chw(c, h, w)) => {
-                LayerPlan::MaxPool { g: PoolGeom { planes: batch * c, h, w, k: *size, stride: *stride } }
+            (Layer::MaxPool { size, stride, padding }, Shape::Chw(c, h, w)) => {
+                LayerPlan::MaxPool { g: PoolGeom { planes: batch * c, h, w, k: *size, stride: *stride, pad: *padding } }
             }
             (Layer::GlobalAvgPool, Shape::Chw(c, h, w)) => LayerPlan::AvgPool { planes: batch * c, hw: h * w },
             (Layer::BatchNorm { .. }, s) => {

@@ -13,7 +13,7 @@ fn linear(name: &str, units: usize) -> Layer {
     Layer::Linear { name: name.into(), units, columns: None }
 }
 fn pool2() -> Layer {
-    Layer::MaxPool { size: 2, stride: 2 }
+    Layer::MaxPool { size: 2, stride: 2, padding: 0 }
 }
 
 fn bn(name: &str) -> Layer {

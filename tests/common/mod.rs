@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod models;
 pub mod reference;
 
 use autocompress::data::{Data, LoadOptions};
