@@ -24,6 +24,8 @@ pub fn shapes() -> Vec<ConvShape> {
         c("vgg_mid", 32, 128, 16, 128, 3, 1, 1),
         c("vgg_late", 32, 512, 4, 512, 3, 1, 1),
         c("resnet_down", 32, 64, 32, 128, 3, 2, 1),
+        // ResNet-18's first 1×1 projection shortcut at CIFAR resolution
+        c("resnet_shortcut", 32, 64, 32, 128, 1, 2, 0),
     ]
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::kernel::Kernel;
+use super::strategy::{AdapterDesc, Strategy};
 
 /// A GPU buffer of 32-bit elements (f32 or u32). Cheap to clone: clones share the buffer.
 #[derive(Clone, Debug)]
@@ -32,8 +33,12 @@ pub struct Gpu {
     /// Most workgroups a grid-stride kernel is launched with (`grid1d`): 1024 fills a large GPU,
     /// but a CPU driver pays a fixed cost per workgroup, so CPU adapters (lavapipe) get 64 (2
     /// cores: LeNet-5 training ran 1.1–1.4× faster, back to back, its SGD over fc1's 400k
-    /// weights 0.7× the time).
+    /// weights 0.7× the time). From `strategy.reduce()`.
     pub max_groups: usize,
+    /// This adapter as selection sees it; launchers check kernels against its limits.
+    pub adapter: AdapterDesc,
+    /// What every launcher selects its kernel variant with (see `strategy`).
+    pub strategy: Strategy,
     pub(super) kernels: Mutex<HashMap<String, Arc<Kernel>>>,
 }
 
@@ -106,9 +111,19 @@ impl Gpu {
             trace: wgpu::Trace::Off,
         }))
         .with_context(|| format!("could not open device on adapter '{}'", info.name))?;
-        let max_groups = if info.device_type == wgpu::DeviceType::Cpu { 64 } else { 1024 };
+        let adapter = AdapterDesc::from_wgpu(&info, &limits);
+        let strategy = Strategy::from_env(adapter.clone())?;
+        let max_groups = strategy.reduce().max_groups;
         let trusted = std::env::var("AUTOCOMPRESS_BOUNDS_CHECKS").map(|v| v != "1").unwrap_or(true);
-        Ok(Gpu { device, queue, info, limits, trusted, max_groups, kernels: Mutex::new(HashMap::new()) })
+        Ok(Gpu { device, queue, info, limits, trusted, max_groups, adapter, strategy, kernels: Mutex::new(HashMap::new()) })
+    }
+
+    /// Selects kernels as if on `target` (an invented adapter in tests, to run the GPU variants
+    /// here); launchers still refuse what this adapter's own limits do not allow.
+    pub fn retarget(mut self, target: AdapterDesc) -> Gpu {
+        self.strategy.target = target;
+        self.max_groups = self.strategy.reduce().max_groups;
+        self
     }
 
     /// "llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan, Cpu]"

@@ -5,9 +5,11 @@
 use anyhow::{ensure, Result};
 
 use super::context::{Gpu, Tensor};
-use super::gemm::{self, split_count, split_reduce, OutMap, Tile};
+use super::gemm::{self, split_reduce, OutMap, Tile};
 use super::kernel::{Access, Dispatch, Source};
 use super::params::wgsl_params;
+use super::strategy::{Matmul, WgradConfig};
+use super::tiled;
 
 const R: Access = Access::Read;
 const W: Access = Access::ReadWrite;
@@ -101,9 +103,6 @@ impl Tile {
     /// as many columns per thread as there are, so lanes do not all repeat a clamped column.
     pub fn for_conv(m: usize, np: usize) -> Tile {
         let t = Tile::for_shape(m, np);
-        if std::env::var("AUTOCOMPRESS_GEMM_TILE").is_ok() {
-            return t;
-        }
         if np > 256 {
             return Tile { tn4: 8, ..t };
         }
@@ -198,10 +197,20 @@ pub fn channel_sum(gpu: &Gpu, dy: &Tensor, db: &Tensor, n: usize, k: usize, p: u
 }
 
 /// Convolution forward as an implicit GEMM (shaders/conv_gemm.wgsl) for images n0..n0+chunk:
-/// `w` is the packed A operand [K][kcp], `tbl` the column table of conv2d.wgsl.
+/// `w` is the packed A operand [K][kcp], `tbl` the column table of conv2d.wgsl. The kernel is
+/// the one the GPU's strategy selects for this shape.
 #[allow(clippy::too_many_arguments)]
-pub fn conv_gemm(
+pub fn conv_gemm(gpu: &Gpu, g: &ConvGeom, kc: usize, n0: usize, chunk: usize, w: &Tensor, x: &Tensor, tbl: &Tensor, bias: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    let kernel = gpu.strategy.conv(g.k, chunk * g.ohwp(), kc.next_multiple_of(4)).kernel;
+    conv_gemm_with(gpu, kernel, g, kc, n0, chunk, w, x, tbl, bias, y)
+}
+
+/// `conv_gemm` with the kernel given: a register tile (conv_gemm.wgsl) or a workgroup-memory
+/// tile (tiled.wgsl's `conv_tiled`).
+#[allow(clippy::too_many_arguments)]
+pub fn conv_gemm_with(
     gpu: &Gpu,
+    kernel: Matmul,
     g: &ConvGeom,
     kc: usize,
     n0: usize,
@@ -218,24 +227,41 @@ pub fn conv_gemm(
     ensure!(g.k * kcp <= w.len && bias.len >= g.k && tbl.len >= kc, "conv_gemm weights, bias or table too short");
     ensure!((n0 + chunk) * g.c * g.h * g.w <= x.len && (n0 + chunk) * g.k * ohw <= y.len, "conv_gemm input or output too short");
     ensure!(x.len < (1 << 31), "conv_gemm indexes its input with 32-bit signed offsets");
-    let (cols, rows, tile) = gemm::grid(g.k, n, Tile::for_conv(g.k, n));
-    let k = gpu.kernel(&tile.conv_source(), "conv_gemm", &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite], true)?;
+    ensure!(kc > 0, "conv_gemm needs at least one kept column");
+    let (cols, rows) = kernel.groups(g.k, n);
     let p = ConvGemmParams {
         m: u(g.k), n: u(n), kp4: u(kcp / 4), kc: u(kc),
         c_off: u(n0 * g.k * ohw), ohw: u(ohw), c_bs: u(g.k * ohw), ohwp: u(ohwp),
         ow: u(g.ow()), hw: u(g.h * g.w), w: u(g.w), h: u(g.h),
         chw: u(g.c * g.h * g.w), stride: u(g.stride), pad: u(g.pad), n0: u(n0),
     };
-    gpu.dispatch(&k, &[w, x, tbl, bias, y], &p, [cols as u32, rows as u32, 1])
+    let groups = [cols as u32, rows as u32, 1];
+    match kernel {
+        Matmul::Register(tile) => {
+            gpu.check_matmul(&kernel, true)?;
+            let k = gpu.kernel(&tile.conv_source(), "conv_gemm", &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite], true)?;
+            gpu.dispatch(&k, &[w, x, tbl, bias, y], &p, groups)
+        }
+        Matmul::Workgroup(s) => tiled::conv_tiled(gpu, s, [w, x, tbl, bias, y], &p, groups),
+    }
 }
 
 /// Convolution weight gradient as an implicit GEMM (`conv_wgrad` in shaders/conv_gemm.wgsl):
 /// dw [K][kc] (+)= dY · colᵀ over images n0..n0+chunk, reading x and dy (N, K, OH·OW) in place.
 /// Like `gemm_split_k`, a long pixel axis is split over slices of `partial`, then summed.
 /// dy is bound twice, the second time read as vec4s where every plane is 4-aligned (see DY4).
+/// The tile and split are the GPU's strategy's; `partial` holds `split` slices of [K][kc].
 #[allow(clippy::too_many_arguments)]
-pub fn conv_wgrad(
+pub fn conv_wgrad(gpu: &Gpu, g: &ConvGeom, kc: usize, n0: usize, chunk: usize, dy: &Tensor, x: &Tensor, tbl: &Tensor, dw: &Tensor, partial: &Tensor, accumulate: bool) -> Result<Vec<Dispatch>> {
+    let cfg = gpu.strategy.wgrad(g.k, kc.next_multiple_of(4), chunk * g.ohwp());
+    conv_wgrad_with(gpu, cfg, g, kc, n0, chunk, dy, x, tbl, dw, partial, accumulate)
+}
+
+/// `conv_wgrad` with the tile and split given.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_wgrad_with(
     gpu: &Gpu,
+    cfg: WgradConfig,
     g: &ConvGeom,
     kc: usize,
     n0: usize,
@@ -253,9 +279,10 @@ pub fn conv_wgrad(
     ensure!(g.k * kc <= dw.len && tbl.len >= kc, "conv_wgrad gradient or table too short");
     ensure!((n0 + chunk) * g.c * g.h * g.w <= x.len && (n0 + chunk) * g.k * ohw <= dy.len, "conv_wgrad input or output gradient too short");
     ensure!(x.len < (1 << 31), "conv_wgrad indexes its input with 32-bit signed offsets");
-    let splits = split_count(g.k, kcp, pixels);
+    let splits = cfg.split.clamp(1, (pixels / 4).max(1));
     ensure!(splits == 1 || partial.len >= splits * g.k * kc, "conv_wgrad split-K buffer too small");
-    let (cols, rows, tile) = gemm::grid(g.k, kcp, Tile::for_conv(g.k, kcp));
+    let (cols, rows, tile) = gemm::grid(g.k, kcp, cfg.tile);
+    gpu.check_matmul(&Matmul::Register(tile), false)?;
     let dy4 = ohw % 4 == 0;
     let k = gpu.kernel(&tile.conv_source_dy4(dy4), "conv_wgrad", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read], true)?;
     let direct = splits == 1;
@@ -275,13 +302,19 @@ pub fn conv_wgrad(
 
 /// Convolution data gradient (`conv_dgrad` in shaders/conv_gemm.wgsl), any stride and padding:
 /// dx (N, C, H, W) = the gather of dy (N, K, OH·OW) over the valid taps of each input pixel,
-/// with `wt` the [C][R·S][kp] weights of `dgrad_weights`. Overwrites dx.
+/// with `wt` the [C][R·S][kp] weights of `dgrad_weights`. Overwrites dx. The tile is the GPU's
+/// strategy's.
 pub fn conv_dgrad(gpu: &Gpu, g: &ConvGeom, wt: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
+    conv_dgrad_with(gpu, gpu.strategy.dgrad(g).gather, g, wt, dy, dx)
+}
+
+/// `conv_dgrad` with the tile given: lanes (x) own images, 4·tn4 each; y threads own tm channels.
+pub fn conv_dgrad_with(gpu: &Gpu, tile: Tile, g: &ConvGeom, wt: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
     let (kp, ohw) = (g.k.next_multiple_of(4), g.ohw());
     ensure!(g.n > 0 && g.crs() * kp <= wt.len, "conv_dgrad weights too short");
     ensure!(g.n * g.k * ohw <= dy.len && g.n * g.c * g.h * g.w <= dx.len, "conv_dgrad output gradient or input gradient too short");
     ensure!(dy.len < (1 << 32) && dx.len < (1 << 32), "conv_dgrad indexes with 32-bit offsets");
-    let tile = Tile::for_dgrad(g.c);
+    gpu.check_matmul(&Matmul::Register(tile), false)?;
     let k = gpu.kernel(&tile.conv_source(), "conv_dgrad", &[Access::Read, Access::Read, Access::ReadWrite], true)?;
     let p = DgradParams {
         c: u(g.c), k: u(g.k), kp4: u(kp / 4), n: u(g.n),

@@ -63,5 +63,7 @@ pub fn layouts() -> Vec<TwinLayout> {
         loss::XentParams::layout(),
         loss::MetricsParams::layout(),
         sgd::Params::layout(),
+        tiled::TiledParams::layout(),
+        tiled::TiledConvParams::layout(),
     ]
 }

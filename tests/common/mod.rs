@@ -2,6 +2,7 @@
 //! reference of every kernel.
 #![allow(dead_code)]
 
+pub mod adapters;
 pub mod cli;
 pub mod reference;
 
