@@ -72,15 +72,18 @@ fn quiet_device_select_layer() {
 }
 
 impl Gpu {
-    /// Picks the best adapter (discrete > integrated > CPU), or the one whose name contains
-    /// `wanted` (case-insensitive), from `--adapter` or `AUTOCOMPRESS_ADAPTER`.
+    /// Picks the best adapter (discrete > integrated > CPU; Vulkan, Metal or DX12 before GL), or
+    /// the first whose description ("name [Backend, Type]", as `describe` prints it) contains
+    /// `wanted` (case-insensitive), from `--adapter` or `AUTOCOMPRESS_ADAPTER`. wgpu's own
+    /// `WGPU_BACKEND` (e.g. `gl`, `vulkan`) limits the backends searched.
     pub fn new(wanted: Option<&str>) -> Result<Gpu> {
         let env_choice = std::env::var("AUTOCOMPRESS_ADAPTER").ok();
         let wanted = wanted.map(str::to_string).or(env_choice);
         quiet_device_select_layer();
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-        // GL adapters lack the compute features we rely on; keep them as a last resort only.
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle() });
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        // GL adapters have tighter limits (8 storage buffers, 16 KiB of workgroup memory): last resort
         adapters.sort_by_key(|a| {
             let i = a.get_info();
             (i.backend == wgpu::Backend::Gl, device_type_rank(i.device_type))
@@ -88,13 +91,14 @@ impl Gpu {
         if adapters.is_empty() {
             bail!(NO_ADAPTER_HELP);
         }
+        let describe = |i: &wgpu::AdapterInfo| format!("{} [{:?}, {:?}]", i.name, i.backend, i.device_type);
         let adapter = match &wanted {
             Some(w) => {
                 let lw = w.to_lowercase();
-                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                let names: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
                 adapters
                     .into_iter()
-                    .find(|a| a.get_info().name.to_lowercase().contains(&lw))
+                    .find(|a| describe(&a.get_info()).to_lowercase().contains(&lw))
                     .ok_or_else(|| anyhow!("no adapter matches '{w}'; available: {}", names.join(", ")))?
             }
             None => adapters.remove(0),
@@ -104,7 +108,8 @@ impl Gpu {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("autocompress"),
-            required_features: wgpu::Features::empty(),
+            // timestamps let `bench` time kernels on the GPU rather than submit-and-wait
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,

@@ -18,6 +18,7 @@ pub mod pool;
 pub mod purify;
 pub mod sgd;
 pub mod tiled;
+pub mod timing;
 
 pub use context::{Gpu, Tensor};
 pub use kernel::{record, Dispatch};
