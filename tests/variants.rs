@@ -216,3 +216,46 @@ fn kernels_beyond_the_adapters_limits_are_refused() {
         eprintln!("{what}: {e}");
     }
 }
+
+/// This adapter selecting as the invented discrete GPU does.
+fn as_discrete() -> Option<&'static Gpu> {
+    static GPU: std::sync::OnceLock<Option<Gpu>> = std::sync::OnceLock::new();
+    gpu()?;
+    GPU.get_or_init(|| Gpu::new(None).ok().map(|g| g.retarget(adapters::discrete_nvidia()))).as_ref()
+}
+
+/// The column-pruned data gradient (dcol = Wᵀ·dY over the kept columns, then col2im) on this
+/// adapter's kernels and on the discrete GPU's, for every third column, a shuffled half and a
+/// single column, in chunks of images.
+#[test]
+fn column_pruned_data_gradient_matches_reference() {
+    let Some(base) = gpu() else { return };
+    let Some(gpu_like) = as_discrete() else { return };
+    for (i, (geo, chunk)) in cases().into_iter().enumerate() {
+        let crs = geo.crs() as u32;
+        let keys = rand_vec(crs as usize, 80 + i as u64);
+        let mut shuffled: Vec<u32> = (0..crs).collect();
+        shuffled.sort_by(|&a, &b| keys[a as usize].total_cmp(&keys[b as usize]));
+        shuffled.truncate((crs as usize / 2).max(1));
+        let subsets = [(0..crs).filter(|j| j % 3 == 1).collect::<Vec<u32>>(), shuffled, vec![crs / 2]];
+        let dy = rand_vec(geo.n * geo.k * geo.ohw(), 90 + i as u64);
+        for kept in subsets.into_iter().filter(|k| !k.is_empty()) {
+            let kc = kept.len();
+            let w = rand_vec(geo.k * kc, 100 + i as u64);
+            let want = cpu::conv2d_backward_data(&dy, &widen(&w, &geo, &kept), &geo);
+            for g in [base, gpu_like] {
+                let (tdy, tw) = (g.upload(&dy, "dy").unwrap(), g.upload(&w, "w").unwrap());
+                let ctab = g.upload(&conv::channel_table(&geo, &kept).unwrap(), "channel table").unwrap();
+                let cols = chunk * geo.ohwp();
+                let (sa, sb, dcol) = (nan(g, kc * geo.k.next_multiple_of(4)), nan(g, geo.k.next_multiple_of(4) * cols), nan(g, kc * cols));
+                let dx = nan(g, geo.n * geo.c * geo.h * geo.w);
+                g.run(&conv::dgrad_columns(g, &geo, kc, chunk, &tw, &tdy, &ctab, &sa, &sb, &dcol, &dx).unwrap()).unwrap();
+                let what = format!("column-pruned data gradient on {} {}", g.strategy.target.name, tag(&geo, &kept));
+                assert_close(&what, &g.read::<f32>(&dx).unwrap(), &want, 1e-5);
+            }
+        }
+    }
+    // a table that does not match the kept columns is refused
+    let geo = geom(1, 2, 4, 4, 3, 3, 1, 1);
+    assert!(conv::channel_table(&geo, &[18]).is_err());
+}

@@ -70,6 +70,61 @@ pub fn column_table(g: &ConvGeom, kept: &[u32]) -> Result<Vec<u32>> {
     Ok(t)
 }
 
+/// Each channel's kept columns, for `col2im`: C + 1 offsets, then the pairs (j, r << 8 | s) of
+/// the kept columns j = (c, r, s), grouped by channel.
+pub fn channel_table(g: &ConvGeom, kept: &[u32]) -> Result<Vec<u32>> {
+    ensure!(g.r < 256 && g.s < 256, "conv kernel too large for the channel table");
+    let mut by_channel: Vec<Vec<(u32, u32)>> = vec![Vec::new(); g.c];
+    for (j, &col) in kept.iter().enumerate() {
+        let col = col as usize;
+        ensure!(col < g.crs(), "kept column {col} out of range (layer has {} columns)", g.crs());
+        let (c, r, s) = (col / (g.r * g.s), (col / g.s) % g.r, col % g.s);
+        by_channel[c].push((j as u32, ((r as u32) << 8) | s as u32));
+    }
+    let mut t = vec![0u32];
+    for list in &by_channel {
+        t.push(t[t.len() - 1] + list.len() as u32);
+    }
+    t.extend(by_channel.iter().flatten().flat_map(|&(j, rs)| [j, rs]));
+    Ok(t)
+}
+
+/// dX of images n0..n0+chunk from `dcol` [kc][cols] (cols = chunk·ohwp) and `channel_table`:
+/// see `col2im` in conv2d.wgsl. Overwrites those images of dx.
+#[allow(clippy::too_many_arguments)]
+pub fn col2im(gpu: &Gpu, dcol: &Tensor, ctab: &Tensor, dx: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> Result<Dispatch> {
+    let (chw, cols) = (g.c * g.h * g.w, chunk * g.ohwp());
+    ensure!(chunk > 0 && n0 + chunk <= g.n && (n0 + chunk) * chw <= dx.len, "col2im images out of range");
+    ensure!(kc * cols <= dcol.len && ctab.len == g.c + 1 + 2 * kc, "col2im column gradients or channel table do not match {kc} kept columns");
+    let k = gpu.kernel(&conv2d_src(), "col2im", &[R, R, W], false)?;
+    let p = Col2imParams {
+        c: u(g.c), h: u(g.h), w: u(g.w), oh: u(g.oh()),
+        ow: u(g.ow()), ohwp: u(g.ohwp()), stride: u(g.stride), pad: u(g.pad),
+        n0: u(n0), chunk: u(chunk), cols: u(cols), chw: u(chw),
+    };
+    gpu.dispatch(&k, &[dcol, ctab, dx], &p, gpu.grid1d(chunk * chw, 256))
+}
+
+/// A column-pruned layer's data gradient, whose work shrinks with the columns kept: Wᵀ [kc][Kp]
+/// packed into `wt_scratch` once, then per chunk of images dY packed to [Kp][chunk·ohwp] in
+/// `dy_scratch`, dcol = Wᵀ·dY (a GEMM of kc rows) in `dcol`, and `col2im` into dx.
+#[allow(clippy::too_many_arguments)]
+pub fn dgrad_columns(gpu: &Gpu, g: &ConvGeom, kc: usize, chunk: usize, w: &Tensor, dy: &Tensor, ctab: &Tensor, wt_scratch: &Tensor, dy_scratch: &Tensor, dcol: &Tensor, dx: &Tensor) -> Result<Vec<Dispatch>> {
+    let (kp, ohw, ohwp) = (g.k.next_multiple_of(4), g.ohw(), g.ohwp());
+    let mut plan = vec![gemm::pack(gpu, w, wt_scratch, &gemm::Pack::matrix(kc, g.k, 1, kc, false))?];
+    for n0 in (0..g.n).step_by(chunk) {
+        let c = chunk.min(g.n - n0);
+        let cols = c * ohwp;
+        let all = u32::MAX as usize;
+        let b = gemm::Pack { rows: g.k, cols, rp: kp, cp: cols, r_in: all, r_valid: all, c_in: ohwp, c_valid: ohw, s_off: n0 * g.k * ohw, s_rb: 0, s_rs: ohw, s_cb: g.k * ohw, s_cs: 1, d_off: 0 };
+        plan.push(gemm::pack(gpu, dy, dy_scratch, &b)?);
+        let prod = gemm::Gemm { a: wt_scratch, a_off: 0, b: dy_scratch, b_off: 0, m: kc, n: cols, kp, np: cols };
+        plan.push(gemm::gemm(gpu, &prod, gemm::Bias::None, dcol, OutMap::rows(cols))?);
+        plan.push(col2im(gpu, dcol, ctab, dx, g, kc, n0, c)?);
+    }
+    Ok(plan)
+}
+
 /// The data gradient of a stride-1 convolution as a forward one (conv_gemm) over dY: geometry
 /// K→C channels on the OH×OW plane with padding R−1−pad, whose output plane is H×W again. `None`
 /// where that does not hold (stride above 1, non-square kernel, padding beyond R−1).
@@ -137,6 +192,11 @@ wgsl_params! {
     }
     DgradWeightsParams = "conv2d.wgsl" :: DwParams { c: u32, k: u32, kc: u32, rs: u32, kp: u32, inv_off: u32, _p0: u32, _p1: u32 }
     ChannelSumParams = "conv2d.wgsl" :: SumParams { n: u32, k: u32, p: u32, accumulate: u32 }
+    Col2imParams = "conv2d.wgsl" :: Col2imParams {
+        c: u32, h: u32, w: u32, oh: u32,
+        ow: u32, ohwp: u32, stride: u32, pad: u32,
+        n0: u32, chunk: u32, cols: u32, chw: u32,
+    }
     /// `Params` of conv_gemm.wgsl's `conv_gemm`.
     ConvGemmParams = "conv_gemm.wgsl" :: Params {
         m: u32, n: u32, kp4: u32, kc: u32,

@@ -52,6 +52,7 @@ pub fn layouts() -> Vec<TwinLayout> {
         conv::Im2colParams::layout(),
         conv::DgradWeightsParams::layout(),
         conv::ChannelSumParams::layout(),
+        conv::Col2imParams::layout(),
         conv::ConvGemmParams::layout(),
         conv::WgradParams::layout(),
         conv::DgradParams::layout(),

@@ -162,6 +162,11 @@ impl LayerPlan {
                 let kcp = kept.len().next_multiple_of(4);
                 let chunk = conv_chunk(&g, kept.len(), budget)?;
                 need.a = need.a.max(g.k * kcp).max(g.crs() * g.k.next_multiple_of(4));
+                if kept.len() < g.crs() {
+                    // the column-pruned data gradient: dY of a chunk in `b`, dcol in `col`
+                    need.b = need.b.max(g.k.next_multiple_of(4) * chunk * g.ohwp());
+                    need.col = need.col.max(kept.len() * chunk * g.ohwp());
+                }
                 need.part = need.part.max(st.wgrad(g.k, kcp, chunk * g.ohwp()).split * g.k * kept.len());
                 LayerPlan::Conv { g, kept, chunk }
             }
@@ -245,22 +250,32 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     let f = conv_forward(gpu, g, kc, chunk, &tbl, io.x, &w.w, &b.w, io.y, io.sa, None)?;
     let mut bw = vec![conv::channel_sum(gpu, io.dy, &b.grad, g.n, g.k, g.ohw(), false)?];
     let mut keep = Vec::new();
-    if let Some(dx) = io.dx {
-        bw.push(conv::dgrad_weights(gpu, &w.w, &tbl, io.sa, g, kc)?);
-        // only at "same" padding: with less (LeNet's 5×5 at padding 0) the flipped taps mostly
-        // read zeros past the border, and the gather, which skips them, was faster (35 against
-        // 46–68 ms for LeNet conv2; ResNet-18 at width 0.25: 0.30–0.33 against 0.43–0.47 s of
-        // data gradients a step, quiet A/B profiles)
-        match conv::transposed(g).filter(|t| t.pad == g.pad && gpu.strategy.dgrad(g).algo == DgradAlgo::AsConv) {
-            Some(t) => {
-                let (ttbl, zero) = (gpu.upload(&conv::transposed_table(g)?, "transposed column table")?, gpu.tensor(g.c, "zero bias")?);
-                for n0 in (0..g.n).step_by(chunk) {
-                    bw.push(conv_gemm(gpu, &t, g.r * g.s * g.k.next_multiple_of(4), n0, chunk.min(g.n - n0), io.sa, io.dy, &ttbl, &zero, dx)?);
-                }
-                keep.extend([ttbl, zero]);
-            }
-            None => bw.push(conv_dgrad(gpu, g, io.sa, io.dy, dx)?),
+    match io.dx {
+        // column-pruned: dcol = Wᵀ·dY over the kept columns, then col2im, so the work shrinks
+        // with the columns (the paths below visit every tap of every channel against zeros)
+        Some(dx) if kc < g.crs() => {
+            let ctab = gpu.upload(&conv::channel_table(g, kept)?, "channel table")?;
+            bw.extend(conv::dgrad_columns(gpu, g, kc, chunk, &w.w, io.dy, &ctab, io.sa, io.sb, io.col, dx)?);
+            keep.push(ctab);
         }
+        Some(dx) => {
+            bw.push(conv::dgrad_weights(gpu, &w.w, &tbl, io.sa, g, kc)?);
+            // only at "same" padding: with less (LeNet's 5×5 at padding 0) the flipped taps mostly
+            // read zeros past the border, and the gather, which skips them, was faster (35 against
+            // 46–68 ms for LeNet conv2; ResNet-18 at width 0.25: 0.30–0.33 against 0.43–0.47 s of
+            // data gradients a step, quiet A/B profiles)
+            match conv::transposed(g).filter(|t| t.pad == g.pad && gpu.strategy.dgrad(g).algo == DgradAlgo::AsConv) {
+                Some(t) => {
+                    let (ttbl, zero) = (gpu.upload(&conv::transposed_table(g)?, "transposed column table")?, gpu.tensor(g.c, "zero bias")?);
+                    for n0 in (0..g.n).step_by(chunk) {
+                        bw.push(conv_gemm(gpu, &t, g.r * g.s * g.k.next_multiple_of(4), n0, chunk.min(g.n - n0), io.sa, io.dy, &ttbl, &zero, dx)?);
+                    }
+                    keep.extend([ttbl, zero]);
+                }
+                None => bw.push(conv_dgrad(gpu, g, io.sa, io.dy, dx)?),
+            }
+        }
+        None => {}
     }
     for n0 in (0..g.n).step_by(chunk) {
         bw.extend(conv_wgrad(gpu, g, kc, n0, chunk.min(g.n - n0), io.dy, io.x, &tbl, &w.grad, io.part, n0 > 0)?);
