@@ -228,7 +228,7 @@ pub const SHARED_TILES: [SharedTile; 3] = [
 fn shared_tile(a: &AdapterDesc, m: usize, n: usize, kp: usize, conv: bool) -> Option<Matmul> {
     let fits = |s: &SharedTile| {
         let groups = Matmul::Workgroup(*s).groups(m, n);
-        s.threads() % a.subgroup_max.max(1) == 0
+        s.threads().is_multiple_of(a.subgroup_max.max(1))
             && a.check([s.wx, s.wy], s.bytes(conv)).is_ok()
             && groups.0 <= a.max_groups_per_dim as usize
             && groups.1 <= a.max_groups_per_dim as usize
@@ -328,7 +328,7 @@ impl Strategy {
         let mut s = Strategy::new(target);
         if let Ok(v) = std::env::var("AUTOCOMPRESS_GEMM_TILE") {
             let f: Vec<u32> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
-            if f.len() != 4 || f.iter().any(|&x| x == 0) || v.split(',').count() != 4 {
+            if f.len() != 4 || f.contains(&0) || v.split(',').count() != 4 {
                 bail!("AUTOCOMPRESS_GEMM_TILE={v}: expected four positive integers tm,tn4,wx,wy (e.g. 16,4,8,1)");
             }
             s.tile = Some(Tile { tm: f[0], tn4: f[1], wx: f[2], wy: f[3] });

@@ -48,7 +48,7 @@ impl SharedTile {
     /// Refuses a tile the shader cannot run (K step not a multiple of 4, an empty dimension).
     fn check_shape(&self) -> Result<()> {
         anyhow::ensure!(
-            self.bk % 4 == 0 && self.bk > 0 && self.tm > 0 && self.tn4 > 0 && self.wx > 0 && self.wy > 0,
+            self.bk.is_multiple_of(4) && self.bk > 0 && self.tm > 0 && self.tn4 > 0 && self.wx > 0 && self.wy > 0,
             "workgroup tile {self:?} is malformed: every field positive and bk a multiple of 4"
         );
         Ok(())
