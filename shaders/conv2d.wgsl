@@ -122,3 +122,49 @@ fn channel_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         db[k] = v;
     }
 }
+
+// The second half of a column-pruned layer's data gradient. The first, dcol = Wᵀ · dY over the
+// kept columns only (a GEMM of kc rows, so the work shrinks with the columns kept), leaves dcol
+// [kc][chunk·ohwp]; this gathers it back to images n0 .. n0+chunk of dX:
+//   dX[n][c][h][w] = Σ over kept columns j = (c, r, s) of dcol[j][(n − n0)·ohwp + oh·OW + ow]
+// with oh = (h + pad − r) / stride exact and inside the output (likewise ow). `ctab` lists each
+// channel's kept columns: entries ctab[c] .. ctab[c + 1] of the pairs (j, r << 8 | s) that
+// start at ctab[C + 1].
+struct Col2imParams {
+    c: u32, h: u32, w: u32, oh: u32,
+    ow: u32, ohwp: u32, stride: u32, pad: u32,
+    n0: u32, chunk: u32, cols: u32, chw: u32,
+}
+
+@group(0) @binding(0) var<storage, read> dcol: array<f32>;
+@group(0) @binding(1) var<storage, read> ctab: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dxc: array<f32>;
+@group(0) @binding(3) var<uniform> pc: Col2imParams;
+
+@compute @workgroup_size(256)
+fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let hw = pc.h * pc.w;
+    let pairs = pc.c + 1u;
+    for (var i = gid.x; i < pc.chunk * pc.chw; i += nwg.x * 256u) {
+        let n = udiv(i, pc.chw);
+        let rest = i - n * pc.chw;
+        let c = udiv(rest, hw);
+        let pix = rest - c * hw;
+        let h = udiv(pix, pc.w);
+        let th = i32(h + pc.pad);
+        let tw = i32(pix - h * pc.w + pc.pad);
+        var v = 0.0;
+        for (var e = ctab[c]; e < ctab[c + 1u]; e++) {
+            let j = ctab[pairs + 2u * e];
+            let rs = ctab[pairs + 2u * e + 1u];
+            let dh = th - i32(rs >> 8u);
+            let dw = tw - i32(rs & 255u);
+            if (dh < 0 || dw < 0) { continue; }
+            let oh = udiv(u32(dh), pc.stride);
+            let ow = udiv(u32(dw), pc.stride);
+            if (oh * pc.stride != u32(dh) || ow * pc.stride != u32(dw) || oh >= pc.oh || ow >= pc.ow) { continue; }
+            v += dcol[j * pc.cols + n * pc.ohwp + oh * pc.ow + ow];
+        }
+        dxc[(pc.n0 + n) * pc.chw + rest] = v;
+    }
+}

@@ -5,6 +5,8 @@ use serde::Serialize;
 use std::time::Instant;
 
 use crate::gpu::conv::{self, ConvGeom};
+use crate::gpu::strategy::Matmul;
+use crate::gpu::timing::Timer;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::model::lower::{conv_chunk, conv_forward};
 use crate::model::{Architecture, Hyper, Layer, Network, Shape, Weights};
@@ -24,6 +26,8 @@ pub fn shapes() -> Vec<ConvShape> {
         c("vgg_mid", 32, 128, 16, 128, 3, 1, 1),
         c("vgg_late", 32, 512, 4, 512, 3, 1, 1),
         c("resnet_down", 32, 64, 32, 128, 3, 2, 1),
+        // ResNet-18's first 1×1 projection shortcut at CIFAR resolution
+        c("resnet_shortcut", 32, 64, 32, 128, 1, 2, 0),
     ]
 }
 
@@ -56,6 +60,18 @@ pub struct ConvResult {
     pub flops: u64,
     pub ms: f64,
     pub gflops: f64,
+    /// How `ms` was measured: GPU timestamps or the wall clock.
+    pub timer: Timer,
+    /// The matrix-multiply kernel (see gpu::strategy), its threads per workgroup and the
+    /// workgroups of all its launches.
+    pub kernel: String,
+    pub threads: u32,
+    pub groups: usize,
+    /// Compulsory traffic (input, weights, bias and output once each) over `ms`.
+    pub gbps: f64,
+    /// gflops ÷ `--peak-gflops`, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_fraction: Option<f64>,
     /// FLOPs reduction this variant was built for (1 for dense).
     pub factor: usize,
     /// Median backward pass (data and weight gradients) in ms, when measured.
@@ -66,21 +82,24 @@ pub struct ConvResult {
     pub speedup: Option<f64>,
 }
 
-/// Median wall time of `reps` submissions of `plan`, each waited for, after two warm-up runs.
-pub fn time_plan(gpu: &Gpu, plan: &[Dispatch], reps: usize) -> Result<f64> {
-    for _ in 0..2 {
-        gpu.run(plan)?;
-        gpu.wait()?;
+/// Median time in ms of `reps` runs of `plan` after two warm-up runs (see `Gpu::time_plan`).
+pub fn time_plan(gpu: &Gpu, plan: &[Dispatch], reps: usize, timer: Timer) -> Result<f64> {
+    Ok(gpu.time_plan(plan, reps, timer)?.0)
+}
+
+/// The matrix-multiply kernel of a convolution forward and its workgroups over all chunks.
+pub fn forward_kernel(gpu: &Gpu, g: &ConvGeom, kc: usize, chunk: usize, implicit: bool) -> (Matmul, usize) {
+    let kcp = kc.next_multiple_of(4);
+    let mut groups = 0;
+    let mut kernel = None;
+    for n0 in (0..g.n).step_by(chunk) {
+        let cols = chunk.min(g.n - n0) * g.ohwp();
+        let k = if implicit { gpu.strategy.conv(g.k, cols, kcp).kernel } else { gpu.strategy.gemm(g.k, cols, kcp, false).kernel };
+        let (x, y) = k.groups(g.k, cols);
+        groups += x * y;
+        kernel.get_or_insert(k);
     }
-    let mut ms: Vec<f64> = (0..reps.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            gpu.run(plan)?;
-            gpu.wait().map(|_| t.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect::<Result<_>>()?;
-    ms.sort_by(|a, b| a.total_cmp(b));
-    Ok(ms[ms.len() / 2])
+    (kernel.unwrap_or(Matmul::Register(crate::gpu::gemm::Tile::DEFAULT)), groups)
 }
 
 /// A convolution's forward dispatches on pseudo-random data, with the buffers they use.
@@ -105,11 +124,15 @@ pub fn conv_forward_setup(gpu: &Gpu, g: &ConvGeom, kept: &[u32], implicit: bool)
 }
 
 /// Times the forward pass of one convolution keeping the columns `kept` (all for dense).
-pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, kept: &[u32], reps: usize, implicit: bool) -> Result<ConvResult> {
+#[allow(clippy::too_many_arguments)]
+pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, kept: &[u32], reps: usize, implicit: bool, timer: Timer) -> Result<ConvResult> {
     let kc = kept.len();
     let plan = conv_forward_setup(gpu, g, kept, implicit)?.plan;
-    let ms = time_plan(gpu, &plan, reps)?;
+    let (ms, timer) = gpu.time_plan(&plan, reps, timer)?;
     let flops = 2 * (g.n * g.k * kc * g.ohw()) as u64;
+    let chunk = conv_chunk(g, kc, (gpu.max_binding_bytes().min(256 << 20) / 4) as usize)?;
+    let (kernel, groups) = forward_kernel(gpu, g, kc, chunk, implicit);
+    let bytes = (4 * (g.n * g.c * g.h * g.w + g.k * kc + g.k + g.n * g.k * g.ohw())) as f64;
     Ok(ConvResult {
         shape: name.to_string(),
         variant: variant.to_string(),
@@ -119,6 +142,12 @@ pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, ke
         flops,
         ms,
         gflops: flops as f64 / (ms * 1e6),
+        timer,
+        kernel: kernel.name(),
+        threads: kernel.threads(),
+        groups,
+        gbps: bytes / (ms * 1e6),
+        peak_fraction: None,
         factor: 1,
         backward_ms: None,
         speedup: None,
@@ -173,7 +202,7 @@ pub fn variants(g: &ConvGeom, factor: usize) -> Vec<(&'static str, ConvGeom, Vec
 /// Median time of the backward pass of one convolution (data and weight gradients), measured
 /// inside a minimal network: ReLU → conv → global average pool → 2-way linear, whose other
 /// layers cost little beside the convolution.
-pub fn conv_backward_ms(gpu: &Gpu, g: &ConvGeom, kept: &[u32], reps: usize) -> Result<f64> {
+pub fn conv_backward_ms(gpu: &Gpu, g: &ConvGeom, kept: &[u32], reps: usize, timer: Timer) -> Result<f64> {
     let columns = (kept.len() != g.crs()).then(|| kept.to_vec());
     let arch = Architecture {
         name: "conv-bench".into(),
@@ -188,15 +217,15 @@ pub fn conv_backward_ms(gpu: &Gpu, g: &ConvGeom, kept: &[u32], reps: usize) -> R
     };
     let net = Network::new(gpu, &arch, &Weights::init(&arch, 1)?, g.n, 0.0)?;
     let backward = net.passes()[2].1;
-    time_plan(gpu, backward, reps)
+    time_plan(gpu, backward, reps, timer)
 }
 
 /// Median time of every dispatch of one training step, run one at a time: (pass, kernel, ms).
-pub fn profile_step(gpu: &Gpu, net: &Network, reps: usize) -> Result<Vec<(String, String, f64)>> {
+pub fn profile_step(gpu: &Gpu, net: &Network, reps: usize, timer: Timer) -> Result<Vec<(String, String, f64)>> {
     let mut out = Vec::new();
     for (pass, plan) in net.passes() {
         for d in plan {
-            let ms = time_plan(gpu, std::slice::from_ref(d), reps)?;
+            let ms = time_plan(gpu, std::slice::from_ref(d), reps, timer)?;
             let name = d.kernel.name.rsplit_once(':').map_or(d.kernel.name.as_str(), |x| x.0);
             out.push((pass.to_string(), format!("{name} {:?}", d.groups), ms));
         }

@@ -14,7 +14,7 @@ fn main() {
     let result = match cmd {
         Cmd::Train(a) => cli::train::run(a, adapter, progress),
         Cmd::Eval(a) => cli::eval::run(a, adapter),
-        Cmd::Bench(a) => cli::bench::run(a, adapter),
+        Cmd::Bench(a) => cli::bench::run(a, || cli::open_gpu(adapter, false)),
         Cmd::Inspect { file } => cli::inspect::run(&file),
         Cmd::Compare { runs } => cli::compare::run(&runs),
         Cmd::Prune(a) => cli::prune::run(a, adapter, progress),

@@ -15,6 +15,10 @@ fn loss(net: &Network, gpu: &autocompress::gpu::Gpu, valid: usize) -> f64 {
 /// `budget` limits im2col buffers (elements) so convolutions also run in chunks of images.
 fn gradient_check(arch: Architecture, batch: usize, valid: usize, budget: usize) {
     let gpu = gpu_or_skip!();
+    gradient_check_on(gpu, arch, batch, valid, budget)
+}
+
+fn gradient_check_on(gpu: &autocompress::gpu::Gpu, arch: Architecture, batch: usize, valid: usize, budget: usize) {
     let w0 = Weights::init(&arch, 7).unwrap();
     let net = Network::with_column_budget(gpu, &arch, &w0, batch, 0.0, budget).unwrap();
     let il: usize = arch.input.iter().product();
@@ -139,6 +143,48 @@ fn tiny_resnet(relu: bool) -> Architecture {
         linear("fc2", 4),
     ];
     Architecture { name: "tiny-resnet".into(), input: [3, 6, 6], classes: 4, layers: act(layers) }
+}
+
+/// This adapter with kernels selected as on an invented discrete GPU: the workgroup-memory
+/// GEMM and convolutions, 64-thread weight- and data-gradient tiles, split-K to fill the device.
+fn as_discrete_gpu() -> Option<&'static autocompress::gpu::Gpu> {
+    static GPU: std::sync::OnceLock<Option<autocompress::gpu::Gpu>> = std::sync::OnceLock::new();
+    gpu()?;
+    GPU.get_or_init(|| autocompress::gpu::Gpu::new(None).ok().map(|g| g.retarget(adapters::discrete_nvidia()))).as_ref()
+}
+
+/// The finite-difference checks with the GPU variants forced on, including a column-pruned
+/// convolution and a column-pruned linear layer.
+#[test]
+fn gradient_check_with_gpu_kernels() {
+    let Some(g) = as_discrete_gpu() else { return };
+    let mut tiny = tiny_resnet(false);
+    tiny.name = "tiny-resnet-pruned".into();
+    tiny.layers.insert(1, Layer::Conv2d { name: "pruned".into(), filters: 5, kernel: 3, stride: 1, padding: 1, columns: Some((0..27).filter(|j| j % 3 != 1).collect()) });
+    gradient_check_on(g, tiny, 6, 6, 1 << 24);
+    let arch = Architecture {
+        name: "tiny-pruned-linear".into(),
+        input: [2, 7, 7],
+        classes: 3,
+        layers: vec![
+            conv("conv1", 3, 3, 1, 1),
+            Layer::Relu,
+            Layer::MaxPool { size: 2, stride: 2 },
+            conv("conv2", 5, 3, 2, 1),
+            Layer::Flatten,
+            Layer::Linear { name: "fc1".into(), units: 6, columns: Some(vec![0, 2, 3, 5, 7, 11, 12, 19]) },
+            Layer::Relu,
+            linear("fc2", 3),
+        ],
+    };
+    // the forced variants are what the network runs
+    let net = Network::new(g, &arch, &Weights::init(&arch, 1).unwrap(), 5, 0.0).unwrap();
+    let names: Vec<String> = net.passes().iter().flat_map(|(_, p)| p.iter().map(|d| d.kernel.name.clone())).collect();
+    for k in ["tiled:conv_tiled", "tiled:gemm_tiled"] {
+        assert!(names.iter().any(|n| n.starts_with(k)), "no {k} among {names:?}");
+    }
+    gradient_check_on(g, arch.clone(), 5, 5, 1 << 24);
+    gradient_check_on(g, arch, 5, 5, 2 * 20 * 52);
 }
 
 /// Same seed, same adapter: bit-identical weights after training (no atomics, seeded order).

@@ -11,7 +11,7 @@ use std::path::Path;
 fn module(shader: &str) -> naga::Module {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders").join(shader);
     let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let body = [("{{TM}}", "16"), ("{{TN4}}", "4"), ("{{WX}}", "8"), ("{{WY}}", "1"), ("{{DY4}}", "false")]
+    let body = [("{{TM}}", "16"), ("{{TN4}}", "4"), ("{{WX}}", "8"), ("{{WY}}", "1"), ("{{DY4}}", "false"), ("{{BK}}", "16")]
         .iter()
         .fold(body, |s, (k, v)| s.replace(k, v));
     let text = format!("{COMMON_WGSL}\n{body}");

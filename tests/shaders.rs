@@ -52,8 +52,22 @@ fn every_shader_parses_and_validates() {
             }
             continue;
         }
+        if name == "tiled.wgsl" {
+            for tile in autocompress::gpu::strategy::SHARED_TILES {
+                for bk in [4, 16, 32] {
+                    let tile = autocompress::gpu::strategy::SharedTile { bk, ..tile };
+                    let src = tile.source();
+                    if src.text.contains("{{") {
+                        failures.push(format!("{name} with {tile:?}: a placeholder was left unfilled"));
+                    } else if let Err(e) = validate(&format!("{name} {tile:?}"), &src.text) {
+                        failures.push(e);
+                    }
+                }
+            }
+            continue;
+        }
         if text.contains("{{") {
-            failures.push(format!("{name}: contains a '{{{{' template placeholder, but only gemm.wgsl and conv_gemm.wgsl are filled in by their launchers"));
+            failures.push(format!("{name}: contains a '{{{{' template placeholder, but only gemm.wgsl, conv_gemm.wgsl and tiled.wgsl are filled in by their launchers"));
             continue;
         }
         // Launchers prepend common.wgsl (helpers such as `udiv`) to every shader.
@@ -68,13 +82,13 @@ fn every_shader_parses_and_validates() {
 /// The templates' placeholders are exactly the ones `Tile` fills.
 #[test]
 fn gemm_template_placeholders_are_known() {
-    for file in ["gemm.wgsl", "conv_gemm.wgsl"] {
+    for file in ["gemm.wgsl", "conv_gemm.wgsl", "tiled.wgsl"] {
         let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders").join(file)).unwrap();
         let mut rest = text.as_str();
         while let Some(i) = rest.find("{{") {
             let j = rest[i..].find("}}").map(|j| i + j + 2).expect("unclosed '{{'");
             let key = &rest[i..j];
-            assert!(["{{TM}}", "{{TN4}}", "{{WX}}", "{{WY}}", "{{DY4}}"].contains(&key), "unknown placeholder {key} in {file}");
+            assert!(["{{TM}}", "{{TN4}}", "{{WX}}", "{{WY}}", "{{DY4}}", "{{BK}}"].contains(&key), "unknown placeholder {key} in {file}");
             rest = &rest[j..];
         }
     }

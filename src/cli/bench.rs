@@ -1,15 +1,39 @@
-//! `autocompress bench`: convolution GFLOP/s per shape (dense, filter- and column-pruned),
-//! training images/s, per-dispatch profiles, and the convolutions of a whole model.
+//! `autocompress bench`: convolution throughput per shape (dense and pruned, forward and
+//! backward), per layer of a model, and training throughput.
 
 use anyhow::{bail, ensure, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
-use super::open_gpu;
 use autocompress::bench;
+use autocompress::gpu::timing::Timer;
 use autocompress::gpu::Gpu;
 use autocompress::io;
 use autocompress::model::{zoo, Architecture, Network, Weights};
+
+/// The adapter's name, driver and the limits kernels are selected by, first: a line of text, or
+/// with `--json` one object `{"adapter": {…}}`.
+fn print_adapter(gpu: &Gpu, json: bool, timer: Timer) -> Result<()> {
+    let a = &gpu.adapter;
+    let timing = if timer == Timer::Gpu && gpu.has_timestamps() { "gpu timestamps" } else { "wall clock" };
+    if json {
+        let v = serde_json::json!({ "adapter": {
+            "name": a.name, "driver": a.driver, "backend": format!("{:?}", gpu.info.backend), "type": format!("{:?}", a.kind),
+            "vendor": a.vendor, "subgroup_min": a.subgroup_min, "subgroup_max": a.subgroup_max,
+            "max_invocations": a.max_invocations, "max_workgroup_bytes": a.max_workgroup_bytes,
+            "max_groups_per_dim": a.max_groups_per_dim, "max_storage_buffers": a.max_storage_buffers,
+            "max_binding_bytes": gpu.max_binding_bytes(), "timestamps": gpu.has_timestamps(), "timer": timing,
+        }});
+        println!("{v}");
+    } else {
+        println!("adapter: {} [{:?}, {:?}], driver {}", a.name, gpu.info.backend, a.kind, if a.driver.is_empty() { "(unnamed)" } else { &a.driver });
+        println!(
+            "limits: {} invocations per workgroup, {} KiB workgroup memory, {} workgroups per dimension, {} storage buffers per stage, {} MiB per binding; subgroups {}–{}; timed by {timing}",
+            a.max_invocations, a.max_workgroup_bytes >> 10, a.max_groups_per_dim, a.max_storage_buffers, gpu.max_binding_bytes() >> 20, a.subgroup_min, a.subgroup_max
+        );
+    }
+    Ok(())
+}
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -64,6 +88,19 @@ pub struct BenchArgs {
     /// the input directly), or both.
     #[arg(long, value_enum, default_value = "both")]
     algo: ConvAlgo,
+    /// The adapter's fp32 peak in GFLOP/s: rows then report their fraction of it.
+    #[arg(long)]
+    peak_gflops: Option<f64>,
+    /// How kernels are timed: GPU timestamps (where the adapter has them; else the wall clock)
+    /// or the wall clock around submit-and-wait (what `bench` measured before timestamps).
+    #[arg(long, value_enum, default_value = "gpu")]
+    timer: TimerArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TimerArg {
+    Gpu,
+    Wall,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -83,13 +120,25 @@ impl ConvAlgo {
     }
 }
 
-pub fn run(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
-    let gpu = open_gpu(adapter, !a.json)?;
+pub fn run(a: BenchArgs, open_gpu: impl FnOnce() -> Result<Gpu>) -> Result<()> {
+    if let Some(p) = a.peak_gflops {
+        ensure!(p.is_finite() && p > 0.0, "--peak-gflops {p}: expected the adapter's peak as a positive number of GFLOP/s (e.g. 60000)");
+    }
+    let timer = match a.timer {
+        TimerArg::Gpu => Timer::Gpu,
+        TimerArg::Wall => Timer::Wall,
+    };
+    let gpu = open_gpu()?;
+    print_adapter(&gpu, a.json, timer)?;
+    let with_peak = |mut r: bench::ConvResult| {
+        r.peak_fraction = a.peak_gflops.map(|p| r.gflops / p);
+        r
+    };
     if let Some(model) = &a.layers {
         let cw = a.compacted_width.unwrap_or(a.width_multiplier);
         ensure!(cw.is_finite() && cw > 0.0 && cw <= a.width_multiplier, "--compacted-width {cw} must be above 0 and at most the model's width multiplier {}", a.width_multiplier);
         let small = a.compacted.as_deref().map(|p| (p, cw / a.width_multiplier));
-        return bench_layers(&gpu, model, a.width_multiplier, small, a.layer_batch, a.reps, a.json);
+        return bench_layers(&gpu, model, a.width_multiplier, small, a.layer_batch, (a.reps, timer), a.json, with_peak);
     }
     for s in bench::shapes() {
         if a.filter.as_deref().is_some_and(|f| !s.name.contains(f)) {
@@ -97,18 +146,18 @@ pub fn run(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
         }
         let dense: Vec<u32> = (0..s.g.crs() as u32).collect();
         for implicit in a.algo.implicit_choices() {
-            let mut base = bench::conv_forward_bench(&gpu, s.name, "dense", &s.g, &dense, a.reps, implicit)?;
+            let mut base = with_peak(bench::conv_forward_bench(&gpu, s.name, "dense", &s.g, &dense, a.reps, implicit, timer)?);
             if a.backward {
-                base.backward_ms = Some(bench::conv_backward_ms(&gpu, &s.g, &dense, a.reps)?);
+                base.backward_ms = Some(bench::conv_backward_ms(&gpu, &s.g, &dense, a.reps, timer)?);
             }
             let mut rows = vec![];
             for &factor in &a.factors {
                 for (variant, g, kept) in bench::variants(&s.g, factor) {
-                    let mut r = bench::conv_forward_bench(&gpu, s.name, variant, &g, &kept, a.reps, implicit)?;
+                    let mut r = with_peak(bench::conv_forward_bench(&gpu, s.name, variant, &g, &kept, a.reps, implicit, timer)?);
                     r.factor = factor;
                     r.speedup = Some(base.ms / r.ms);
                     if a.backward {
-                        r.backward_ms = Some(bench::conv_backward_ms(&gpu, &g, &kept, a.reps)?);
+                        r.backward_ms = Some(bench::conv_backward_ms(&gpu, &g, &kept, a.reps, timer)?);
                     }
                     rows.push(r);
                 }
@@ -152,7 +201,7 @@ pub fn run(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
     }
     if a.profile {
         let net = Network::new(&gpu, &train_arch, &Weights::init(&train_arch, 1)?, a.train_batch, 5e-4)?;
-        let rows = bench::profile_step(&gpu, &net, a.reps)?;
+        let rows = bench::profile_step(&gpu, &net, a.reps, timer)?;
         let total: f64 = rows.iter().map(|r| r.2).sum();
         for (pass, kernel, ms) in rows {
             if a.json {
@@ -170,7 +219,7 @@ pub fn run(a: BenchArgs, adapter: Option<&str>) -> Result<()> {
 
 /// A zoo model at the input of its data set (CIFAR's for vgg16 and resnet18, the 8×8 digits for
 /// digits-cnn, MNIST's otherwise) with 10 classes.
-fn bench_model(model: &str, width: f32) -> Result<Architecture> {
+pub fn bench_model(model: &str, width: f32) -> Result<Architecture> {
     let input = match model {
         "digits-cnn" => [1, 8, 8],
         "vgg16" | "resnet18" => [3, 32, 32],
@@ -182,7 +231,17 @@ fn bench_model(model: &str, width: f32) -> Result<Architecture> {
 /// `bench --layers`: dense GFLOP/s of every convolution of a model (implicit GEMM, the inference
 /// path), and with a compacted model the speedup of each of its layers. `compacted` comes with
 /// its width relative to the model's (below 1: its layers are grown to the model's width).
-fn bench_layers(gpu: &Gpu, model: &str, width: f32, compacted: Option<(&Path, f32)>, batch: usize, reps: usize, json: bool) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn bench_layers(
+    gpu: &Gpu,
+    model: &str,
+    width: f32,
+    compacted: Option<(&Path, f32)>,
+    batch: usize,
+    (reps, timer): (usize, Timer),
+    json: bool,
+    with_peak: impl Fn(bench::ConvResult) -> bench::ConvResult,
+) -> Result<()> {
     let arch = if Path::new(model).is_file() { io::load_model(Path::new(model))?.0 } else { bench_model(model, width)? };
     let convs = bench::model_convs(&arch, batch)?;
     let mut small = Vec::new();
@@ -203,11 +262,11 @@ fn bench_layers(gpu: &Gpu, model: &str, width: f32, compacted: Option<(&Path, f3
     }
     let variant = if compacted.is_some_and(|c| c.1 < 1.0) { "widened" } else { "compacted" };
     for (i, (name, g, kept)) in convs.iter().enumerate() {
-        let dense = bench::conv_forward_bench(gpu, name, "dense", g, kept, reps, true)?;
+        let dense = with_peak(bench::conv_forward_bench(gpu, name, "dense", g, kept, reps, true, timer)?);
         let mut rows = vec![dense];
         let mut fewer = 1.0;
         if let Some((_, cg, ck)) = small.get(i) {
-            let mut r = bench::conv_forward_bench(gpu, name, variant, cg, ck, reps, true)?;
+            let mut r = with_peak(bench::conv_forward_bench(gpu, name, variant, cg, ck, reps, true, timer)?);
             fewer = rows[0].flops as f64 / r.flops.max(1) as f64;
             r.factor = fewer.round().max(1.0) as usize;
             r.speedup = Some(rows[0].ms / r.ms);

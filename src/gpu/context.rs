@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::kernel::Kernel;
+use super::strategy::{AdapterDesc, Strategy};
 
 /// A GPU buffer of 32-bit elements (f32 or u32). Cheap to clone: clones share the buffer.
 #[derive(Clone, Debug)]
@@ -32,8 +33,12 @@ pub struct Gpu {
     /// Most workgroups a grid-stride kernel is launched with (`grid1d`): 1024 fills a large GPU,
     /// but a CPU driver pays a fixed cost per workgroup, so CPU adapters (lavapipe) get 64 (2
     /// cores: LeNet-5 training ran 1.1–1.4× faster, back to back, its SGD over fc1's 400k
-    /// weights 0.7× the time).
+    /// weights 0.7× the time). From `strategy.reduce()`.
     pub max_groups: usize,
+    /// This adapter as selection sees it; launchers check kernels against its limits.
+    pub adapter: AdapterDesc,
+    /// What every launcher selects its kernel variant with (see `strategy`).
+    pub strategy: Strategy,
     pub(super) kernels: Mutex<HashMap<String, Arc<Kernel>>>,
 }
 
@@ -67,15 +72,18 @@ fn quiet_device_select_layer() {
 }
 
 impl Gpu {
-    /// Picks the best adapter (discrete > integrated > CPU), or the one whose name contains
-    /// `wanted` (case-insensitive), from `--adapter` or `AUTOCOMPRESS_ADAPTER`.
+    /// Picks the best adapter (discrete > integrated > CPU; Vulkan, Metal or DX12 before GL), or
+    /// the first whose description ("name [Backend, Type]", as `describe` prints it) contains
+    /// `wanted` (case-insensitive), from `--adapter` or `AUTOCOMPRESS_ADAPTER`. wgpu's own
+    /// `WGPU_BACKEND` (e.g. `gl`, `vulkan`) limits the backends searched.
     pub fn new(wanted: Option<&str>) -> Result<Gpu> {
         let env_choice = std::env::var("AUTOCOMPRESS_ADAPTER").ok();
         let wanted = wanted.map(str::to_string).or(env_choice);
         quiet_device_select_layer();
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-        // GL adapters lack the compute features we rely on; keep them as a last resort only.
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle() });
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        // GL adapters have tighter limits (8 storage buffers, 16 KiB of workgroup memory): last resort
         adapters.sort_by_key(|a| {
             let i = a.get_info();
             (i.backend == wgpu::Backend::Gl, device_type_rank(i.device_type))
@@ -83,13 +91,14 @@ impl Gpu {
         if adapters.is_empty() {
             bail!(NO_ADAPTER_HELP);
         }
+        let describe = |i: &wgpu::AdapterInfo| format!("{} [{:?}, {:?}]", i.name, i.backend, i.device_type);
         let adapter = match &wanted {
             Some(w) => {
                 let lw = w.to_lowercase();
-                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                let names: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
                 adapters
                     .into_iter()
-                    .find(|a| a.get_info().name.to_lowercase().contains(&lw))
+                    .find(|a| describe(&a.get_info()).to_lowercase().contains(&lw))
                     .ok_or_else(|| anyhow!("no adapter matches '{w}'; available: {}", names.join(", ")))?
             }
             None => adapters.remove(0),
@@ -99,16 +108,27 @@ impl Gpu {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("autocompress"),
-            required_features: wgpu::Features::empty(),
+            // timestamps let `bench` time kernels on the GPU rather than submit-and-wait
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
         .with_context(|| format!("could not open device on adapter '{}'", info.name))?;
-        let max_groups = if info.device_type == wgpu::DeviceType::Cpu { 64 } else { 1024 };
+        let adapter = AdapterDesc::from_wgpu(&info, &limits);
+        let strategy = Strategy::from_env(adapter.clone())?;
+        let max_groups = strategy.reduce().max_groups;
         let trusted = std::env::var("AUTOCOMPRESS_BOUNDS_CHECKS").map(|v| v != "1").unwrap_or(true);
-        Ok(Gpu { device, queue, info, limits, trusted, max_groups, kernels: Mutex::new(HashMap::new()) })
+        Ok(Gpu { device, queue, info, limits, trusted, max_groups, adapter, strategy, kernels: Mutex::new(HashMap::new()) })
+    }
+
+    /// Selects kernels as if on `target` (an invented adapter in tests, to run the GPU variants
+    /// here); launchers still refuse what this adapter's own limits do not allow.
+    pub fn retarget(mut self, target: AdapterDesc) -> Gpu {
+        self.strategy.target = target;
+        self.max_groups = self.strategy.reduce().max_groups;
+        self
     }
 
     /// "llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan, Cpu]"

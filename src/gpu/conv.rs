@@ -5,9 +5,11 @@
 use anyhow::{ensure, Result};
 
 use super::context::{Gpu, Tensor};
-use super::gemm::{self, split_count, split_reduce, OutMap, Tile};
+use super::gemm::{self, split_reduce, OutMap, Tile};
 use super::kernel::{Access, Dispatch, Source};
 use super::params::wgsl_params;
+use super::strategy::{Matmul, WgradConfig};
+use super::tiled;
 
 const R: Access = Access::Read;
 const W: Access = Access::ReadWrite;
@@ -68,6 +70,61 @@ pub fn column_table(g: &ConvGeom, kept: &[u32]) -> Result<Vec<u32>> {
     Ok(t)
 }
 
+/// Each channel's kept columns, for `col2im`: C + 1 offsets, then the pairs (j, r << 8 | s) of
+/// the kept columns j = (c, r, s), grouped by channel.
+pub fn channel_table(g: &ConvGeom, kept: &[u32]) -> Result<Vec<u32>> {
+    ensure!(g.r < 256 && g.s < 256, "conv kernel too large for the channel table");
+    let mut by_channel: Vec<Vec<(u32, u32)>> = vec![Vec::new(); g.c];
+    for (j, &col) in kept.iter().enumerate() {
+        let col = col as usize;
+        ensure!(col < g.crs(), "kept column {col} out of range (layer has {} columns)", g.crs());
+        let (c, r, s) = (col / (g.r * g.s), (col / g.s) % g.r, col % g.s);
+        by_channel[c].push((j as u32, ((r as u32) << 8) | s as u32));
+    }
+    let mut t = vec![0u32];
+    for list in &by_channel {
+        t.push(t[t.len() - 1] + list.len() as u32);
+    }
+    t.extend(by_channel.iter().flatten().flat_map(|&(j, rs)| [j, rs]));
+    Ok(t)
+}
+
+/// dX of images n0..n0+chunk from `dcol` [kc][cols] (cols = chunk·ohwp) and `channel_table`:
+/// see `col2im` in conv2d.wgsl. Overwrites those images of dx.
+#[allow(clippy::too_many_arguments)]
+pub fn col2im(gpu: &Gpu, dcol: &Tensor, ctab: &Tensor, dx: &Tensor, g: &ConvGeom, kc: usize, n0: usize, chunk: usize) -> Result<Dispatch> {
+    let (chw, cols) = (g.c * g.h * g.w, chunk * g.ohwp());
+    ensure!(chunk > 0 && n0 + chunk <= g.n && (n0 + chunk) * chw <= dx.len, "col2im images out of range");
+    ensure!(kc * cols <= dcol.len && ctab.len == g.c + 1 + 2 * kc, "col2im column gradients or channel table do not match {kc} kept columns");
+    let k = gpu.kernel(&conv2d_src(), "col2im", &[R, R, W], false)?;
+    let p = Col2imParams {
+        c: u(g.c), h: u(g.h), w: u(g.w), oh: u(g.oh()),
+        ow: u(g.ow()), ohwp: u(g.ohwp()), stride: u(g.stride), pad: u(g.pad),
+        n0: u(n0), chunk: u(chunk), cols: u(cols), chw: u(chw),
+    };
+    gpu.dispatch(&k, &[dcol, ctab, dx], &p, gpu.grid1d(chunk * chw, 256))
+}
+
+/// A column-pruned layer's data gradient, whose work shrinks with the columns kept: Wᵀ [kc][Kp]
+/// packed into `wt_scratch` once, then per chunk of images dY packed to [Kp][chunk·ohwp] in
+/// `dy_scratch`, dcol = Wᵀ·dY (a GEMM of kc rows) in `dcol`, and `col2im` into dx.
+#[allow(clippy::too_many_arguments)]
+pub fn dgrad_columns(gpu: &Gpu, g: &ConvGeom, kc: usize, chunk: usize, w: &Tensor, dy: &Tensor, ctab: &Tensor, wt_scratch: &Tensor, dy_scratch: &Tensor, dcol: &Tensor, dx: &Tensor) -> Result<Vec<Dispatch>> {
+    let (kp, ohw, ohwp) = (g.k.next_multiple_of(4), g.ohw(), g.ohwp());
+    let mut plan = vec![gemm::pack(gpu, w, wt_scratch, &gemm::Pack::matrix(kc, g.k, 1, kc, false))?];
+    for n0 in (0..g.n).step_by(chunk) {
+        let c = chunk.min(g.n - n0);
+        let cols = c * ohwp;
+        let all = u32::MAX as usize;
+        let b = gemm::Pack { rows: g.k, cols, rp: kp, cp: cols, r_in: all, r_valid: all, c_in: ohwp, c_valid: ohw, s_off: n0 * g.k * ohw, s_rb: 0, s_rs: ohw, s_cb: g.k * ohw, s_cs: 1, d_off: 0 };
+        plan.push(gemm::pack(gpu, dy, dy_scratch, &b)?);
+        let prod = gemm::Gemm { a: wt_scratch, a_off: 0, b: dy_scratch, b_off: 0, m: kc, n: cols, kp, np: cols };
+        plan.push(gemm::gemm(gpu, &prod, gemm::Bias::None, dcol, OutMap::rows(cols))?);
+        plan.push(col2im(gpu, dcol, ctab, dx, g, kc, n0, c)?);
+    }
+    Ok(plan)
+}
+
 /// The data gradient of a stride-1 convolution as a forward one (conv_gemm) over dY: geometry
 /// K→C channels on the OH×OW plane with padding R−1−pad, whose output plane is H×W again. `None`
 /// where that does not hold (stride above 1, non-square kernel, padding beyond R−1).
@@ -101,9 +158,6 @@ impl Tile {
     /// as many columns per thread as there are, so lanes do not all repeat a clamped column.
     pub fn for_conv(m: usize, np: usize) -> Tile {
         let t = Tile::for_shape(m, np);
-        if std::env::var("AUTOCOMPRESS_GEMM_TILE").is_ok() {
-            return t;
-        }
         if np > 256 {
             return Tile { tn4: 8, ..t };
         }
@@ -138,6 +192,11 @@ wgsl_params! {
     }
     DgradWeightsParams = "conv2d.wgsl" :: DwParams { c: u32, k: u32, kc: u32, rs: u32, kp: u32, inv_off: u32, _p0: u32, _p1: u32 }
     ChannelSumParams = "conv2d.wgsl" :: SumParams { n: u32, k: u32, p: u32, accumulate: u32 }
+    Col2imParams = "conv2d.wgsl" :: Col2imParams {
+        c: u32, h: u32, w: u32, oh: u32,
+        ow: u32, ohwp: u32, stride: u32, pad: u32,
+        n0: u32, chunk: u32, cols: u32, chw: u32,
+    }
     /// `Params` of conv_gemm.wgsl's `conv_gemm`.
     ConvGemmParams = "conv_gemm.wgsl" :: Params {
         m: u32, n: u32, kp4: u32, kc: u32,
@@ -198,10 +257,20 @@ pub fn channel_sum(gpu: &Gpu, dy: &Tensor, db: &Tensor, n: usize, k: usize, p: u
 }
 
 /// Convolution forward as an implicit GEMM (shaders/conv_gemm.wgsl) for images n0..n0+chunk:
-/// `w` is the packed A operand [K][kcp], `tbl` the column table of conv2d.wgsl.
+/// `w` is the packed A operand [K][kcp], `tbl` the column table of conv2d.wgsl. The kernel is
+/// the one the GPU's strategy selects for this shape.
 #[allow(clippy::too_many_arguments)]
-pub fn conv_gemm(
+pub fn conv_gemm(gpu: &Gpu, g: &ConvGeom, kc: usize, n0: usize, chunk: usize, w: &Tensor, x: &Tensor, tbl: &Tensor, bias: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    let kernel = gpu.strategy.conv(g.k, chunk * g.ohwp(), kc.next_multiple_of(4)).kernel;
+    conv_gemm_with(gpu, kernel, g, kc, n0, chunk, w, x, tbl, bias, y)
+}
+
+/// `conv_gemm` with the kernel given: a register tile (conv_gemm.wgsl) or a workgroup-memory
+/// tile (tiled.wgsl's `conv_tiled`).
+#[allow(clippy::too_many_arguments)]
+pub fn conv_gemm_with(
     gpu: &Gpu,
+    kernel: Matmul,
     g: &ConvGeom,
     kc: usize,
     n0: usize,
@@ -218,24 +287,41 @@ pub fn conv_gemm(
     ensure!(g.k * kcp <= w.len && bias.len >= g.k && tbl.len >= kc, "conv_gemm weights, bias or table too short");
     ensure!((n0 + chunk) * g.c * g.h * g.w <= x.len && (n0 + chunk) * g.k * ohw <= y.len, "conv_gemm input or output too short");
     ensure!(x.len < (1 << 31), "conv_gemm indexes its input with 32-bit signed offsets");
-    let (cols, rows, tile) = gemm::grid(g.k, n, Tile::for_conv(g.k, n));
-    let k = gpu.kernel(&tile.conv_source(), "conv_gemm", &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite], true)?;
+    ensure!(kc > 0, "conv_gemm needs at least one kept column");
+    let (cols, rows) = kernel.groups(g.k, n);
     let p = ConvGemmParams {
         m: u(g.k), n: u(n), kp4: u(kcp / 4), kc: u(kc),
         c_off: u(n0 * g.k * ohw), ohw: u(ohw), c_bs: u(g.k * ohw), ohwp: u(ohwp),
         ow: u(g.ow()), hw: u(g.h * g.w), w: u(g.w), h: u(g.h),
         chw: u(g.c * g.h * g.w), stride: u(g.stride), pad: u(g.pad), n0: u(n0),
     };
-    gpu.dispatch(&k, &[w, x, tbl, bias, y], &p, [cols as u32, rows as u32, 1])
+    let groups = [cols as u32, rows as u32, 1];
+    match kernel {
+        Matmul::Register(tile) => {
+            gpu.check_matmul(&kernel, true)?;
+            let k = gpu.kernel(&tile.conv_source(), "conv_gemm", &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite], true)?;
+            gpu.dispatch(&k, &[w, x, tbl, bias, y], &p, groups)
+        }
+        Matmul::Workgroup(s) => tiled::conv_tiled(gpu, s, [w, x, tbl, bias, y], &p, groups),
+    }
 }
 
 /// Convolution weight gradient as an implicit GEMM (`conv_wgrad` in shaders/conv_gemm.wgsl):
 /// dw [K][kc] (+)= dY · colᵀ over images n0..n0+chunk, reading x and dy (N, K, OH·OW) in place.
 /// Like `gemm_split_k`, a long pixel axis is split over slices of `partial`, then summed.
 /// dy is bound twice, the second time read as vec4s where every plane is 4-aligned (see DY4).
+/// The tile and split are the GPU's strategy's; `partial` holds `split` slices of [K][kc].
 #[allow(clippy::too_many_arguments)]
-pub fn conv_wgrad(
+pub fn conv_wgrad(gpu: &Gpu, g: &ConvGeom, kc: usize, n0: usize, chunk: usize, dy: &Tensor, x: &Tensor, tbl: &Tensor, dw: &Tensor, partial: &Tensor, accumulate: bool) -> Result<Vec<Dispatch>> {
+    let cfg = gpu.strategy.wgrad(g.k, kc.next_multiple_of(4), chunk * g.ohwp());
+    conv_wgrad_with(gpu, cfg, g, kc, n0, chunk, dy, x, tbl, dw, partial, accumulate)
+}
+
+/// `conv_wgrad` with the tile and split given.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_wgrad_with(
     gpu: &Gpu,
+    cfg: WgradConfig,
     g: &ConvGeom,
     kc: usize,
     n0: usize,
@@ -253,9 +339,10 @@ pub fn conv_wgrad(
     ensure!(g.k * kc <= dw.len && tbl.len >= kc, "conv_wgrad gradient or table too short");
     ensure!((n0 + chunk) * g.c * g.h * g.w <= x.len && (n0 + chunk) * g.k * ohw <= dy.len, "conv_wgrad input or output gradient too short");
     ensure!(x.len < (1 << 31), "conv_wgrad indexes its input with 32-bit signed offsets");
-    let splits = split_count(g.k, kcp, pixels);
+    let splits = cfg.split.clamp(1, (pixels / 4).max(1));
     ensure!(splits == 1 || partial.len >= splits * g.k * kc, "conv_wgrad split-K buffer too small");
-    let (cols, rows, tile) = gemm::grid(g.k, kcp, Tile::for_conv(g.k, kcp));
+    let (cols, rows, tile) = gemm::grid(g.k, kcp, cfg.tile);
+    gpu.check_matmul(&Matmul::Register(tile), false)?;
     let dy4 = ohw % 4 == 0;
     let k = gpu.kernel(&tile.conv_source_dy4(dy4), "conv_wgrad", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read], true)?;
     let direct = splits == 1;
@@ -275,13 +362,19 @@ pub fn conv_wgrad(
 
 /// Convolution data gradient (`conv_dgrad` in shaders/conv_gemm.wgsl), any stride and padding:
 /// dx (N, C, H, W) = the gather of dy (N, K, OH·OW) over the valid taps of each input pixel,
-/// with `wt` the [C][R·S][kp] weights of `dgrad_weights`. Overwrites dx.
+/// with `wt` the [C][R·S][kp] weights of `dgrad_weights`. Overwrites dx. The tile is the GPU's
+/// strategy's.
 pub fn conv_dgrad(gpu: &Gpu, g: &ConvGeom, wt: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
+    conv_dgrad_with(gpu, gpu.strategy.dgrad(g).gather, g, wt, dy, dx)
+}
+
+/// `conv_dgrad` with the tile given: lanes (x) own images, 4·tn4 each; y threads own tm channels.
+pub fn conv_dgrad_with(gpu: &Gpu, tile: Tile, g: &ConvGeom, wt: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
     let (kp, ohw) = (g.k.next_multiple_of(4), g.ohw());
     ensure!(g.n > 0 && g.crs() * kp <= wt.len, "conv_dgrad weights too short");
     ensure!(g.n * g.k * ohw <= dy.len && g.n * g.c * g.h * g.w <= dx.len, "conv_dgrad output gradient or input gradient too short");
     ensure!(dy.len < (1 << 32) && dx.len < (1 << 32), "conv_dgrad indexes with 32-bit offsets");
-    let tile = Tile::for_dgrad(g.c);
+    gpu.check_matmul(&Matmul::Register(tile), false)?;
     let k = gpu.kernel(&tile.conv_source(), "conv_dgrad", &[Access::Read, Access::Read, Access::ReadWrite], true)?;
     let p = DgradParams {
         c: u(g.c), k: u(g.k), kp4: u(kp / 4), n: u(g.n),

@@ -5,12 +5,14 @@ use anyhow::{ensure, Result};
 use super::context::{Gpu, Tensor};
 use super::kernel::{Access, Dispatch, Source};
 use super::params::wgsl_params;
+use super::strategy::{Matmul, MatmulConfig};
+use super::tiled;
 
 /// Register-tile shape of the GEMM: each thread computes `tm` rows × `4·tn4` columns, a workgroup
 /// is `wx × wy` threads. With `wy = 1` the rows a thread reads from A are the same for every lane,
 /// so CPU drivers (lavapipe) load them once and broadcast: measured on the vgg_mid GEMM on two
 /// cores, 16×(4·2) tiles in 16-thread workgroups ran 3–5× faster than 4×8 tiles in 8×8 groups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tile {
     pub tm: u32,
     pub tn4: u32,
@@ -23,14 +25,9 @@ impl Tile {
     /// For narrow GEMMs (linear layers: one column per image) a 128-wide tile idles half its lanes.
     pub const NARROW: Tile = Tile { tm: 16, tn4: 2, wx: 8, wy: 1 };
 
-    /// `AUTOCOMPRESS_GEMM_TILE=tm,tn4,wx,wy` overrides the choice (for benchmarking variants).
+    /// Today's register tile for an m × np GEMM (the CPU adapters' choice; the environment's
+    /// AUTOCOMPRESS_GEMM_TILE override lives in `strategy::Strategy`).
     pub fn for_shape(m: usize, np: usize) -> Tile {
-        if let Ok(s) = std::env::var("AUTOCOMPRESS_GEMM_TILE") {
-            let v: Vec<u32> = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
-            if v.len() == 4 && v.iter().all(|&x| x > 0) {
-                return Tile { tm: v[0], tn4: v[1], wx: v[2], wy: v[3] };
-            }
-        }
         // Rows a thread owns: the whole of a short GEMM, else about 16–25, split evenly so the last
         // row tile is not mostly idle (LeNet conv2: 50 = 3 × 17 ran 2× faster than 4 × 16, and
         // 2 × 25 faster again: 0.8× the time of 3 × 17).
@@ -116,8 +113,14 @@ pub struct Gemm<'a> {
     pub np: usize,
 }
 
+/// C (+)= A·B (+ bias) with the kernel the GPU's strategy selects for this shape.
 pub fn gemm(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap) -> Result<Dispatch> {
-    gemm_launch(gpu, g, bias, c, out, 1)
+    gemm_with(gpu, gpu.strategy.gemm(g.m, g.np, g.kp, false).kernel, g, bias, c, out)
+}
+
+/// `gemm` with the kernel given (tests force every variant the selection can produce).
+pub fn gemm_with(gpu: &Gpu, kernel: Matmul, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap) -> Result<Dispatch> {
+    gemm_launch(gpu, kernel, g, bias, c, out, 1)
 }
 
 /// Column and row tile counts of a GEMM launch.
@@ -143,16 +146,21 @@ pub fn split_count(m: usize, np: usize, kp: usize) -> usize {
 /// C (+)= A·B for an unblocked output map (`n_inner` beyond every column), with the reduction
 /// split over `split_count` workgroup slices written to `partial`, then summed by `split_reduce`.
 pub fn gemm_split_k(gpu: &Gpu, g: &Gemm, c: &Tensor, out: OutMap, partial: &Tensor) -> Result<Vec<Dispatch>> {
-    let splits = split_count(g.m, g.np, g.kp);
+    gemm_split_k_with(gpu, gpu.strategy.gemm(g.m, g.np, g.kp, true), g, c, out, partial)
+}
+
+/// `gemm_split_k` with the kernel and split count given; `partial` holds `cfg.split` slices.
+pub fn gemm_split_k_with(gpu: &Gpu, cfg: MatmulConfig, g: &Gemm, c: &Tensor, out: OutMap, partial: &Tensor) -> Result<Vec<Dispatch>> {
+    let splits = cfg.split.max(1);
     if splits == 1 {
-        return Ok(vec![gemm(gpu, g, Bias::None, c, out)?]);
+        return Ok(vec![gemm_with(gpu, cfg.kernel, g, Bias::None, c, out)?]);
     }
     ensure!(out.n_inner >= g.np && out.n_valid >= g.n, "split-K needs an unblocked output map");
     let len = g.m * g.n;
     let last = out.off + (g.m - 1) * out.rs + (g.n - 1) * out.cs;
     ensure!(partial.len >= splits * len && last < c.len, "split-K buffers too small");
     let part = OutMap { off: 0, accumulate: false, ..OutMap::rows(g.n) };
-    Ok(vec![gemm_launch(gpu, g, Bias::None, partial, part, splits)?, split_reduce(gpu, partial, c, g.m, g.n, splits, out)?])
+    Ok(vec![gemm_launch(gpu, cfg.kernel, g, Bias::None, partial, part, splits)?, split_reduce(gpu, partial, c, g.m, g.n, splits, out)?])
 }
 
 /// c (+)= the sum of the `splits` [m][n] slices of `partial`, written through `out`.
@@ -163,7 +171,7 @@ pub(super) fn split_reduce(gpu: &Gpu, partial: &Tensor, c: &Tensor, m: usize, n:
     gpu.dispatch(&k, &[partial, c], &p, gpu.grid1d(m * n, 256))
 }
 
-fn gemm_launch(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap, splits: usize) -> Result<Dispatch> {
+fn gemm_launch(gpu: &Gpu, kernel: Matmul, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap, splits: usize) -> Result<Dispatch> {
     // The kernel runs without bounds checks, so every range it touches is checked here.
     ensure!(g.kp % 4 == 0 && g.np % 4 == 0 && g.a_off % 4 == 0 && g.b_off % 4 == 0, "gemm operands not vec4-aligned");
     ensure!(out.n_inner % 4 == 0 || out.n_inner >= g.np, "gemm output blocks must be vec4-aligned");
@@ -177,8 +185,7 @@ fn gemm_launch(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap, splits:
     if let Bias::PerRow(t, off) = bias {
         ensure!(off + g.m <= t.len, "gemm bias out of range");
     }
-    let (cols, rows, tile) = tiles(g.m, g.np);
-    let k = gpu.kernel(&tile.source(), "gemm", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite], true)?;
+    let (cols, rows) = kernel.groups(g.m, g.np);
     let (bias_t, bias_mode, bias_off) = match bias {
         Bias::None => (g.a, 0, 0),
         Bias::PerRow(t, off) => (t, 1, off),
@@ -205,7 +212,15 @@ fn gemm_launch(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap, splits:
         _p1: 0,
         _p2: 0,
     };
-    gpu.dispatch(&k, &[g.a, g.b, bias_t, c], &p, [cols as u32, rows as u32, splits as u32])
+    let groups = [cols as u32, rows as u32, splits as u32];
+    match kernel {
+        Matmul::Register(tile) => {
+            gpu.check_matmul(&kernel, false)?;
+            let k = gpu.kernel(&tile.source(), "gemm", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite], true)?;
+            gpu.dispatch(&k, &[g.a, g.b, bias_t, c], &p, groups)
+        }
+        Matmul::Workgroup(s) => tiled::gemm_tiled(gpu, s, [g.a, g.b, bias_t, c], &p, groups),
+    }
 }
 
 /// A strided gather into a zero-padded row-major [rp][cp] block (see `pack` in gemm.wgsl).

@@ -178,10 +178,15 @@ pub struct Dispatch {
 }
 
 pub fn record(enc: &mut wgpu::CommandEncoder, plan: &[Dispatch]) {
-    if plan.is_empty() {
+    record_with(enc, plan, None)
+}
+
+/// `record` into a pass with `timestamp_writes` (bench timing), even when `plan` is empty.
+pub fn record_with(enc: &mut wgpu::CommandEncoder, plan: &[Dispatch], timestamp_writes: Option<wgpu::ComputePassTimestampWrites>) {
+    if plan.is_empty() && timestamp_writes.is_none() {
         return;
     }
-    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
     for d in plan {
         if d.groups.contains(&0) {
             continue;

@@ -5,6 +5,7 @@
 pub mod context;
 pub mod kernel;
 pub mod params;
+pub mod strategy;
 
 pub mod activation;
 pub mod admm;
@@ -16,6 +17,8 @@ pub mod norm;
 pub mod pool;
 pub mod purify;
 pub mod sgd;
+pub mod tiled;
+pub mod timing;
 
 pub use context::{Gpu, Tensor};
 pub use kernel::{record, Dispatch};

@@ -52,6 +52,7 @@ pub fn layouts() -> Vec<TwinLayout> {
         conv::Im2colParams::layout(),
         conv::DgradWeightsParams::layout(),
         conv::ChannelSumParams::layout(),
+        conv::Col2imParams::layout(),
         conv::ConvGemmParams::layout(),
         conv::WgradParams::layout(),
         conv::DgradParams::layout(),
@@ -63,5 +64,7 @@ pub fn layouts() -> Vec<TwinLayout> {
         loss::XentParams::layout(),
         loss::MetricsParams::layout(),
         sgd::Params::layout(),
+        tiled::TiledParams::layout(),
+        tiled::TiledConvParams::layout(),
     ]
 }

@@ -8,7 +8,8 @@ use super::flat::{Flat, Op};
 use super::graph::{channels, Layer, Shape};
 use super::network::{Param, RunningStats};
 use crate::gpu::conv::{self, conv_dgrad, conv_gemm, conv_wgrad, ConvGeom};
-use crate::gpu::gemm::{gemm, gemm_split_k, pack, split_count, Bias, Gemm, OutMap, Pack};
+use crate::gpu::gemm::{gemm, gemm_split_k, pack, Bias, Gemm, OutMap, Pack};
+use crate::gpu::strategy::{DgradAlgo, Strategy};
 use crate::gpu::norm::{self, BnGeom};
 use crate::gpu::pool::{self, PoolGeom};
 use crate::gpu::{activation, elementwise, Dispatch, Gpu, Tensor};
@@ -51,7 +52,7 @@ pub fn lower(gpu: &Gpu, flat: &Flat, params: &[Param], running: &[RunningStats],
     let mut plans = Vec::new();
     for op in &flat.ops {
         plans.push(match op {
-            Op::Leaf { layer, input, output, .. } => Some(LayerPlan::new(layer, *input, *output, batch, budget, &mut need)?),
+            Op::Leaf { layer, input, output, .. } => Some(LayerPlan::new(&gpu.strategy, layer, *input, *output, batch, budget, &mut need)?),
             _ => None,
         });
     }
@@ -148,7 +149,7 @@ impl Built {
 }
 
 impl LayerPlan {
-    fn new(layer: &Layer, inp: Shape, out: Shape, batch: usize, budget: usize, need: &mut Scratch) -> Result<LayerPlan> {
+    fn new(st: &Strategy, layer: &Layer, inp: Shape, out: Shape, batch: usize, budget: usize, need: &mut Scratch) -> Result<LayerPlan> {
         Ok(match (layer, inp) {
             (Layer::Conv2d { filters, kernel, stride, padding, columns, .. }, Shape::Chw(c, h, w)) => {
                 let g = ConvGeom { n: batch, c, h, w, k: *filters, r: *kernel, s: *kernel, stride: *stride, pad: *padding };
@@ -161,21 +162,26 @@ impl LayerPlan {
                 let kcp = kept.len().next_multiple_of(4);
                 let chunk = conv_chunk(&g, kept.len(), budget)?;
                 need.a = need.a.max(g.k * kcp).max(g.crs() * g.k.next_multiple_of(4));
-                need.part = need.part.max(split_count(g.k, kcp, chunk * g.ohwp()) * g.k * kept.len());
+                if kept.len() < g.crs() {
+                    // the column-pruned data gradient: dY of a chunk in `b`, dcol in `col`
+                    need.b = need.b.max(g.k.next_multiple_of(4) * chunk * g.ohwp());
+                    need.col = need.col.max(kept.len() * chunk * g.ohwp());
+                }
+                need.part = need.part.max(st.wgrad(g.k, kcp, chunk * g.ohwp()).split * g.k * kept.len());
                 LayerPlan::Conv { g, kept, chunk }
             }
             // A column-pruned linear layer is a 1×1 convolution on a 1×1 map (SPEC.md §1), so
             // the kept-column table of the convolution path serves it.
             (Layer::Linear { name, units, columns: Some(cols) }, Shape::Flat(inputs)) => {
                 let conv = Layer::Conv2d { name: name.clone(), filters: *units, kernel: 1, stride: 1, padding: 0, columns: Some(cols.clone()) };
-                return LayerPlan::new(&conv, Shape::Chw(inputs, 1, 1), out, batch, budget, need);
+                return LayerPlan::new(st, &conv, Shape::Chw(inputs, 1, 1), out, batch, budget, need);
             }
             (Layer::Linear { units, .. }, Shape::Flat(inputs)) => {
                 let (bp, ip, op) = (batch.next_multiple_of(4), inputs.next_multiple_of(4), units.next_multiple_of(4));
                 need.a = need.a.max(units * ip).max(op * ip);
                 need.b = need.b.max(op * bp).max(batch * op);
                 need.col = need.col.max(ip * bp);
-                need.part = need.part.max(split_count(*units, ip, bp) * units * inputs);
+                need.part = need.part.max(st.gemm(*units, ip, bp, true).split * units * inputs);
                 LayerPlan::Linear { n: batch, inputs, units: *units }
             }
             (Layer::Relu, s) => LayerPlan::Relu { n: batch * s.len() },
@@ -244,35 +250,38 @@ fn conv(gpu: &Gpu, io: &LayerIo, g: &ConvGeom, kept: &[u32], chunk: usize) -> Re
     let f = conv_forward(gpu, g, kc, chunk, &tbl, io.x, &w.w, &b.w, io.y, io.sa, None)?;
     let mut bw = vec![conv::channel_sum(gpu, io.dy, &b.grad, g.n, g.k, g.ohw(), false)?];
     let mut keep = Vec::new();
-    if let Some(dx) = io.dx {
-        bw.push(conv::dgrad_weights(gpu, &w.w, &tbl, io.sa, g, kc)?);
-        // only at "same" padding: with less (LeNet's 5×5 at padding 0) the flipped taps mostly
-        // read zeros past the border, and the gather, which skips them, was faster (35 against
-        // 46–68 ms for LeNet conv2; ResNet-18 at width 0.25: 0.30–0.33 against 0.43–0.47 s of
-        // data gradients a step, quiet A/B profiles)
-        match conv::transposed(g).filter(|t| t.pad == g.pad && dgrad_as_conv()) {
-            Some(t) => {
-                let (ttbl, zero) = (gpu.upload(&conv::transposed_table(g)?, "transposed column table")?, gpu.tensor(g.c, "zero bias")?);
-                for n0 in (0..g.n).step_by(chunk) {
-                    bw.push(conv_gemm(gpu, &t, g.r * g.s * g.k.next_multiple_of(4), n0, chunk.min(g.n - n0), io.sa, io.dy, &ttbl, &zero, dx)?);
-                }
-                keep.extend([ttbl, zero]);
-            }
-            None => bw.push(conv_dgrad(gpu, g, io.sa, io.dy, dx)?),
+    match io.dx {
+        // column-pruned: dcol = Wᵀ·dY over the kept columns, then col2im, so the work shrinks
+        // with the columns (the paths below visit every tap of every channel against zeros)
+        Some(dx) if kc < g.crs() => {
+            let ctab = gpu.upload(&conv::channel_table(g, kept)?, "channel table")?;
+            bw.extend(conv::dgrad_columns(gpu, g, kc, chunk, &w.w, io.dy, &ctab, io.sa, io.sb, io.col, dx)?);
+            keep.push(ctab);
         }
+        Some(dx) => {
+            bw.push(conv::dgrad_weights(gpu, &w.w, &tbl, io.sa, g, kc)?);
+            // only at "same" padding: with less (LeNet's 5×5 at padding 0) the flipped taps mostly
+            // read zeros past the border, and the gather, which skips them, was faster (35 against
+            // 46–68 ms for LeNet conv2; ResNet-18 at width 0.25: 0.30–0.33 against 0.43–0.47 s of
+            // data gradients a step, quiet A/B profiles)
+            match conv::transposed(g).filter(|t| t.pad == g.pad && gpu.strategy.dgrad(g).algo == DgradAlgo::AsConv) {
+                Some(t) => {
+                    let (ttbl, zero) = (gpu.upload(&conv::transposed_table(g)?, "transposed column table")?, gpu.tensor(g.c, "zero bias")?);
+                    for n0 in (0..g.n).step_by(chunk) {
+                        bw.push(conv_gemm(gpu, &t, g.r * g.s * g.k.next_multiple_of(4), n0, chunk.min(g.n - n0), io.sa, io.dy, &ttbl, &zero, dx)?);
+                    }
+                    keep.extend([ttbl, zero]);
+                }
+                None => bw.push(conv_dgrad(gpu, g, io.sa, io.dy, dx)?),
+            }
+        }
+        None => {}
     }
     for n0 in (0..g.n).step_by(chunk) {
         bw.extend(conv_wgrad(gpu, g, kc, n0, chunk.min(g.n - n0), io.dy, io.x, &tbl, &w.grad, io.part, n0 > 0)?);
     }
     keep.push(tbl);
     Ok(Built::same(f, bw, keep))
-}
-
-/// Whether "same"-padded stride-1 data gradients run as a forward convolution over dY (the
-/// default) rather than conv_dgrad's gather; AUTOCOMPRESS_DGRAD=gather picks the gather, for A/B
-/// timing.
-fn dgrad_as_conv() -> bool {
-    std::env::var("AUTOCOMPRESS_DGRAD").map_or(true, |v| v != "gather")
 }
 
 /// Images per im2col chunk, so no column buffer exceeds `budget` elements.

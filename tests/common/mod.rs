@@ -2,6 +2,7 @@
 //! an unwritten element, tolerant comparisons, and the naive CPU reference of every kernel.
 #![allow(dead_code)]
 
+pub mod adapters;
 pub mod cli;
 pub mod models;
 pub mod reference;
