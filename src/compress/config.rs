@@ -73,7 +73,7 @@ impl CompressConfig {
             model_file: None,
             data,
             seed: 1,
-            target: Target { metric: crate::search::Metric::Params, factor: 10.0 },
+            target: Target::single(crate::search::Metric::Params, 10.0),
             budget: 0.5,
             round_factor: 2.0,
             max_rounds: 12,
@@ -96,7 +96,7 @@ impl CompressConfig {
                 c.budget = 1.0;
                 // its 360 test images move by 0.28 points per image: 8x keeps the loss within
                 // a point where 10x sits on the edge (measured: 8.6x at −0.84, 10.3x at −1.12)
-                c.target.factor = 8.0;
+                c.target.goals_mut()[0].factor = 8.0;
                 c.admm = AdmmConfig { updates: 6, epochs_per_update: 3, retrain_epochs: 20, ..fast_admm };
                 c.prune_train.lr = 0.02;
                 c.search.quick_retrain_steps = 60;

@@ -18,6 +18,7 @@ use crate::gpu::Gpu;
 use crate::io;
 use crate::model::{zoo, Architecture, Network, Weights};
 use crate::prune::count::count;
+use crate::search::target::{meets, Goal, Target};
 use crate::train::{self, TrainConfig};
 
 pub fn load_data(d: &DataConfig, seed: u64) -> Result<Data> {
@@ -65,10 +66,9 @@ pub fn prepare(cfg: &CompressConfig) -> Result<Start> {
         },
     };
     let slots = crate::search::cost::slots(&arch, &arch, &cfg.schemes, cfg.first_layer_max_rate)?;
-    let dense = cfg.target.metric.of(&count(&arch)?) as f64;
     let start = vec![(cfg.schemes[0], 0.5); slots.len()];
-    crate::search::cost::rescale(&slots, &start, cfg.target.metric, dense / cfg.target.factor)
-        .with_context(|| format!("target {} cannot be met by any action on {}", cfg.target, arch.name))?;
+    crate::search::cost::rescale(&slots, &start, &cfg.target.limits(&count(&arch)?))
+        .with_context(|| format!("target {} cannot be met by any action on {} (--first-layer-max-rate {} bounds the first layer)", cfg.target, arch.name, cfg.first_layer_max_rate))?;
     Ok(Start { data, arch, weights })
 }
 
@@ -96,7 +96,7 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
         let teacher = Network::inference(gpu, &dense_arch, &dense_w, cfg.prune_train.batch_size)?;
         data.train.teacher = train::logits(gpu, &teacher, &data.train)?;
     }
-    let dense_metric = cfg.target.metric.of(&count(&dense_arch)?) as f64;
+    let dense_count = count(&dense_arch)?;
     let last = state.rounds.iter().rev().find_map(|r| r.checkpoint.clone()).unwrap_or(baseline.checkpoint.clone());
     let (mut arch, mut weights, _) = io::load_model(&dir.file(&last)).with_context(|| format!("resuming from checkpoint {last}"))?;
     if progress {
@@ -113,25 +113,28 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
     }
 
     let stop_reason = loop {
-        let reduction = dense_metric / cfg.target.metric.of(&count(&arch)?) as f64;
-        if meets(reduction, cfg.target.factor) {
-            break format!("target {} met: {:.1}× after {} rounds", cfg.target, reduction, state.rounds.len());
+        let reductions = cfg.target.reductions(&dense_count, &count(&arch)?);
+        let reached = cfg.target.describe(&reductions, 1);
+        if cfg.target.met_by(&reductions) {
+            break format!("target {} met: {} after {} rounds", cfg.target, reached, state.rounds.len());
         }
         if state.rounds.len() >= cfg.max_rounds {
-            break format!("stopped short of {}: {:.1}× after the maximum of {} rounds", cfg.target, reduction, cfg.max_rounds);
+            break format!("stopped short of {}: {} after the maximum of {} rounds", cfg.target, reached, cfg.max_rounds);
         }
         let r = state.rounds.len() + 1;
-        let round_target = cfg.target.factor.min(reduction * cfg.round_factor);
+        let factor = cfg.round_factor;
+        // each goal steps by the round factor, capped at its own target (a met goal stays a bound)
+        let round_target = Target::new(cfg.target.goals().iter().zip(&reductions).map(|(g, &red)| Goal { metric: g.metric, factor: g.factor.min(red * factor) }).collect())?;
         let floor = baseline.point.val_accuracy - cfg.budget / 100.0;
-        let (mut rec, carch, cw) = round::run(gpu, dir, cfg, &data, &dense_arch, &arch, &weights, r, round_target, dense_metric, floor, &state.rounds, progress)?;
+        let (mut rec, carch, cw) = round::run(gpu, dir, cfg, &data, &dense_arch, &arch, &weights, r, &round_target, floor, &state.rounds, progress)?;
+        rec.round_factor = factor;
         let verdict = if rec.point.val_accuracy + 1e-9 < floor {
             Some(format!(
-                "round {r} rejected: validation accuracy {:.2}% is below the baseline's {:.2}% minus the {}-point budget; kept round {}'s model ({:.1}×, short of {})",
+                "round {r} rejected: validation accuracy {:.2}% is below the baseline's {:.2}% minus the {}-point budget; kept round {}'s model ({reached}, short of {})",
                 100.0 * rec.point.val_accuracy,
                 100.0 * baseline.point.val_accuracy,
                 cfg.budget,
                 r - 1,
-                reduction,
                 cfg.target
             ))
         } else {
@@ -139,10 +142,12 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
             io::save_model(&dir.file(&name), &carch, &cw, &[("dataset", data.name.clone()), ("seed", cfg.seed.to_string())])?;
             rec.accepted = true;
             rec.checkpoint = Some(name);
-            let gained = dense_metric / cfg.target.metric.of(&count(&carch)?) as f64;
+            let gained = cfg.target.reductions(&dense_count, &count(&carch)?);
             arch = carch;
             weights = cw;
-            stalled(reduction, gained, cfg.target.factor).then(|| format!("stopped short of {}: round {r} gained almost nothing ({reduction:.2}× → {gained:.2}×)", cfg.target))
+            stalled(&cfg.target, &reductions, &gained).then(|| {
+                format!("stopped short of {}: round {r} gained almost nothing ({} → {})", cfg.target, cfg.target.describe(&reductions, 2), cfg.target.describe(&gained, 2))
+            })
         };
         if progress {
             eprintln!(
@@ -222,26 +227,37 @@ pub fn compare_outputs(gpu: &Gpu, a: &Network, b: &Network, split: &Split) -> Re
     Ok(outs[0].iter().zip(&outs[1]).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max) / scale)
 }
 
-fn meets(reduction: f64, target: f64) -> bool {
-    reduction >= target * (1.0 - 1e-9)
-}
-
-/// An accepted round that took the reduction from `before` to `after` gained under 1% and left
-/// the target unmet: another round would do the same, so the run stops. A last small step that
-/// reaches the target is no stall.
-fn stalled(before: f64, after: f64, target: f64) -> bool {
-    after < before * 1.01 && !meets(after, target)
+/// An accepted round that took the reductions from `before` to `after` gained under 1% on
+/// every goal it has not met and left the target unmet: another round would do the same, so the
+/// run stops. A last small step that reaches the target is no stall.
+fn stalled(target: &Target, before: &[f64], after: &[f64]) -> bool {
+    let unmet = target.goals().iter().zip(before.iter().zip(after)).filter(|(g, (_, &a))| !meets(a, g.factor));
+    !target.met_by(after) && unmet.into_iter().all(|(_, (&b, &a))| a < b * 1.01)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::stalled;
+    use super::*;
+    use crate::search::Metric;
 
     #[test]
     fn a_small_last_step_onto_the_target_is_no_stall() {
         // resnet18 at width 0.25: 9.92x -> 10.0009x against a 10x target
-        assert!(!stalled(9.92, 10.0009, 10.0));
-        assert!(stalled(9.92, 9.95, 10.0));
-        assert!(!stalled(5.0, 9.0, 10.0));
+        let t = Target::single(Metric::Params, 10.0);
+        assert!(!stalled(&t, &[9.92], &[10.0009]));
+        assert!(stalled(&t, &[9.92], &[9.95]));
+        assert!(!stalled(&t, &[5.0], &[9.0]));
+    }
+
+    #[test]
+    fn with_two_goals_only_the_unmet_ones_must_move() {
+        let t = Target::parse("params:100x,flops:20x").unwrap();
+        // params met and still growing, FLOPs stuck: a stall
+        assert!(stalled(&t, &[110.0, 12.0], &[130.0, 12.05]));
+        // FLOPs moving: no stall
+        assert!(!stalled(&t, &[110.0, 12.0], &[110.0, 13.0]));
+        // both stuck, neither met: a stall; both met: done, no stall
+        assert!(stalled(&t, &[50.0, 10.0], &[50.2, 10.05]));
+        assert!(!stalled(&t, &[99.9, 19.9], &[100.0, 20.0]));
     }
 }
