@@ -2,6 +2,7 @@
 //! → compaction, each checkpointed, until the target is met or the accuracy budget is exceeded.
 
 pub mod config;
+pub mod decision;
 pub mod plots;
 pub mod round;
 pub mod state;
@@ -97,6 +98,11 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
         data.train.teacher = train::logits(gpu, &teacher, &data.train)?;
     }
     let dense_count = count(&dense_arch)?;
+    // the paired budget decision compares every round with the baseline image by image
+    let baseline_correct = {
+        let net = Network::inference(gpu, &dense_arch, &dense_w, cfg.prune_train.batch_size)?;
+        train::correctness(gpu, &net, &data.val)?
+    };
     let last = state.rounds.iter().rev().find_map(|r| r.checkpoint.clone()).unwrap_or(baseline.checkpoint.clone());
     let (mut arch, mut weights, _) = io::load_model(&dir.file(&last)).with_context(|| format!("resuming from checkpoint {last}"))?;
     if progress {
@@ -122,21 +128,52 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
             break format!("stopped short of {}: {} after the maximum of {} rounds", cfg.target, reached, cfg.max_rounds);
         }
         let r = state.rounds.len() + 1;
-        let factor = cfg.round_factor;
+        let factor = round_factor(cfg, &state.rounds, reductions[0]);
         // each goal steps by the round factor, capped at its own target (a met goal stays a bound)
         let round_target = Target::new(cfg.target.goals().iter().zip(&reductions).map(|(g, &red)| Goal { metric: g.metric, factor: g.factor.min(red * factor) }).collect())?;
         let floor = baseline.point.val_accuracy - cfg.budget / 100.0;
-        let (mut rec, carch, cw) = round::run(gpu, dir, cfg, &data, &dense_arch, &arch, &weights, r, &round_target, floor, &state.rounds, progress)?;
+        // recovery fine-tuning runs below `floor`, or within the margin above it
+        let recovery_floor = floor + cfg.recovery_margin / 100.0;
+        let (mut rec, carch, cw) = round::run(gpu, dir, cfg, &data, &dense_arch, &arch, &weights, r, &round_target, recovery_floor, &state.rounds, progress)?;
         rec.round_factor = factor;
-        let verdict = if rec.point.val_accuracy + 1e-9 < floor {
-            Some(format!(
-                "round {r} rejected: validation accuracy {:.2}% is below the baseline's {:.2}% minus the {}-point budget; kept round {}'s model ({reached}, short of {})",
-                100.0 * rec.point.val_accuracy,
-                100.0 * baseline.point.val_accuracy,
-                cfg.budget,
-                r - 1,
-                cfg.target
-            ))
+        let paired = {
+            let net = Network::inference(gpu, &carch, &cw, cfg.prune_train.batch_size)?;
+            decision::PairedDrop::of(&baseline_correct, &train::correctness(gpu, &net, &data.val)?)?
+        };
+        rec.paired = Some(paired);
+        let below = rec.point.val_accuracy + 1e-9 < floor;
+        let unsure = cfg.budget_confidence.is_some_and(|c| !paired.within(cfg.budget, Some(c)));
+        let verdict = if below || unsure {
+            let why = if below {
+                format!(
+                    "validation accuracy {:.2}% is below the baseline's {:.2}% minus the {}-point budget",
+                    100.0 * rec.point.val_accuracy,
+                    100.0 * baseline.point.val_accuracy,
+                    cfg.budget
+                )
+            } else {
+                format!(
+                    "its validation drop of {:.2} points (paired: {} images lost, {} gained) is not within the {}-point budget at {}% confidence (upper bound {:.2})",
+                    paired.drop,
+                    paired.lost,
+                    paired.gained,
+                    cfg.budget,
+                    100.0 * cfg.budget_confidence.unwrap_or(0.0),
+                    paired.upper(cfg.budget_confidence.unwrap_or(0.5))
+                )
+            };
+            // the model kept: the last accepted round's (0: the baseline)
+            let kept = state.rounds.iter().rev().find(|x| x.accepted).map_or(0, |x| x.round);
+            match cfg.retry_round_factor.filter(|&f| f < factor) {
+                // go on from the last accepted model with finer rounds (state saved below)
+                Some(f) => {
+                    if progress {
+                        eprintln!("round {r} rejected: {why}; going on from round {kept}'s model with round factor {f}");
+                    }
+                    None
+                }
+                None => Some(format!("round {r} rejected: {why}; kept round {kept}'s model ({reached}, short of {})", cfg.target)),
+            }
         } else {
             let name = format!("round-{r}.safetensors");
             io::save_model(&dir.file(&name), &carch, &cw, &[("dataset", data.name.clone()), ("seed", cfg.seed.to_string())])?;
@@ -235,6 +272,19 @@ fn stalled(target: &Target, before: &[f64], after: &[f64]) -> bool {
     !target.met_by(after) && unmet.into_iter().all(|(_, (&b, &a))| a < b * 1.01)
 }
 
+/// The round factor of the next round: `retry_round_factor` once a round has been rejected,
+/// else `late_round_factor` once the primary reduction has reached `late_after`, else
+/// `round_factor`.
+fn round_factor(cfg: &CompressConfig, done: &[state::RoundRecord], primary_reduction: f64) -> f64 {
+    if let Some(f) = cfg.retry_round_factor.filter(|_| done.iter().any(|r| !r.accepted)) {
+        return f;
+    }
+    match (cfg.late_round_factor, cfg.late_after) {
+        (Some(f), Some(after)) if meets(primary_reduction, after) => f,
+        _ => cfg.round_factor,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +309,26 @@ mod tests {
         // both stuck, neither met: a stall; both met: done, no stall
         assert!(stalled(&t, &[50.0, 10.0], &[50.2, 10.05]));
         assert!(!stalled(&t, &[99.9, 19.9], &[100.0, 20.0]));
+    }
+
+    #[test]
+    fn the_round_factor_is_finer_late_and_after_a_rejection() {
+        let mut cfg = CompressConfig::defaults_for("digits-cnn", DataConfig { dataset: "digits".into(), dir: None, val_fraction: 0.25, limit_train: None, limit_test: None });
+        assert_eq!(round_factor(&cfg, &[], 50.0), 2.0, "the defaults are unchanged");
+        cfg.late_round_factor = Some(1.3);
+        cfg.late_after = Some(30.0);
+        assert_eq!(round_factor(&cfg, &[], 29.9), 2.0);
+        assert_eq!(round_factor(&cfg, &[], 30.0), 1.3);
+        cfg.retry_round_factor = Some(1.5);
+        assert_eq!(round_factor(&cfg, &[], 10.0), 2.0);
+        let rejected: state::RoundRecord = serde_json::from_value(serde_json::json!({
+            "round": 1, "round_target": 2.0, "action": {"layers": []}, "best_quick_accuracy": 0.9, "candidates": [],
+            "admm": {"updates": [], "retrain": []}, "before_purification": {"val_accuracy": 0.9, "test_accuracy": 0.9, "params": 1, "flops": 1},
+            "purification": null, "point": {"val_accuracy": 0.9, "test_accuracy": 0.9, "params": 1, "flops": 1},
+            "params_reduction": 1.0, "flops_reduction": 1.0, "layers": [], "compacted_vs_masked": 0.0, "accepted": false, "checkpoint": null, "wall_seconds": 1.0
+        }))
+        .unwrap();
+        assert_eq!(round_factor(&cfg, &[rejected.clone()], 10.0), 1.5, "a rejection makes every later round finer");
+        assert_eq!(round_factor(&cfg, &[rejected], 40.0), 1.5);
     }
 }

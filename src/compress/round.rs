@@ -110,6 +110,7 @@ pub fn run(
         layers: c.layers,
         compacted_vs_masked,
         finetune,
+        paired: None,
         accepted: false,
         checkpoint: None,
         wall_seconds: t0.elapsed().as_secs_f64(),

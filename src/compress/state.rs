@@ -14,6 +14,7 @@ use crate::prune::count::LayerCount;
 use crate::prune::purify::PurifyLog;
 use crate::search::target::Goal;
 use crate::search::Candidate;
+pub use super::decision::PairedDrop;
 use crate::train::EpochLog;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +79,9 @@ pub struct RoundRecord {
     /// Fine-tuning of the compacted model, recovery cycles included (`point` is after it).
     #[serde(default)]
     pub finetune: Vec<EpochLog>,
+    /// The compacted model's validation drop from the baseline, image by image.
+    #[serde(default)]
+    pub paired: Option<PairedDrop>,
     pub accepted: bool,
     /// Present when the round was accepted.
     pub checkpoint: Option<String>,
