@@ -135,6 +135,10 @@ pub struct CompressArgs {
     distill_temperature: Option<f32>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Seed of the train/validation split (default: --seed). Give the baseline's seed when runs
+    /// of other seeds start from one --model-file, so its validation images stay held out.
+    #[arg(long)]
+    split_seed: Option<u64>,
     /// Continue the interrupted run in --out from its last complete round.
     #[arg(long)]
     resume: bool,
@@ -176,6 +180,7 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
     c.width_multiplier = a.width_multiplier;
     c.model_file = a.model_file.clone();
     c.seed = a.seed;
+    c.split_seed = a.split_seed;
     if let Some(t) = &a.target {
         c.target = Target::parse(t)?;
     }

@@ -176,3 +176,19 @@ fn per_image_correctness_agrees_with_evaluate() {
     assert_eq!(right.iter().filter(|&&r| r).count() as f64 / 77.0, acc);
     assert!(acc > 0.15 && acc < 1.0, "one epoch should land between chance and perfect to make this test mean something: {acc}");
 }
+
+/// `--split-seed` keeps a baseline's validation images held out in runs of other seeds.
+#[test]
+fn the_split_seed_fixes_the_validation_images_whatever_the_run_seed() {
+    use autocompress::compress::{prepare, CompressConfig, DataConfig};
+    let cfg = |seed: u64, split_seed: Option<u64>| {
+        let mut c = CompressConfig::defaults_for("digits-cnn", DataConfig { dataset: "digits".into(), dir: None, val_fraction: 0.25, limit_train: None, limit_test: None });
+        c.seed = seed;
+        c.split_seed = split_seed;
+        c
+    };
+    let val = |c: CompressConfig| prepare(&c).unwrap().data.val.images;
+    let one = val(cfg(1, None));
+    assert_eq!(val(cfg(2, Some(1))), one);
+    assert_ne!(val(cfg(2, None)), one, "another seed draws another split");
+}

@@ -35,6 +35,11 @@ pub struct CompressConfig {
     pub model_file: Option<PathBuf>,
     pub data: DataConfig,
     pub seed: u64,
+    /// The seed of the train/validation split, when it must differ from `seed`: runs that
+    /// share a baseline file but not a seed keep the baseline's validation images (ours;
+    /// `None`: `seed`).
+    #[serde(default)]
+    pub split_seed: Option<u64>,
     pub target: Target,
     /// Largest validation-accuracy loss from the baseline, in percentage points.
     pub budget: f64,
@@ -94,6 +99,7 @@ impl CompressConfig {
             model_file: None,
             data,
             seed: 1,
+            split_seed: None,
             target: Target::single(crate::search::Metric::Params, 10.0),
             budget: 0.5,
             round_factor: 2.0,

@@ -47,7 +47,7 @@ pub struct Start {
 
 /// Loads the data and the model and refuses a target no action could meet.
 pub fn prepare(cfg: &CompressConfig) -> Result<Start> {
-    let data = load_data(&cfg.data, cfg.seed)?;
+    let data = load_data(&cfg.data, cfg.split_seed.unwrap_or(cfg.seed))?;
     if data.val.is_empty() {
         anyhow::bail!("compress needs a validation part for its decisions: --val-fraction must be above 0");
     }
