@@ -64,7 +64,7 @@ pub fn validate_confidence(c: Option<f64>) -> Result<()> {
 /// The standard normal quantile Φ⁻¹(p), 0 < p < 1 (P. J. Acklam's rational approximation,
 /// relative error below 1.2e-9).
 pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
+    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
     const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
     const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
     const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
@@ -102,8 +102,8 @@ mod tests {
         let mut b = Vec::new();
         let mut p = Vec::new();
         for (n, x, y) in [(lost, true, false), (gained, false, true), (same_right, true, true), (same_wrong, false, false)] {
-            b.extend(std::iter::repeat(x).take(n));
-            p.extend(std::iter::repeat(y).take(n));
+            b.extend(std::iter::repeat_n(x, n));
+            p.extend(std::iter::repeat_n(y, n));
         }
         (b, p)
     }

@@ -328,7 +328,7 @@ mod tests {
             "params_reduction": 1.0, "flops_reduction": 1.0, "layers": [], "compacted_vs_masked": 0.0, "accepted": false, "checkpoint": null, "wall_seconds": 1.0
         }))
         .unwrap();
-        assert_eq!(round_factor(&cfg, &[rejected.clone()], 10.0), 1.5, "a rejection makes every later round finer");
+        assert_eq!(round_factor(&cfg, std::slice::from_ref(&rejected), 10.0), 1.5, "a rejection makes every later round finer");
         assert_eq!(round_factor(&cfg, &[rejected], 40.0), 1.5);
     }
 }

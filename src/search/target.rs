@@ -250,7 +250,7 @@ mod tests {
         assert!(!t.met_by(&[99.0, 25.0]));
         assert!(t.met_by(&[100.0, 20.0 * (1.0 - 1e-12)]));
         assert_eq!(t.describe(&[120.04, 19.0], 1), "120.0× params, 19.0× FLOPs");
-        assert_eq!(Target::single(Metric::Flops, 2.0).describe(&[3.14159], 2), "3.14×");
+        assert_eq!(Target::single(Metric::Flops, 2.0).describe(&[7.8912], 2), "7.89×");
         let dense = Count { params: 1000, flops: 400, layers: Vec::new() };
         let now = Count { params: 100, flops: 100, layers: Vec::new() };
         assert_eq!(t.reductions(&dense, &now), vec![10.0, 4.0]);
