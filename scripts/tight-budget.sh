@@ -8,15 +8,19 @@
 #   retry  --retry-round-factor 1.3. Its rounds up to the first rejected one are exactly the
 #          default run's (every round's seed follows from the run's seed and the round number),
 #          so this one run shows the default decision too: the default stops at that rejection.
+#   recover  retry's flags and --recovery-epochs 1 (one more fine-tuning epoch while a round is
+#            below the budget)
+#   near   recover's flags and --recovery-margin $NEAR_MARGIN (that epoch also while a round is
+#          within NEAR_MARGIN points above the budget: longer fine-tuning only near it)
 #   late   --late-round-factor 1.3 --late-after $LATE_AFTER (finer rounds once the model is small)
-#   near   --recovery-epochs 1 --recovery-margin $NEAR_MARGIN (longer fine-tuning only near the budget)
 # Every round's report also carries its paired validation drop and standard error, so what
 # --budget-confidence would have decided can be read off any of these runs without another.
 #
 # MODEL (a zoo name or a model JSON file) defaults to examples/models/mnist-small.json, DATASET to
 # mnist (data under $AUTOCOMPRESS_DATA/DATASET or datasets/DATASET). Without a baseline file one
 # is trained first (BASELINE_EPOCHS, 5). TARGET, BUDGET, ROUND_FACTOR and SCHEDULE (extra
-# compress flags) can be set in the environment. Finished runs are kept and an interrupted one
+# compress flags) can be set in the environment; BIN names the binary (default: build and use
+# target/release/autocompress). Finished runs are kept and an interrupted one
 # is resumed, so the script can be run again after a stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,13 +34,15 @@ BUDGET=${BUDGET:-0.5}
 ROUND_FACTOR=${ROUND_FACTOR:-2.72}
 LATE_AFTER=${LATE_AFTER:-4x}
 NEAR_MARGIN=${NEAR_MARGIN:-0.3}
-VARIANTS=${VARIANTS:-retry late near}
+VARIANTS=${VARIANTS:-retry recover near late}
 # the schedule of scripts/ablate.sh (session 2's ablation table)
 SCHEDULE=${SCHEDULE:---admm-updates 4 --rho-growth 4 --admm-steps 100 --retrain-epochs 2 --quick-steps 20 --max-iterations 12}
 
 if [[ "$MODEL" == *.json ]]; then MODEL_ARGS=(--model-json "$MODEL"); else MODEL_ARGS=(--model "$MODEL"); fi
-cargo build --release --quiet
-BIN=target/release/autocompress
+if [[ -z "${BIN:-}" ]]; then
+    cargo build --release --quiet
+    BIN=target/release/autocompress
+fi
 mkdir -p "$OUT"
 
 if [[ -z "$BASELINE" ]]; then
@@ -64,13 +70,14 @@ for v in $VARIANTS; do
     case $v in
         retry) run retry --retry-round-factor 1.3 ;;
         late) run late --late-round-factor 1.3 --late-after "$LATE_AFTER" ;;
-        near) run near --recovery-epochs 1 --recovery-margin "$NEAR_MARGIN" ;;
-        *) echo "unknown variant '$v' (choose retry, late, near)" >&2; exit 2 ;;
+        recover) run recover --retry-round-factor 1.3 --recovery-epochs 1 ;;
+        near) run near --retry-round-factor 1.3 --recovery-epochs 1 --recovery-margin "$NEAR_MARGIN" ;;
+        *) echo "unknown variant '$v' (choose retry, recover, near, late)" >&2; exit 2 ;;
     esac
 done
 
 dirs=()
-for n in retry late near; do
+for n in retry recover near late; do
     [[ -f "$OUT/$n/report.json" ]] && dirs+=("$OUT/$n")
 done
 {
