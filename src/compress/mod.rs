@@ -129,8 +129,7 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
         }
         let r = state.rounds.len() + 1;
         let factor = round_factor(cfg, &state.rounds, reductions[0]);
-        // each goal steps by the round factor, capped at its own target (a met goal stays a bound)
-        let round_target = Target::new(cfg.target.goals().iter().zip(&reductions).map(|(g, &red)| Goal { metric: g.metric, factor: g.factor.min(red * factor) }).collect())?;
+        let round_target = Target::new(round_goals(&cfg.target, &reductions, factor))?;
         let floor = baseline.point.val_accuracy - cfg.budget / 100.0;
         // recovery fine-tuning runs below `floor`, or within the margin above it
         let recovery_floor = floor + cfg.recovery_margin / 100.0;
@@ -272,6 +271,26 @@ fn stalled(target: &Target, before: &[f64], after: &[f64]) -> bool {
     !target.met_by(after) && unmet.into_iter().all(|(_, (&b, &a))| a < b * 1.01)
 }
 
+/// Each goal's target for the next round, from the current `reductions`. The goal with the
+/// most left to go steps by `factor`; every other unmet goal by the step that brings it to its
+/// target in as many rounds (remaining^(ln factor ÷ ln most remaining)), so the goals arrive
+/// together instead of the nearer one being forced there first; each is capped at its target,
+/// and a met goal stays a bound. One goal: `min(target, reduction × factor)`.
+fn round_goals(target: &Target, reductions: &[f64], factor: f64) -> Vec<Goal> {
+    let remaining: Vec<f64> = target.goals().iter().zip(reductions).map(|(g, &r)| g.factor / r).collect();
+    let most = remaining.iter().copied().fold(1.0, f64::max);
+    target
+        .goals()
+        .iter()
+        .zip(reductions)
+        .zip(&remaining)
+        .map(|((g, &red), &rem)| {
+            let step = if rem >= most { factor } else if rem <= 1.0 { 1.0 } else { rem.powf(factor.ln() / most.ln()).min(factor) };
+            Goal { metric: g.metric, factor: g.factor.min(red * step) }
+        })
+        .collect()
+}
+
 /// The round factor of the next round: `retry_round_factor` once a round has been rejected,
 /// else `late_round_factor` once the primary reduction has reached `late_after`, else
 /// `round_factor`.
@@ -297,6 +316,31 @@ mod tests {
         assert!(!stalled(&t, &[9.92], &[10.0009]));
         assert!(stalled(&t, &[9.92], &[9.95]));
         assert!(!stalled(&t, &[5.0], &[9.0]));
+    }
+
+    #[test]
+    fn joint_goals_step_so_they_arrive_together() {
+        let one = Target::single(Metric::Params, 60.0);
+        assert_eq!(round_goals(&one, &[43.9], 2.0), vec![Goal { metric: Metric::Params, factor: 60.0 }]);
+        assert_eq!(round_goals(&one, &[7.3], 2.0)[0].factor, 7.3 * 2.0);
+        let t = Target::parse("params:8x,flops:3x").unwrap();
+        // params has ln 8 to go, FLOPs ln 3: FLOPs steps by 3^(ln 2.72 / ln 8), params by 2.72
+        let g = round_goals(&t, &[1.0, 1.0], 2.72);
+        assert_eq!(g[0].factor, 2.72);
+        assert!((g[1].factor - 3f64.powf(2.72f64.ln() / 8f64.ln())).abs() < 1e-12 && g[1].factor < 1.7, "{g:?}");
+        // both arrive in the same number of rounds: after two such steps each has the same
+        // fraction of its log-distance left
+        let g2 = round_goals(&t, &[g[0].factor, g[1].factor], 2.72);
+        let left = |i: usize, f: f64| (t.goals()[i].factor / f).ln() / t.goals()[i].factor.ln();
+        assert!((left(0, g2[0].factor) - left(1, g2[1].factor)).abs() < 1e-9, "{g2:?}");
+        // the last step reaches both; a met goal stays where it is
+        assert_eq!(round_goals(&t, &[6.0, 2.5], 2.0), vec![Goal { metric: Metric::Params, factor: 8.0 }, Goal { metric: Metric::Flops, factor: 3.0 }]);
+        let g = round_goals(&t, &[4.0, 3.5], 2.0);
+        assert_eq!((g[0].factor, g[1].factor), (8.0, 3.0));
+        // FLOPs further behind: FLOPs takes the full step
+        let g = round_goals(&t, &[6.0, 1.2], 1.3);
+        assert_eq!(g[1].factor, 1.2 * 1.3);
+        assert!(g[0].factor > 6.0 && g[0].factor < 6.0 * 1.3);
     }
 
     #[test]
