@@ -301,6 +301,28 @@ pub fn logits(gpu: &Gpu, net: &Network, split: &Split) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// Whether `net` classifies each image of `split` right, in order: the loss kernel's rule (the
+/// first largest logit is the prediction), so the mean is `evaluate`'s accuracy.
+pub fn correctness(gpu: &Gpu, net: &Network, split: &Split) -> Result<Vec<bool>> {
+    let classes = net.arch.classes;
+    let mut out = Vec::with_capacity(split.len());
+    eval_batches(gpu, net, split, |rows| {
+        let logits = net.logits(gpu)?;
+        for row in logits[..rows * classes].chunks(classes) {
+            let mut arg = 0;
+            for c in 1..classes {
+                if row[c] > row[arg] {
+                    arg = c;
+                }
+            }
+            let label = split.labels[out.len()] as usize;
+            out.push(arg == label);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Mean loss and accuracy of `net` on `split` (the final partial batch included).
 pub fn evaluate(gpu: &Gpu, net: &Network, split: &Split) -> Result<(f64, f64)> {
     if split.is_empty() {

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 
-use autocompress::compress::config::parse_schemes;
+use autocompress::compress::config::{parse_factor, parse_schemes};
 use autocompress::compress::state::RunDir;
 use autocompress::compress::{self, CompressConfig, DataConfig};
 use autocompress::gpu::Gpu;
@@ -38,7 +38,8 @@ pub struct CompressArgs {
     limit_train: Option<usize>,
     #[arg(long)]
     limit_test: Option<usize>,
-    /// params:Nx or flops:Nx (default params:10x; params:8x for digits-cnn).
+    /// params:Nx, flops:Nx, or both (params:100x,flops:20x: both must be met) (default
+    /// params:10x; params:8x for digits-cnn).
     #[arg(long)]
     target: Option<String>,
     /// Largest validation-accuracy loss from the baseline, in percentage points (default 0.5;
@@ -49,6 +50,20 @@ pub struct CompressArgs {
     /// resnet18).
     #[arg(long, allow_negative_numbers = true)]
     round_factor: Option<f64>,
+    /// Finer late rounds: this round factor once the first target metric's reduction reaches
+    /// --late-after (e.g. --late-round-factor 1.3 --late-after 30x).
+    #[arg(long, allow_negative_numbers = true)]
+    late_round_factor: Option<f64>,
+    #[arg(long)]
+    late_after: Option<String>,
+    /// After a rejected round, go on from the last accepted model with this smaller round
+    /// factor (every later round too); a round rejected at it ends the run.
+    #[arg(long, allow_negative_numbers = true)]
+    retry_round_factor: Option<f64>,
+    /// Keep a round only if its validation drop, compared with the baseline image by image, is
+    /// within the budget at this one-sided confidence (e.g. 0.9); never looser than the plain rule.
+    #[arg(long, allow_negative_numbers = true)]
+    budget_confidence: Option<f64>,
     #[arg(long, default_value_t = 12)]
     max_rounds: usize,
     /// filter,column (default), filter or column.
@@ -98,6 +113,9 @@ pub struct CompressArgs {
     /// Extra one-epoch fine-tuning cycles while a round is below the budget.
     #[arg(long)]
     recovery_epochs: Option<usize>,
+    /// Recovery cycles also run while a round is within this many points above the budget.
+    #[arg(long, allow_negative_numbers = true)]
+    recovery_margin: Option<f64>,
     #[arg(long)]
     rho0: Option<f32>,
     /// ρ's factor per Z-update.
@@ -117,6 +135,10 @@ pub struct CompressArgs {
     distill_temperature: Option<f32>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Seed of the train/validation split (default: --seed). Give the baseline's seed when runs
+    /// of other seeds start from one --model-file, so its validation images stay held out.
+    #[arg(long)]
+    split_seed: Option<u64>,
     /// Continue the interrupted run in --out from its last complete round.
     #[arg(long)]
     resume: bool,
@@ -158,12 +180,17 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
     c.width_multiplier = a.width_multiplier;
     c.model_file = a.model_file.clone();
     c.seed = a.seed;
+    c.split_seed = a.split_seed;
     if let Some(t) = &a.target {
         c.target = Target::parse(t)?;
     }
     c.budget = a.budget.unwrap_or(c.budget);
     c.round_factor = a.round_factor.unwrap_or(c.round_factor);
     c.max_rounds = a.max_rounds;
+    c.late_round_factor = a.late_round_factor;
+    c.late_after = a.late_after.as_deref().map(|s| parse_factor(s, "--late-after")).transpose()?;
+    c.retry_round_factor = a.retry_round_factor;
+    c.budget_confidence = a.budget_confidence;
     c.schemes = parse_schemes(&a.schemes)?;
     c.search.mode = Mode::parse(&a.search)?;
     if a.no_purify {
@@ -186,6 +213,7 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
     c.admm.retrain_epochs = a.retrain_epochs.unwrap_or(c.admm.retrain_epochs);
     c.finetune_epochs = a.finetune_epochs.unwrap_or(c.finetune_epochs);
     c.recovery_epochs = a.recovery_epochs.unwrap_or(c.recovery_epochs);
+    c.recovery_margin = a.recovery_margin.unwrap_or(c.recovery_margin);
     c.admm.rho0 = a.rho0.unwrap_or(c.admm.rho0);
     c.admm.rho_growth = a.rho_growth.unwrap_or(c.admm.rho_growth);
     c.prune_train.lr = a.lr.unwrap_or(c.prune_train.lr);

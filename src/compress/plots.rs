@@ -1,6 +1,6 @@
 //! The run's PNG plots (plotters, with an embedded DejaVu Sans so no system font is needed):
-//! accuracy against params reduction per round, kept fraction per layer, and the search
-//! trajectory.
+//! accuracy against params reduction and against FLOPs reduction per round, kept fraction per
+//! layer, and the search trajectory.
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use super::state::{RunDir, RunState};
+use crate::search::Metric;
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
@@ -21,7 +22,8 @@ fn register_font() {
 
 pub fn write_all(dir: &RunDir, state: &RunState) -> Result<()> {
     register_font();
-    accuracy_vs_reduction(&dir.file("accuracy_vs_reduction.png"), state)?;
+    accuracy_vs_reduction(&dir.file("accuracy_vs_reduction.png"), state, Metric::Params)?;
+    accuracy_vs_reduction(&dir.file("accuracy_vs_flops_reduction.png"), state, Metric::Flops)?;
     kept_per_layer(&dir.file("kept_per_layer.png"), state)?;
     search_trajectory(&dir.file("search.png"), state)?;
     Ok(())
@@ -38,12 +40,15 @@ fn atomic_png(path: &Path, draw: impl FnOnce(&Path) -> Result<()>) -> Result<()>
     std::fs::rename(&tmp, path).map_err(|e| anyhow!("cannot move {} into place: {e}", path.display()))
 }
 
-fn accuracy_vs_reduction(path: &Path, state: &RunState) -> Result<()> {
+fn accuracy_vs_reduction(path: &Path, state: &RunState, metric: Metric) -> Result<()> {
     let Some(base) = &state.baseline else { return Ok(()) };
     let mut pts = vec![(1.0f64, 100.0 * base.point.test_accuracy, 100.0 * base.point.val_accuracy, true)];
     for r in &state.rounds {
-        pts.push((r.params_reduction, 100.0 * r.point.test_accuracy, 100.0 * r.point.val_accuracy, r.accepted));
+        let x = if metric == Metric::Params { r.params_reduction } else { r.flops_reduction };
+        pts.push((x, 100.0 * r.point.test_accuracy, 100.0 * r.point.val_accuracy, r.accepted));
     }
+    let caption = format!("Accuracy vs {} reduction, per round", metric.label());
+    let x_desc = format!("{} reduction (×, log)", metric.label());
     let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max) * 1.3;
     let ymin = pts.iter().map(|p| p.1.min(p.2)).fold(100.0, f64::min) - 1.0;
     let ymax = pts.iter().map(|p| p.1.max(p.2)).fold(0.0, f64::max) + 0.5;
@@ -51,13 +56,13 @@ fn accuracy_vs_reduction(path: &Path, state: &RunState) -> Result<()> {
         let root = BitMapBackend::new(tmp, (800, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(err(path))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Accuracy vs params reduction, per round", ("sans-serif", 22))
+            .caption(caption.as_str(), ("sans-serif", 22))
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(60)
             .build_cartesian_2d((1.0f64..xmax).log_scale(), ymin..ymax)
             .map_err(err(path))?;
-        chart.configure_mesh().x_desc("params reduction (×, log)").y_desc("accuracy (%)").x_label_formatter(&one_two_five).draw().map_err(err(path))?;
+        chart.configure_mesh().x_desc(x_desc.as_str()).y_desc("accuracy (%)").x_label_formatter(&one_two_five).draw().map_err(err(path))?;
         let accepted: Vec<_> = pts.iter().filter(|p| p.3).collect();
         chart
             .draw_series(LineSeries::new(accepted.iter().map(|p| (p.0, p.1)), BLUE.stroke_width(2)))

@@ -14,12 +14,13 @@ use crate::prune::count::count;
 use crate::prune::pipeline::{self, Pruned};
 use crate::search::cost::slots;
 use crate::search::quick::QuickEval;
-use crate::search::{anneal, Candidate};
+use crate::search::{anneal, Candidate, Target};
 use crate::train::{self, EpochLog, Schedule, TrainConfig};
 
-/// Runs round `r` on the current model (`arch`, `w`), aiming at `round_target`× of `dense_metric`;
-/// `floor` is the validation accuracy the budget allows. Returns the round's record (not yet
-/// accepted) and the compacted model.
+/// Runs round `r` on the current model (`arch`, `w`), aiming at `round_target` (reductions from
+/// the `dense` model, one per goal of the run's target); `floor` is the validation accuracy below
+/// which fine-tuning adds recovery cycles. Returns the round's record (not yet accepted) and
+/// the compacted model.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     gpu: &Gpu,
@@ -30,8 +31,7 @@ pub fn run(
     arch: &Architecture,
     w: &Weights,
     r: usize,
-    round_target: f64,
-    dense_metric: f64,
+    round_target: &Target,
     floor: f64,
     done: &[RoundRecord],
     progress: bool,
@@ -40,7 +40,8 @@ pub fn run(
     // every random choice of the round follows from (seed, round), so a resumed round repeats
     let seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(r as u64);
     if progress {
-        eprintln!("round {r}: target {round_target:.2}× {} — searching ({:?})", cfg.target.metric.name(), cfg.search.mode);
+        let goals: Vec<String> = round_target.goals().iter().map(|g| format!("{:.2}× {}", g.factor, g.metric.name())).collect();
+        eprintln!("round {r}: target {} — searching ({:?})", goals.join(", "), cfg.search.mode);
     }
 
     // steps 1–3: the search
@@ -48,7 +49,7 @@ pub fn run(
     let quick_cfg = TrainConfig { schedule: Schedule::Constant, ..cfg.prune_train.clone() };
     let mut quick = QuickEval::new(gpu, arch, w, data, &quick_cfg, cfg.search.quick_retrain_steps, cfg.search.quick_val_images, seed)?;
     let mut seen: Vec<Candidate> = Vec::new();
-    let outcome = anneal(&slots, cfg.target.metric, dense_metric / round_target, &cfg.search, seed, &mut quick, |c| {
+    let outcome = anneal(&slots, &round_target.limits(&count(dense)?), &cfg.search, seed, &mut quick, |c| {
         seen.push(c.clone());
         if progress {
             eprintln!(
@@ -82,7 +83,11 @@ pub fn run(
     let dense_count = count(dense)?;
     let rec = RoundRecord {
         round: r,
-        round_target,
+        round_target: round_target.primary().factor,
+        round_goals: round_target.goals().to_vec(),
+        round_factor: 0.0,
+        evaluations: outcome.evaluations,
+        evaluations_to_best: outcome.evaluations_to_best,
         action: outcome.best,
         best_quick_accuracy: outcome.best_quick_accuracy,
         candidates: outcome.candidates,
@@ -95,6 +100,7 @@ pub fn run(
         layers: c.layers,
         compacted_vs_masked,
         finetune,
+        paired: None,
         accepted: false,
         checkpoint: None,
         wall_seconds: t0.elapsed().as_secs_f64(),

@@ -12,7 +12,9 @@ use crate::prune::action::Action;
 use crate::prune::admm::AdmmLog;
 use crate::prune::count::LayerCount;
 use crate::prune::purify::PurifyLog;
+use crate::search::target::Goal;
 use crate::search::Candidate;
+pub use super::decision::PairedDrop;
 use crate::train::EpochLog;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,12 +47,24 @@ pub struct BaselineRecord {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RoundRecord {
     pub round: usize,
-    /// This round's reduction target (dense ÷ pruned) on the run's metric.
+    /// This round's reduction target (dense ÷ pruned) on the run's primary (first) metric.
     pub round_target: f64,
+    /// This round's target on every metric of the run's target (one or two goals).
+    #[serde(default)]
+    pub round_goals: Vec<Goal>,
+    /// The round factor it was aimed with (0 in runs of earlier versions).
+    #[serde(default)]
+    pub round_factor: f64,
     /// The searched action, on this round's input model.
     pub action: Action,
     pub best_quick_accuracy: f64,
     pub candidates: Vec<Candidate>,
+    /// Quick evaluations the search ran (cache hits not counted), and how many it took to first
+    /// reach the action it returned.
+    #[serde(default)]
+    pub evaluations: usize,
+    #[serde(default)]
+    pub evaluations_to_best: usize,
     pub admm: AdmmLog,
     /// After ADMM and masked retraining, before purification (compacted counts).
     pub before_purification: Point,
@@ -65,6 +79,9 @@ pub struct RoundRecord {
     /// Fine-tuning of the compacted model, recovery cycles included (`point` is after it).
     #[serde(default)]
     pub finetune: Vec<EpochLog>,
+    /// The compacted model's validation drop from the baseline, image by image.
+    #[serde(default)]
+    pub paired: Option<PairedDrop>,
     pub accepted: bool,
     /// Present when the round was accepted.
     pub checkpoint: Option<String>,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::cost::{estimate, key, rescale, to_action, Plan, Slot};
 use super::guide::{sort_by_size, History};
 use super::quick::QuickEval;
-use super::target::Metric;
+use super::target::Limit;
 use crate::prune::Scheme;
 use crate::prune::action::Action;
 
@@ -103,6 +103,12 @@ pub struct Outcome {
     pub best: Action,
     pub best_quick_accuracy: f64,
     pub candidates: Vec<Candidate>,
+    /// Quick evaluations run (cache hits not counted), and how many of them it took to first
+    /// reach the best action (the starting state counts as the first).
+    #[serde(default)]
+    pub evaluations: usize,
+    #[serde(default)]
+    pub evaluations_to_best: usize,
 }
 
 /// What the search asks of an evaluator: a plan's accuracy (0..1) and whether it was cached.
@@ -116,12 +122,12 @@ impl Evaluate for QuickEval<'_> {
     }
 }
 
-/// Searches for the action on the current model that keeps at most `budget` of `metric` and
-/// loses the least quick-evaluated accuracy. `on_candidate` sees each candidate as it is logged.
+/// Searches for the action on the current model that keeps at most each of `limits` (params,
+/// FLOPs or both) and loses the least quick-evaluated accuracy. `on_candidate` sees each
+/// candidate as it is logged.
 pub fn anneal(
     slots: &[Slot],
-    metric: Metric,
-    budget: f64,
+    limits: &[Limit],
     cfg: &SearchConfig,
     seed: u64,
     quick: &mut impl Evaluate,
@@ -130,7 +136,7 @@ pub fn anneal(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let default_scheme = |s: &Slot| if s.schemes.contains(&Scheme::Column) { Scheme::Column } else { Scheme::Filter };
     let start: Plan = slots.iter().map(|s| (default_scheme(s), 0.5f32.min(s.cap(default_scheme(s))))).collect();
-    let mut current = rescale(slots, &start, metric, budget)?;
+    let mut current = rescale(slots, &start, limits)?;
     let mut candidates = Vec::new();
     let mut log = |it: usize, t: f64, plan: &Plan, acc: f64, accepted: bool, cached: bool, all: &mut Vec<Candidate>| -> Result<()> {
         let (params, flops) = estimate(slots, plan);
@@ -143,8 +149,10 @@ pub fn anneal(
     let mut current_acc = acc0;
     log(0, cfg.t0, &current, acc0, true, cached0, &mut candidates)?;
     let mut best = (current.clone(), current_acc);
+    let mut evaluations = usize::from(!cached0);
+    let mut evaluations_to_best = evaluations;
     if cfg.mode == Mode::Uniform {
-        return Ok(Outcome { best: to_action(slots, &best.0), best_quick_accuracy: best.1, candidates });
+        return Ok(Outcome { best: to_action(slots, &best.0), best_quick_accuracy: best.1, candidates, evaluations, evaluations_to_best });
     }
 
     let guided = cfg.mode == Mode::Guided;
@@ -159,14 +167,15 @@ pub fn anneal(
         for _ in 0..8 {
             cand = neighbour(slots, &current, t, cfg, guided.then_some(&history), &mut rng);
             if guided {
-                sort_by_size(slots, &mut cand, metric);
+                sort_by_size(slots, &mut cand, limits);
             }
-            cand = rescale(slots, &cand, metric, budget)?;
+            cand = rescale(slots, &cand, limits)?;
             if key(slots, &cand) != key(slots, &current) {
                 break;
             }
         }
         let (acc, cached) = quick.accuracy(slots, &cand)?;
+        evaluations += usize::from(!cached);
         // energy E = −accuracy in points
         let delta = 100.0 * (current_acc - acc);
         let accepted = delta <= 0.0 || rng.gen::<f64>() < (-delta / t).exp();
@@ -174,6 +183,7 @@ pub fn anneal(
         history.record(&current, 100.0 * current_acc, &cand, 100.0 * acc);
         if acc > best.1 {
             best = (cand.clone(), acc);
+            evaluations_to_best = evaluations;
         }
         if accepted {
             current = cand;
@@ -181,7 +191,7 @@ pub fn anneal(
         }
         t *= cfg.cooling;
     }
-    Ok(Outcome { best: to_action(slots, &best.0), best_quick_accuracy: best.1, candidates })
+    Ok(Outcome { best: to_action(slots, &best.0), best_quick_accuracy: best.1, candidates, evaluations, evaluations_to_best })
 }
 
 /// Action sampling: each rate moves by U(−m, m)·T/T0 (plus the experience bias when guided), and
@@ -213,7 +223,8 @@ fn neighbour(slots: &[Slot], current: &Plan, t: f64, cfg: &SearchConfig, history
 mod tests {
     use super::*;
     use crate::model::zoo;
-    use crate::search::cost::{metric_of, slots};
+    use crate::search::cost::{estimate, metric_of, slots};
+    use crate::search::Metric;
 
     /// A synthetic accuracy landscape on LeNet-5's layers: each layer loses accuracy with the
     /// square of its rate, conv layers far more than the fully connected ones, and fc1 prefers
@@ -248,7 +259,7 @@ mod tests {
         let s = lenet_slots();
         let dense = metric_of(&s, &vec![(Scheme::Column, 0.0); s.len()], Metric::Params);
         let cfg = SearchConfig { mode, ..SearchConfig::default() };
-        anneal(&s, Metric::Params, dense / 20.0, &cfg, seed, &mut Landscape { calls: 0 }, |_| Ok(())).unwrap()
+        anneal(&s, &[(Metric::Params, dense / 20.0)], &cfg, seed, &mut Landscape { calls: 0 }, |_| Ok(())).unwrap()
     }
 
     #[test]
@@ -269,6 +280,34 @@ mod tests {
         let best = out.candidates.iter().map(|c| c.quick_accuracy).fold(0.0, f64::max);
         assert_eq!(out.best_quick_accuracy, best);
         assert_eq!(search(Mode::Uniform, 3).candidates.len(), 1, "uniform rates evaluate one action");
+    }
+
+    #[test]
+    fn a_joint_target_bounds_every_candidate_on_both_metrics() {
+        let s = lenet_slots();
+        let (dp, df) = estimate(&s, &vec![(Scheme::Column, 0.0); s.len()]);
+        let limits = [(Metric::Params, dp / 20.0), (Metric::Flops, df / 6.0)];
+        for mode in [Mode::Guided, Mode::Unguided, Mode::Uniform] {
+            let cfg = SearchConfig { mode, ..SearchConfig::default() };
+            let out = anneal(&s, &limits, &cfg, 5, &mut Landscape { calls: 0 }, |_| Ok(())).unwrap();
+            for c in &out.candidates {
+                assert!(c.params <= limits[0].1 && c.flops <= limits[1].1, "{mode:?} candidate {}: {} params, {} FLOPs", c.iteration, c.params, c.flops);
+            }
+        }
+    }
+
+    #[test]
+    fn evaluations_to_best_counts_fresh_evaluations_up_to_the_first_best() {
+        for seed in 0..4 {
+            let out = search(Mode::Guided, seed);
+            let fresh: Vec<&Candidate> = out.candidates.iter().filter(|c| !c.cached).collect();
+            assert_eq!(out.evaluations, fresh.len());
+            let first_best = fresh.iter().position(|c| c.quick_accuracy == out.best_quick_accuracy).unwrap() + 1;
+            assert_eq!(out.evaluations_to_best, first_best, "seed {seed}");
+            assert!(out.evaluations_to_best >= 1 && out.evaluations_to_best <= out.evaluations);
+        }
+        let uniform = search(Mode::Uniform, 0);
+        assert_eq!((uniform.evaluations, uniform.evaluations_to_best), (1, 1));
     }
 
     #[test]

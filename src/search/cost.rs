@@ -5,7 +5,7 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use super::target::Metric;
+use super::target::{Limit, Metric};
 use crate::prune::{keep_count, Scheme};
 use crate::model::graph::{Architecture, Shape};
 use crate::prune::action::{Action, LayerAction};
@@ -113,11 +113,21 @@ pub fn metric_of(slots: &[Slot], plan: &Plan, metric: Metric) -> f64 {
     }
 }
 
+/// Whether the model after `plan` keeps at most each limit's share of its metric.
+pub fn fits(slots: &[Slot], plan: &Plan, limits: &[Limit]) -> bool {
+    let (p, f) = estimate(slots, plan);
+    limits.iter().all(|&(m, most)| match m {
+        Metric::Params => p <= most,
+        Metric::Flops => f <= most,
+    })
+}
+
 /// Guidance 2: moves every rate along one monotone path — first scaling the rates together
 /// (in proportion, each stopping at its cap), then raising each toward its cap — and bisects for the smallest
-/// step whose model keeps at most `budget` of `metric`. The bisection is bounded; a budget that
-/// even the caps cannot meet is an error that says how far they get.
-pub fn rescale(slots: &[Slot], plan: &Plan, metric: Metric, budget: f64) -> Result<Plan> {
+/// step whose model keeps at most every limit (params, FLOPs or both: both only shrink along the
+/// path, so the step found is the larger of the two steps each alone needs). The bisection is
+/// bounded; a limit that even the caps cannot meet is an error that says how far they get.
+pub fn rescale(slots: &[Slot], plan: &Plan, limits: &[Limit]) -> Result<Plan> {
     let mut base: Plan = plan.iter().zip(slots).map(|(&(s, r), slot)| (s, r.clamp(0.0, slot.cap(s)))).collect();
     if base.iter().all(|&(_, r)| r == 0.0) {
         // nothing to scale: start from equal rates
@@ -138,21 +148,23 @@ pub fn rescale(slots: &[Slot], plan: &Plan, metric: Metric, budget: f64) -> Resu
             .collect()
     };
     let full = at(2.0);
-    let most = metric_of(slots, &full, metric);
-    if most > budget {
-        bail!(
-            "cannot keep only {budget:.0} {}: pruning every layer as far as allowed (the first layer to {}, one filter or column left elsewhere) still keeps {most:.0}",
-            metric.name(),
-            slots.first().map_or(0.0, |s| s.caps[0].max(s.caps[1]))
-        );
+    for &(metric, budget) in limits {
+        let most = metric_of(slots, &full, metric);
+        if most > budget {
+            bail!(
+                "cannot keep only {budget:.0} {}: pruning every layer as far as allowed (the first layer to {}, one filter or column left elsewhere) still keeps {most:.0}",
+                metric.name(),
+                slots.first().map_or(0.0, |s| s.caps[0].max(s.caps[1]))
+            );
+        }
     }
-    if metric_of(slots, &at(0.0), metric) <= budget {
+    if fits(slots, &at(0.0), limits) {
         return Ok(at(0.0));
     }
     let (mut lo, mut hi) = (0.0f64, 2.0f64);
     for _ in 0..50 {
         let mid = 0.5 * (lo + hi);
-        if metric_of(slots, &at(mid), metric) <= budget {
+        if fits(slots, &at(mid), limits) {
             hi = mid;
         } else {
             lo = mid;
@@ -217,13 +229,38 @@ mod tests {
         let dense = estimate(&s, &vec![(Scheme::Column, 0.0); s.len()]).0;
         let plan = vec![(Scheme::Filter, 0.2), (Scheme::Column, 0.4), (Scheme::Filter, 0.9), (Scheme::Column, 0.1)];
         for factor in [2.0, 10.0, 60.0] {
-            let out = rescale(&s, &plan, Metric::Params, dense / factor).unwrap();
+            let out = rescale(&s, &plan, &[(Metric::Params, dense / factor)]).unwrap();
             let got = metric_of(&s, &out, Metric::Params);
             assert!(got <= dense / factor, "{factor}x: {got}");
             assert!(got >= 0.9 * dense / factor, "{factor}x: {got} is far below the budget");
             assert!(out.iter().zip(&s).all(|(&(sc, r), sl)| (0.0..=sl.cap(sc)).contains(&r)));
         }
-        let err = rescale(&s, &plan, Metric::Params, dense / 1e6).unwrap_err().to_string();
+        let err = rescale(&s, &plan, &[(Metric::Params, dense / 1e6)]).unwrap_err().to_string();
         assert!(err.contains("cannot keep only"), "{err}");
+    }
+
+    #[test]
+    fn rescale_meets_two_limits_at_the_step_of_the_binding_one() {
+        let s = lenet();
+        let (dp, df) = estimate(&s, &vec![(Scheme::Column, 0.0); s.len()]);
+        let plan = vec![(Scheme::Filter, 0.2), (Scheme::Column, 0.4), (Scheme::Filter, 0.9), (Scheme::Column, 0.1)];
+        let rates = |p: &Plan| p.iter().map(|x| x.1 as f64).sum::<f64>();
+        let mut binding = Vec::new();
+        for (pf, ff) in [(10.0, 1.5), (2.0, 6.0), (30.0, 8.0), (60.0, 12.0)] {
+            let limits = [(Metric::Params, dp / pf), (Metric::Flops, df / ff)];
+            let out = rescale(&s, &plan, &limits).unwrap();
+            let (p, f) = estimate(&s, &out);
+            assert!(p <= dp / pf && f <= df / ff, "{pf}x/{ff}x: {p} params, {f} FLOPs");
+            assert!(fits(&s, &out, &limits));
+            // both metrics only shrink along the path, so the joint step is the later of the two
+            let alone_p = rescale(&s, &plan, &limits[..1]).unwrap();
+            let alone_f = rescale(&s, &plan, &limits[1..]).unwrap();
+            let (later, which) = if rates(&alone_p) >= rates(&alone_f) { (alone_p, "params") } else { (alone_f, "flops") };
+            assert_eq!(out, later, "{pf}x/{ff}x");
+            binding.push(which);
+        }
+        assert!(binding.contains(&"params") && binding.contains(&"flops"), "each metric should bind once: {binding:?}");
+        let err = rescale(&s, &plan, &[(Metric::Params, dp / 2.0), (Metric::Flops, df / 1e6)]).unwrap_err().to_string();
+        assert!(err.contains("cannot keep only") && err.contains("flops"), "{err}");
     }
 }

@@ -1,17 +1,42 @@
 //! Experience guidance of SPEC.md §5: rates ordered by layer size (guidance 1) and what past
 //! evaluations taught about each layer (guidance 3).
 
-use super::cost::{Plan, Slot};
-use super::target::Metric;
+use super::cost::{estimate, Plan, Slot};
+use super::target::{Limit, Metric};
 use crate::prune::Scheme;
 
 /// Guidance 1: under each scheme, the largest rate goes to the layer holding the most of the
-/// target metric, the next to the next, and so on (then each is clamped to its cap).
-pub fn sort_by_size(slots: &[Slot], plan: &mut Plan, metric: Metric) {
-    let size = |s: &Slot| match metric {
+/// target metric, the next to the next, and so on (then each is clamped to its cap). With two
+/// limits (params and FLOPs) a layer's size is its share of each metric, weighted by how far
+/// that metric must still shrink to meet its limit (the log of current ÷ limit), so the metric
+/// that binds harder decides more of the order.
+pub fn sort_by_size(slots: &[Slot], plan: &mut Plan, limits: &[Limit]) {
+    let one = |s: &Slot, metric: Metric| match metric {
         Metric::Params => (s.rows * s.cols + s.rows) as f64,
         Metric::Flops => (s.rows * s.cols * s.positions) as f64,
     };
+    let weights: Vec<(Metric, f64)> = match limits {
+        [(metric, _)] => vec![(*metric, 1.0)],
+        _ => {
+            let (p, f) = estimate(slots, &slots.iter().map(|_| (Scheme::Column, 0.0)).collect());
+            let mut w: Vec<(Metric, f64)> = limits
+                .iter()
+                .map(|&(m, most)| {
+                    let now = if m == Metric::Params { p } else { f };
+                    let total: f64 = slots.iter().map(|s| one(s, m)).sum();
+                    (m, (now / most).ln().max(0.0) / total.max(1.0))
+                })
+                .collect();
+            if w.iter().all(|x| x.1 == 0.0) {
+                // every limit is met already: weigh the metrics' shares equally
+                for (x, &(m, _)) in w.iter_mut().zip(limits) {
+                    x.1 = 1.0 / slots.iter().map(|s| one(s, m)).sum::<f64>().max(1.0);
+                }
+            }
+            w
+        }
+    };
+    let size = |s: &Slot| -> f64 { weights.iter().map(|&(m, w)| w * one(s, m)).sum() };
     for scheme in [Scheme::Filter, Scheme::Column] {
         let mut idx: Vec<usize> = (0..slots.len()).filter(|&i| plan[i].0 == scheme && slots[i].cap(scheme) > 0.0).collect();
         let mut rates: Vec<f32> = idx.iter().map(|&i| plan[i].1).collect();
@@ -108,7 +133,29 @@ mod tests {
         let slot = |name: &str, rows, cols| Slot { name: name.into(), rows, cols, positions: 1, schemes: vec![Scheme::Column], caps: [0.0, 0.99], input: 0, output: 0, norms: 0 };
         let slots = vec![slot("a", 10, 10), slot("b", 100, 100), slot("c", 20, 20)];
         let mut plan: Plan = vec![(Scheme::Column, 0.9), (Scheme::Column, 0.1), (Scheme::Column, 0.5)];
-        sort_by_size(&slots, &mut plan, Metric::Params);
+        sort_by_size(&slots, &mut plan, &[(Metric::Params, 1.0)]);
         assert_eq!(plan.iter().map(|p| p.1).collect::<Vec<_>>(), vec![0.1, 0.9, 0.5]);
+    }
+
+    #[test]
+    fn with_two_limits_the_harder_bound_orders_the_rates() {
+        use crate::search::cost::{estimate, slots};
+        let arch = crate::model::zoo::build("lenet5", [1, 28, 28], 10).unwrap();
+        let s = slots(&arch, &arch, &[Scheme::Filter, Scheme::Column], 0.5).unwrap();
+        let (p, f) = estimate(&s, &vec![(Scheme::Column, 0.0); s.len()]);
+        let start: Plan = vec![(Scheme::Column, 0.1), (Scheme::Column, 0.2), (Scheme::Column, 0.3), (Scheme::Column, 0.4)];
+        let order = |limits: &[Limit]| {
+            let mut plan = start.clone();
+            sort_by_size(&s, &mut plan, limits);
+            plan.iter().map(|x| x.1).collect::<Vec<_>>()
+        };
+        // params: fc1 > conv2 > fc2 > conv1; FLOPs: conv2 > fc1 > conv1 > fc2
+        let by_params = vec![0.1, 0.3, 0.4, 0.2];
+        let by_flops = vec![0.2, 0.4, 0.3, 0.1];
+        assert_eq!(order(&[(Metric::Params, p / 100.0)]), by_params);
+        assert_eq!(order(&[(Metric::Flops, f / 20.0)]), by_flops);
+        assert_eq!(order(&[(Metric::Params, p / 100.0), (Metric::Flops, f / 1.01)]), by_params, "params binds");
+        assert_eq!(order(&[(Metric::Params, p / 1.01), (Metric::Flops, f / 20.0)]), by_flops, "FLOPs bind");
+        assert_eq!(order(&[(Metric::Flops, f / 20.0), (Metric::Params, p)]), by_flops, "a met limit weighs nothing");
     }
 }
