@@ -169,7 +169,7 @@ fn gradient_check_with_gpu_kernels() {
         layers: vec![
             conv("conv1", 3, 3, 1, 1),
             Layer::Relu,
-            Layer::MaxPool { size: 2, stride: 2 },
+            Layer::MaxPool { size: 2, stride: 2, padding: 0 },
             conv("conv2", 5, 3, 2, 1),
             Layer::Flatten,
             Layer::Linear { name: "fc1".into(), units: 6, columns: Some(vec![0, 2, 3, 5, 7, 11, 12, 19]) },
