@@ -27,33 +27,13 @@ TARGET=${TARGET:-params:200x}
 BUDGET=${BUDGET:-0.2}
 SEEDS=${SEEDS:-1 2}
 SCHEDULE=${SCHEDULE:-}
-if [[ -z "${BIN:-}" ]]; then
-    cargo build --release --quiet
-    BIN=target/release/autocompress
-fi
-mkdir -p "$OUT"
+source scripts/runs.sh
+use_binary
+use_baseline "$BASELINE" --model "$MODEL" --seed 1
+# --split-seed 1: the baseline's validation images stay held out whatever the run's seed
+# shellcheck disable=SC2206
+COMPRESS_FLAGS=(--split-seed 1 $SCHEDULE)
 
-if [[ -z "$BASELINE" ]]; then
-    BASELINE="$OUT/baseline/model.safetensors"
-    [[ -f "$BASELINE" ]] || "$BIN" train --model "$MODEL" --dataset "$DATASET" --epochs "${BASELINE_EPOCHS:-5}" --seed 1 --out "$OUT/baseline"
-fi
-
-run() {
-    local name=$1
-    shift
-    if [[ -f "$OUT/$name/report.json" ]] && grep -q '"status": "finished"' "$OUT/$name/state.json" 2>/dev/null; then
-        echo "== $name: already done"
-        return
-    fi
-    echo "== $name: $*"
-    local resume=()
-    [[ -f "$OUT/$name/state.json" ]] && resume=(--resume)
-    # --split-seed 1: the baseline's validation images stay held out whatever the run's seed
-    # shellcheck disable=SC2086
-    "$BIN" compress --dataset "$DATASET" --model-file "$BASELINE" --split-seed 1 \
-        --target "$TARGET" --budget "$BUDGET" $SCHEDULE "$@" \
-        "${resume[@]}" --out "$OUT/$name" > "$OUT/$name.log" 2>&1 || echo "   (failed: see $OUT/$name.log)"
-}
 
 names=()
 for seed in $SEEDS; do

@@ -35,36 +35,16 @@ ROUND_FACTOR=${ROUND_FACTOR:-2.72}
 LATE_AFTER=${LATE_AFTER:-4x}
 NEAR_MARGIN=${NEAR_MARGIN:-0.3}
 VARIANTS=${VARIANTS:-retry recover near late}
-# the schedule of scripts/ablate.sh (session 2's ablation table)
+# the schedule of scripts/ablate.sh (the 2026-11-28 ablation table)
 SCHEDULE=${SCHEDULE:---admm-updates 4 --rho-growth 4 --admm-steps 100 --retrain-epochs 2 --quick-steps 20 --max-iterations 12}
 
 if [[ "$MODEL" == *.json ]]; then MODEL_ARGS=(--model-json "$MODEL"); else MODEL_ARGS=(--model "$MODEL"); fi
-if [[ -z "${BIN:-}" ]]; then
-    cargo build --release --quiet
-    BIN=target/release/autocompress
-fi
-mkdir -p "$OUT"
+source scripts/runs.sh
+use_binary
+use_baseline "$BASELINE" "${MODEL_ARGS[@]}"
+# shellcheck disable=SC2206
+COMPRESS_FLAGS=(--round-factor "$ROUND_FACTOR" $SCHEDULE)
 
-if [[ -z "$BASELINE" ]]; then
-    BASELINE="$OUT/baseline/model.safetensors"
-    [[ -f "$BASELINE" ]] || "$BIN" train "${MODEL_ARGS[@]}" --dataset "$DATASET" --epochs "${BASELINE_EPOCHS:-5}" --out "$OUT/baseline"
-fi
-
-run() {
-    local name=$1
-    shift
-    if [[ -f "$OUT/$name/report.json" ]] && grep -q '"status": "finished"' "$OUT/$name/state.json" 2>/dev/null; then
-        echo "== $name: already done"
-        return
-    fi
-    echo "== $name: $*"
-    local resume=()
-    [[ -f "$OUT/$name/state.json" ]] && resume=(--resume)
-    # shellcheck disable=SC2086
-    "$BIN" compress --dataset "$DATASET" --model-file "$BASELINE" \
-        --target "$TARGET" --budget "$BUDGET" --round-factor "$ROUND_FACTOR" $SCHEDULE "$@" \
-        "${resume[@]}" --out "$OUT/$name" > "$OUT/$name.log" 2>&1 || echo "   (failed: see $OUT/$name.log)"
-}
 
 for v in $VARIANTS; do
     case $v in

@@ -197,8 +197,8 @@ wgsl_params! {
         ow: u32, ohwp: u32, stride: u32, pad: u32,
         n0: u32, chunk: u32, cols: u32, chw: u32,
     }
-    /// `Params` of conv_gemm.wgsl's `conv_gemm`.
-    ConvGemmParams = "conv_gemm.wgsl" :: Params {
+    /// `Params` of conv_gemm.wgsl's `conv_gemm`, and `CParams` of tiled.wgsl's `conv_tiled`.
+    ConvGemmParams = "conv_gemm.wgsl" :: Params, "tiled.wgsl" :: CParams {
         m: u32, n: u32, kp4: u32, kc: u32,
         c_off: u32, ohw: u32, c_bs: u32, ohwp: u32,
         ow: u32, hw: u32, w: u32, h: u32,

@@ -56,7 +56,8 @@ impl Tile {
 }
 
 wgsl_params! {
-    GemmParams = "gemm.wgsl" :: Params {
+    /// Also tiled.wgsl's `gemm_tiled`, which takes the same parameters.
+    GemmParams = "gemm.wgsl" :: Params, "tiled.wgsl" :: Params {
         m: u32, n: u32, kp4: u32, np4: u32,
         a_off4: u32, b_off4: u32, c_off: u32, c_rs: u32,
         c_bs: u32, c_cs: u32, n_inner: u32, n_valid: u32,

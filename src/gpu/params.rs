@@ -16,9 +16,10 @@ pub struct TwinLayout {
 }
 
 /// Declares twins: `Name = "file.wgsl" :: WgslName { field: u32, … }`. Field names and order
-/// follow the WGSL struct exactly, padding included.
+/// follow the WGSL struct exactly, padding included. One twin can serve several shader structs
+/// of the same layout: `Name = "a.wgsl" :: P, "b.wgsl" :: Q { … }`.
 macro_rules! wgsl_params {
-    ($($(#[$m:meta])* $name:ident = $shader:literal :: $wgsl:ident { $($f:ident : $t:ty),* $(,)? })*) => {
+    ($($(#[$m:meta])* $name:ident = $($shader:literal :: $wgsl:ident),+ { $($f:ident : $t:ty),* $(,)? })*) => {
         $(
             $(#[$m])*
             #[repr(C)]
@@ -26,13 +27,11 @@ macro_rules! wgsl_params {
             pub struct $name { $(pub $f: $t),* }
 
             impl $name {
-                pub fn layout() -> $crate::gpu::params::TwinLayout {
-                    $crate::gpu::params::TwinLayout {
-                        shader: $shader,
-                        wgsl: stringify!($wgsl),
-                        size: std::mem::size_of::<$name>(),
-                        fields: vec![$((stringify!($f), std::mem::offset_of!($name, $f))),*],
-                    }
+                /// One layout per shader struct this twin mirrors.
+                pub fn layouts() -> Vec<$crate::gpu::params::TwinLayout> {
+                    let fields = vec![$((stringify!($f), std::mem::offset_of!($name, $f))),*];
+                    let size = std::mem::size_of::<$name>();
+                    vec![$($crate::gpu::params::TwinLayout { shader: $shader, wgsl: stringify!($wgsl), size, fields: fields.clone() }),+]
                 }
             }
         )*
@@ -43,28 +42,27 @@ pub(crate) use wgsl_params;
 /// Every twin of every launcher module, for the reflection test.
 pub fn layouts() -> Vec<TwinLayout> {
     use super::*;
-    vec![
-        activation::Params::layout(),
-        admm::Params::layout(),
-        purify::Params::layout(),
-        norm::Params::layout(),
-        elementwise::Params::layout(),
-        conv::Im2colParams::layout(),
-        conv::DgradWeightsParams::layout(),
-        conv::ChannelSumParams::layout(),
-        conv::Col2imParams::layout(),
-        conv::ConvGemmParams::layout(),
-        conv::WgradParams::layout(),
-        conv::DgradParams::layout(),
-        gemm::GemmParams::layout(),
-        gemm::ReduceParams::layout(),
-        gemm::PackParams::layout(),
-        pool::MaxParams::layout(),
-        pool::AvgParams::layout(),
-        loss::XentParams::layout(),
-        loss::MetricsParams::layout(),
-        sgd::Params::layout(),
-        tiled::TiledParams::layout(),
-        tiled::TiledConvParams::layout(),
+    [
+        activation::Params::layouts(),
+        admm::Params::layouts(),
+        purify::Params::layouts(),
+        norm::Params::layouts(),
+        elementwise::Params::layouts(),
+        conv::Im2colParams::layouts(),
+        conv::DgradWeightsParams::layouts(),
+        conv::ChannelSumParams::layouts(),
+        conv::Col2imParams::layouts(),
+        conv::ConvGemmParams::layouts(),
+        conv::WgradParams::layouts(),
+        conv::DgradParams::layouts(),
+        gemm::GemmParams::layouts(),
+        gemm::ReduceParams::layouts(),
+        gemm::PackParams::layouts(),
+        pool::MaxParams::layouts(),
+        pool::AvgParams::layouts(),
+        loss::XentParams::layouts(),
+        loss::MetricsParams::layouts(),
+        sgd::Params::layouts(),
     ]
+    .concat()
 }

@@ -9,29 +9,10 @@ use super::conv::ConvGemmParams;
 use super::context::{Gpu, Tensor};
 use super::gemm::GemmParams;
 use super::kernel::{Access, Dispatch, Source};
-use super::params::wgsl_params;
 use super::strategy::{Matmul, SharedTile};
 
 const R: Access = Access::Read;
 const W: Access = Access::ReadWrite;
-
-wgsl_params! {
-    /// `Params` of tiled.wgsl's `gemm_tiled`: the same fields as gemm.wgsl's.
-    TiledParams = "tiled.wgsl" :: Params {
-        m: u32, n: u32, kp4: u32, np4: u32,
-        a_off4: u32, b_off4: u32, c_off: u32, c_rs: u32,
-        c_bs: u32, c_cs: u32, n_inner: u32, n_valid: u32,
-        accumulate: u32, bias_mode: u32, bias_off: u32, k_split4: u32,
-        split_stride: u32, _p0: u32, _p1: u32, _p2: u32,
-    }
-    /// `CParams` of tiled.wgsl's `conv_tiled`: the same fields as conv_gemm.wgsl's `Params`.
-    TiledConvParams = "tiled.wgsl" :: CParams {
-        m: u32, n: u32, kp4: u32, kc: u32,
-        c_off: u32, ohw: u32, c_bs: u32, ohwp: u32,
-        ow: u32, hw: u32, w: u32, h: u32,
-        chw: u32, stride: u32, pad: u32, n0: u32,
-    }
-}
 
 impl SharedTile {
     /// tiled.wgsl with this tile's constants filled in.
@@ -68,7 +49,7 @@ pub(super) fn gemm_tiled(gpu: &Gpu, s: SharedTile, bufs: [&Tensor; 4], p: &GemmP
     s.check_shape()?;
     gpu.check_matmul(&Matmul::Workgroup(s), false)?;
     let k = gpu.kernel(&s.source(), "gemm_tiled", &[R, R, R, W], false)?;
-    gpu.dispatch(&k, &bufs, &bytemuck::cast::<GemmParams, TiledParams>(*p), groups)
+    gpu.dispatch(&k, &bufs, p, groups)
 }
 
 /// `conv_tiled` on the buffers of conv_gemm.wgsl's `conv_gemm` (w, x, tbl, bias, y).
@@ -76,5 +57,5 @@ pub(super) fn conv_tiled(gpu: &Gpu, s: SharedTile, bufs: [&Tensor; 5], p: &ConvG
     s.check_shape()?;
     gpu.check_matmul(&Matmul::Workgroup(s), true)?;
     let k = gpu.kernel(&s.source(), "conv_tiled", &[R, R, R, R, W], false)?;
-    gpu.dispatch(&k, &bufs, &bytemuck::cast::<ConvGemmParams, TiledConvParams>(*p), groups)
+    gpu.dispatch(&k, &bufs, p, groups)
 }
