@@ -88,18 +88,24 @@ pub fn time_plan(gpu: &Gpu, plan: &[Dispatch], reps: usize, timer: Timer) -> Res
 }
 
 /// The matrix-multiply kernel of a convolution forward and its workgroups over all chunks.
-pub fn forward_kernel(gpu: &Gpu, g: &ConvGeom, kc: usize, chunk: usize, implicit: bool) -> (Matmul, usize) {
+pub fn forward_kernel(gpu: &Gpu, g: &ConvGeom, kc: usize, chunk: usize, implicit: bool) -> Result<(Matmul, usize)> {
     let kcp = kc.next_multiple_of(4);
     let mut groups = 0;
     let mut kernel = None;
     for n0 in (0..g.n).step_by(chunk) {
         let cols = chunk.min(g.n - n0) * g.ohwp();
-        let k = if implicit { gpu.strategy.conv(g.k, cols, kcp).kernel } else { gpu.strategy.gemm(g.k, cols, kcp, false).kernel };
+        let k = if implicit { gpu.conv_kernel(g, kc, chunk.min(g.n - n0))? } else { gpu.strategy.gemm(g.k, cols, kcp, false).kernel };
         let (x, y) = k.groups(g.k, cols);
         groups += x * y;
         kernel.get_or_insert(k);
     }
-    (kernel.unwrap_or(Matmul::Register(crate::gpu::gemm::Tile::DEFAULT)), groups)
+    Ok((kernel.unwrap_or(Matmul::Register(crate::gpu::gemm::Tile::DEFAULT)), groups))
+}
+
+/// Images one forward launch of `g` keeping `kc` columns covers: as many as a binding holds,
+/// up to 256 MiB.
+pub fn chunk_of(gpu: &Gpu, g: &ConvGeom, kc: usize) -> Result<usize> {
+    conv_chunk(g, kc, (gpu.max_binding_bytes().min(256 << 20) / 4) as usize)
 }
 
 /// A convolution's forward dispatches on pseudo-random data, with the buffers they use.
@@ -111,7 +117,7 @@ pub struct ConvSetup {
 /// Prepares the forward pass of one convolution keeping the columns `kept` (all for dense).
 pub fn conv_forward_setup(gpu: &Gpu, g: &ConvGeom, kept: &[u32], implicit: bool) -> Result<ConvSetup> {
     let kc = kept.len();
-    let chunk = conv_chunk(g, kc, (gpu.max_binding_bytes().min(256 << 20) / 4) as usize)?;
+    let chunk = chunk_of(gpu, g, kc)?;
     let x = gpu.upload(&pseudo_random(g.n * g.c * g.h * g.w), "x")?;
     let w = gpu.upload(&pseudo_random(g.k * kc), "w")?;
     let b = gpu.tensor(g.k, "b")?;
@@ -130,8 +136,8 @@ pub fn conv_forward_bench(gpu: &Gpu, name: &str, variant: &str, g: &ConvGeom, ke
     let plan = conv_forward_setup(gpu, g, kept, implicit)?.plan;
     let (ms, timer) = gpu.time_plan(&plan, reps, timer)?;
     let flops = 2 * (g.n * g.k * kc * g.ohw()) as u64;
-    let chunk = conv_chunk(g, kc, (gpu.max_binding_bytes().min(256 << 20) / 4) as usize)?;
-    let (kernel, groups) = forward_kernel(gpu, g, kc, chunk, implicit);
+    let chunk = chunk_of(gpu, g, kc)?;
+    let (kernel, groups) = forward_kernel(gpu, g, kc, chunk, implicit)?;
     let bytes = (4 * (g.n * g.c * g.h * g.w + g.k * kc + g.k + g.n * g.k * g.ohw())) as f64;
     Ok(ConvResult {
         shape: name.to_string(),

@@ -51,3 +51,42 @@ fn json_rows_report_throughput_threads_workgroups_and_peak_fraction() {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.starts_with("adapter: ") && text.contains("invocations per workgroup") && text.contains("timed by wall clock"), "{text}");
 }
+
+/// `bench --tune` writes a winner per shape to the cache it is given, the next run reads them,
+/// and a corrupt cache is ignored with a warning, never an error.
+#[test]
+fn tune_fills_the_cache_the_next_run_reads_and_a_corrupt_one_is_ignored() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let cache = common::cli::scratch("bench", "tune.json");
+    let run = || {
+        let out = bin()
+            .env("AUTOCOMPRESS_TUNE", "cached")
+            .env("AUTOCOMPRESS_TUNE_CACHE", &cache)
+            .args(["bench", "--json", "--tune", "--reps", "1", "--filter", "lenet_conv1", "--factors", "2", "--train-steps", "0", "--algo", "implicit"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "bench --tune failed: {}", String::from_utf8_lossy(&out.stderr));
+        let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        (rows, String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (rows, _) = run();
+    assert_eq!(rows[0]["adapter"]["tuning"]["entries"], 0, "{:?}", rows[0]);
+    let tuned: Vec<&serde_json::Value> = rows.iter().filter(|r| r.get("tuned").is_some()).collect();
+    assert_eq!(tuned.len(), 3, "dense, filter and column tuned: {rows:?}");
+    for t in &tuned {
+        assert!(t["ms"].as_f64().unwrap() <= t["selected_ms"].as_f64().unwrap() && t["rejected"] == 0, "{t}");
+    }
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    assert_eq!(file["version"], 1);
+    assert_eq!(file["entries"].as_object().unwrap().len(), 3);
+    let (rows, _) = run();
+    assert_eq!(rows[0]["adapter"]["tuning"]["entries"], 3, "the second run reads the first's winners");
+
+    std::fs::write(&cache, "{\"version\": 1, \"entries\": {\"x\": 3").unwrap();
+    let (rows, err) = run();
+    assert!(err.contains("warning: ignoring the tuning cache") && err.contains("is not JSON"), "{err}");
+    assert_eq!(rows[0]["adapter"]["tuning"]["entries"], 0);
+    std::fs::remove_file(&cache).ok();
+}

@@ -15,6 +15,7 @@ use autocompress::model::{zoo, Architecture, Network, Weights};
 /// with `--json` one object `{"adapter": {…}}`.
 fn print_adapter(gpu: &Gpu, json: bool, timer: Timer) -> Result<()> {
     let a = &gpu.adapter;
+    let tuning = gpu.tuning.lock().expect("tuning table");
     let timing = if timer == Timer::Gpu && gpu.has_timestamps() { "gpu timestamps" } else { "wall clock" };
     if json {
         let v = serde_json::json!({ "adapter": {
@@ -23,6 +24,7 @@ fn print_adapter(gpu: &Gpu, json: bool, timer: Timer) -> Result<()> {
             "max_invocations": a.max_invocations, "max_workgroup_bytes": a.max_workgroup_bytes,
             "max_groups_per_dim": a.max_groups_per_dim, "max_storage_buffers": a.max_storage_buffers,
             "max_binding_bytes": gpu.max_binding_bytes(), "timestamps": gpu.has_timestamps(), "timer": timing,
+            "tuning": { "mode": format!("{:?}", tuning.mode), "cache": tuning.path, "entries": tuning.len() },
         }});
         println!("{v}");
     } else {
@@ -31,6 +33,8 @@ fn print_adapter(gpu: &Gpu, json: bool, timer: Timer) -> Result<()> {
             "limits: {} invocations per workgroup, {} KiB workgroup memory, {} workgroups per dimension, {} storage buffers per stage, {} MiB per binding; subgroups {}–{}; timed by {timing}",
             a.max_invocations, a.max_workgroup_bytes >> 10, a.max_groups_per_dim, a.max_storage_buffers, gpu.max_binding_bytes() >> 20, a.subgroup_min, a.subgroup_max
         );
+        let cache = tuning.path.as_ref().map_or("(no cache directory)".to_string(), |p| p.display().to_string());
+        println!("tuning: {:?}, cache {cache}, {} tuned shapes for this adapter", tuning.mode, tuning.len());
     }
     Ok(())
 }
@@ -91,6 +95,12 @@ pub struct BenchArgs {
     /// The adapter's fp32 peak in GFLOP/s: rows then report their fraction of it.
     #[arg(long)]
     peak_gflops: Option<f64>,
+    /// Tune the convolution forward of every shape timed (with --layers, of every layer) before
+    /// timing it: bounded candidates, each checked against a CPU reference, the fastest kept in
+    /// the tuning cache (AUTOCOMPRESS_TUNE_CACHE, else the user's cache directory), which every
+    /// later run on this adapter uses.
+    #[arg(long)]
+    tune: bool,
     /// How kernels are timed: GPU timestamps (where the adapter has them; else the wall clock)
     /// or the wall clock around submit-and-wait (what `bench` measured before timestamps).
     #[arg(long, value_enum, default_value = "gpu")]
@@ -138,13 +148,21 @@ pub fn run(a: BenchArgs, open_gpu: impl FnOnce() -> Result<Gpu>) -> Result<()> {
         let cw = a.compacted_width.unwrap_or(a.width_multiplier);
         ensure!(cw.is_finite() && cw > 0.0 && cw <= a.width_multiplier, "--compacted-width {cw} must be above 0 and at most the model's width multiplier {}", a.width_multiplier);
         let small = a.compacted.as_deref().map(|p| (p, cw / a.width_multiplier));
-        return bench_layers(&gpu, model, a.width_multiplier, small, a.layer_batch, (a.reps, timer), a.json, with_peak);
+        return bench_layers(&gpu, model, a.width_multiplier, small, a.layer_batch, (a.reps, timer), (a.json, a.tune), with_peak);
     }
     for s in bench::shapes() {
         if a.filter.as_deref().is_some_and(|f| !s.name.contains(f)) {
             continue;
         }
         let dense: Vec<u32> = (0..s.g.crs() as u32).collect();
+        if a.tune {
+            tune(&gpu, s.name, "dense", &s.g, &dense, a.json)?;
+            for &factor in &a.factors {
+                for (variant, g, kept) in bench::variants(&s.g, factor) {
+                    tune(&gpu, s.name, &format!("{variant} {factor}x"), &g, &kept, a.json)?;
+                }
+            }
+        }
         for implicit in a.algo.implicit_choices() {
             let mut base = with_peak(bench::conv_forward_bench(&gpu, s.name, "dense", &s.g, &dense, a.reps, implicit, timer)?);
             if a.backward {
@@ -217,6 +235,23 @@ pub fn run(a: BenchArgs, open_gpu: impl FnOnce() -> Result<Gpu>) -> Result<()> {
     Ok(())
 }
 
+/// Tunes the implicit convolution forward of `g` keeping `kept`, at the chunk of images one
+/// launch covers, and prints the winner beside selection's choice.
+fn tune(gpu: &Gpu, name: &str, variant: &str, g: &autocompress::gpu::conv::ConvGeom, kept: &[u32], json: bool) -> Result<()> {
+    let chunk = bench::chunk_of(gpu, g, kept.len())?;
+    let e = gpu.tune_shape(&autocompress::gpu::conv::ConvGeom { n: chunk, ..*g }, kept)?;
+    if json {
+        println!("{}", serde_json::json!({ "tuned": name, "variant": variant, "kernel": e.kernel.name(), "ms": e.ms,
+            "selected": e.selected.name(), "selected_ms": e.selected_ms, "candidates": e.candidates, "rejected": e.rejected }));
+    } else {
+        println!(
+            "tuned {name:<12} {variant:<10} {} {:.3} ms; selection's {} {:.3} ms ({:.2}×); {} candidates, {} rejected",
+            e.kernel.name(), e.ms, e.selected.name(), e.selected_ms, e.selected_ms / e.ms, e.candidates, e.rejected
+        );
+    }
+    Ok(())
+}
+
 /// A zoo model at the input of its data set (CIFAR's for vgg16 and resnet18, the 8×8 digits for
 /// digits-cnn, MNIST's otherwise) with 10 classes.
 pub fn bench_model(model: &str, width: f32) -> Result<Architecture> {
@@ -239,7 +274,7 @@ fn bench_layers(
     compacted: Option<(&Path, f32)>,
     batch: usize,
     (reps, timer): (usize, Timer),
-    json: bool,
+    (json, tuning): (bool, bool),
     with_peak: impl Fn(bench::ConvResult) -> bench::ConvResult,
 ) -> Result<()> {
     let arch = if Path::new(model).is_file() { io::load_model(Path::new(model))?.0 } else { bench_model(model, width)? };
@@ -262,6 +297,12 @@ fn bench_layers(
     }
     let variant = if compacted.is_some_and(|c| c.1 < 1.0) { "widened" } else { "compacted" };
     for (i, (name, g, kept)) in convs.iter().enumerate() {
+        if tuning {
+            tune(gpu, name, "dense", g, kept, json)?;
+            if let Some((_, cg, ck)) = small.get(i) {
+                tune(gpu, name, variant, cg, ck, json)?;
+            }
+        }
         let dense = with_peak(bench::conv_forward_bench(gpu, name, "dense", g, kept, reps, true, timer)?);
         let mut rows = vec![dense];
         let mut fewer = 1.0;

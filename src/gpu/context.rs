@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::kernel::Kernel;
 use super::strategy::{AdapterDesc, Strategy};
+use super::tune::{Mode, Tuning};
 
 /// A GPU buffer of 32-bit elements (f32 or u32). Cheap to clone: clones share the buffer.
 #[derive(Clone, Debug)]
@@ -40,6 +41,8 @@ pub struct Gpu {
     /// What every launcher selects its kernel variant with (see `strategy`).
     pub strategy: Strategy,
     pub(super) kernels: Mutex<HashMap<String, Arc<Kernel>>>,
+    /// Tuned convolution kernels of this adapter (see `tune`).
+    pub tuning: Mutex<Tuning>,
 }
 
 fn device_type_rank(t: wgpu::DeviceType) -> u32 {
@@ -120,12 +123,15 @@ impl Gpu {
         let strategy = Strategy::from_env(adapter.clone())?;
         let max_groups = strategy.reduce().max_groups;
         let trusted = std::env::var("AUTOCOMPRESS_BOUNDS_CHECKS").map(|v| v != "1").unwrap_or(true);
-        Ok(Gpu { device, queue, info, limits, trusted, max_groups, adapter, strategy, kernels: Mutex::new(HashMap::new()) })
+        let tuning = Mutex::new(Tuning::load(&adapter, Mode::from_env()?));
+        Ok(Gpu { device, queue, info, limits, trusted, max_groups, adapter, strategy, kernels: Mutex::new(HashMap::new()), tuning })
     }
 
     /// Selects kernels as if on `target` (an invented adapter in tests, to run the GPU variants
     /// here); launchers still refuse what this adapter's own limits do not allow.
     pub fn retarget(mut self, target: AdapterDesc) -> Gpu {
+        // this adapter's tuned kernels are not the target's: selection alone decides
+        self.tuning = Mutex::new(Tuning::load(&target, Mode::Off));
         self.strategy.target = target;
         self.max_groups = self.strategy.reduce().max_groups;
         self

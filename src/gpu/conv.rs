@@ -258,10 +258,10 @@ pub fn channel_sum(gpu: &Gpu, dy: &Tensor, db: &Tensor, n: usize, k: usize, p: u
 
 /// Convolution forward as an implicit GEMM (shaders/conv_gemm.wgsl) for images n0..n0+chunk:
 /// `w` is the packed A operand [K][kcp], `tbl` the column table of conv2d.wgsl. The kernel is
-/// the one the GPU's strategy selects for this shape.
+/// the tuned or selected one for this shape (`Gpu::conv_kernel`).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_gemm(gpu: &Gpu, g: &ConvGeom, kc: usize, n0: usize, chunk: usize, w: &Tensor, x: &Tensor, tbl: &Tensor, bias: &Tensor, y: &Tensor) -> Result<Dispatch> {
-    let kernel = gpu.strategy.conv(g.k, chunk * g.ohwp(), kc.next_multiple_of(4)).kernel;
+    let kernel = gpu.conv_kernel(g, kc, chunk)?;
     conv_gemm_with(gpu, kernel, g, kc, n0, chunk, w, x, tbl, bias, y)
 }
 

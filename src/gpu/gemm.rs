@@ -12,7 +12,7 @@ use super::tiled;
 /// is `wx × wy` threads. With `wy = 1` the rows a thread reads from A are the same for every lane,
 /// so CPU drivers (lavapipe) load them once and broadcast: measured on the vgg_mid GEMM on two
 /// cores, 16×(4·2) tiles in 16-thread workgroups ran 3–5× faster than 4×8 tiles in 8×8 groups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Tile {
     pub tm: u32,
     pub tn4: u32,

@@ -19,6 +19,7 @@ pub mod purify;
 pub mod sgd;
 pub mod tiled;
 pub mod timing;
+pub mod tune;
 
 pub use context::{Gpu, Tensor};
 pub use kernel::{record, Dispatch};

@@ -104,7 +104,7 @@ impl AdapterDesc {
 
 /// A workgroup-memory tile (shaders/tiled.wgsl): a `wx × wy` workgroup computes a block of
 /// `wy·tm` rows × `4·wx·tn4` columns, each thread `tm` rows × `tn4` vec4s, stepping K by `bk`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct SharedTile {
     pub tm: u32,
     pub tn4: u32,
@@ -132,7 +132,7 @@ impl SharedTile {
 }
 
 /// The matrix-multiply kernel of a GEMM or an implicit-GEMM convolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Matmul {
     Register(Tile),
     Workgroup(SharedTile),

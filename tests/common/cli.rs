@@ -6,7 +6,8 @@ use std::process::{Command, Output};
 /// The autocompress binary, quiet.
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_autocompress"));
-    c.arg("--quiet");
+    // a user's tuning cache on this machine is not read (tests/cli_bench.rs sets its own)
+    c.arg("--quiet").env("AUTOCOMPRESS_TUNE", "off");
     c
 }
 

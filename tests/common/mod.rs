@@ -8,6 +8,7 @@ pub mod models;
 pub mod reference;
 
 use autocompress::data::{Data, LoadOptions};
+use autocompress::gpu::tune::{Mode, Tuning};
 use autocompress::gpu::{Gpu, Tensor};
 use autocompress::model::{Architecture, Network, Weights};
 use autocompress::prune::compact::compact;
@@ -17,9 +18,16 @@ use rand::{Rng, SeedableRng};
 use std::sync::OnceLock;
 
 /// The test GPU. Under CI=true a missing adapter fails the test instead of skipping it.
+/// Tests run the kernels selection chooses, not what a user's tuning cache on this machine holds
+/// (tests/tune.rs tunes into caches of its own).
+pub fn untuned(gpu: Gpu) -> Gpu {
+    *gpu.tuning.lock().expect("tuning table") = Tuning::open(None, &gpu.adapter, Mode::Off);
+    gpu
+}
+
 pub fn gpu() -> Option<&'static Gpu> {
     static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
-    GPU.get_or_init(|| match Gpu::new(None) {
+    GPU.get_or_init(|| match Gpu::new(None).map(untuned) {
         Ok(gpu) => Some(gpu),
         Err(e) => {
             if std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false) {
