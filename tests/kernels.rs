@@ -54,6 +54,8 @@ fn conv_cases() -> Vec<(ConvGeom, usize)> {
         (geom(3, 2, 9, 12, 5, 3, 5, 1, 2), 3),
         // LeNet-5's conv2: 150 columns
         (geom(4, 6, 14, 14, 16, 5, 5, 1, 0), 3),
+        // 297 columns (300 packed): the weight gradient takes two even column tiles of 4·8·5
+        (geom(2, 33, 6, 6, 10, 3, 3, 1, 1), 2),
         // LeNet-5's conv1: one channel, 576 pixels per image, long enough to split the weight
         // gradient over pixels (2 slices for the first chunk, then one accumulating chunk)
         (geom(3, 1, 28, 28, 20, 5, 5, 1, 0), 2),

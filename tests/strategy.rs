@@ -91,6 +91,10 @@ fn the_cpu_adapter_keeps_todays_kernels() {
     assert_eq!(select_gemm(&a, 500, 64, 800, false), MatmulConfig { kernel: Matmul::Register(Tile { tm: 25, tn4: 2, wx: 8, wy: 1 }), split: 1 });
     assert_eq!(select_dgrad(&a, &shape("lenet_conv2")), DgradConfig { algo: DgradAlgo::AsConv, gather: Tile { tm: 20, tn4: 2, wx: 8, wy: 1 } });
     assert_eq!(select_reduce(&a), ReduceConfig { threads: 256, max_groups: 64 });
+    // vgg_mid's weight gradient at 4× fewer columns: two column tiles of 160 for its 288, not
+    // 256 + 256; 1152 dense columns keep 8 vec4s a thread
+    assert_eq!(select_wgrad(&a, 128, 288, 32 * 256).tile, Tile { tm: 16, tn4: 5, wx: 8, wy: 1 });
+    assert_eq!(select_wgrad(&a, 128, 1152, 32 * 256).tile, Tile { tm: 16, tn4: 8, wx: 8, wy: 1 });
     // and a sweep against the functions lavapipe ran before strategies existed
     for m in [1, 3, 16, 20, 33, 50, 64, 128, 500] {
         for np in [4, 28, 256, 260, 4096] {
