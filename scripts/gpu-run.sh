@@ -1,45 +1,83 @@
 #!/usr/bin/env bash
-# One command for a GPU owner to reproduce our figures: builds in release mode, then on the
-# machine's best adapter runs `bench` (every shape, backward passes too) and a timed `train` and
-# `compress` of full-width vgg16 on the CIFAR-10 files under $AUTOCOMPRESS_DATA/cifar-10, then
-# times every vgg16 convolution dense and compacted (`bench --layers`).
-# Every report and log lands in one output directory.
+# The GPU check, sized for 8 minutes on one large GPU, no data set needed. On the machine's best
+# adapter (or AUTOCOMPRESS_ADAPTER) it runs, in order:
+#   1. the kernel correctness tests (every variant against its CPU reference, the tuner);
+#   2. the autotuner and `bench` over every shape, dense and pruned at 2×, 4× and 8×, forward
+#      and backward (`bench --tune --backward`), with LeNet-5 training throughput;
+#   3. vgg16 training throughput at width 1 (CIFAR-sized input).
+# Everything lands in OUT/gpu-run.json: one object with the adapter, the tuned shapes, every bench
+# row, both training figures, the tests' summary lines and each step's seconds. Logs beside it.
 #
-#   AUTOCOMPRESS_DATA=/path/to/datasets scripts/gpu-run.sh [OUT]      (OUT: runs/gpu-<date>)
+#   scripts/gpu-run.sh [OUT]                       (OUT: runs/gpu-run-<date>)
 #
-# Environment: EPOCHS (vgg16 training, default 30), WIDTH (width multiplier, default 1), TARGET
-# (default params:10x), BUDGET (points, default 1.0), BENCH_FLAGS (default --backward
-# --train-steps 100), extra flags in TRAIN_FLAGS and
-# COMPRESS_FLAGS (word-split), AUTOCOMPRESS_ADAPTER to pick an adapter by name. compress keeps
-# vgg16's per-round schedules, sized for width 0.25 on a CPU (README); a GPU can afford longer
-# ones, e.g. COMPRESS_FLAGS="--admm-steps 200 --finetune-epochs 5 --quick-steps 50".
+# Where the machine has no Rust toolchain, build here and carry the binaries:
+#   cargo build --release && cargo test --release --no-run --test kernels --test gemm \
+#       --test variants --test network --test tune          (then TESTS=<dir of those binaries>)
+# Environment: BIN (default target/release/autocompress), TESTS (a directory of prebuilt test
+# binaries; default: cargo test when cargo exists, else the tests are skipped and the JSON says
+# so), PEAK_GFLOPS (the adapter's fp32 peak, for each row's fraction), FACTORS (default 2,4,8),
+# TRAIN_STEPS (default 200), VGG_STEPS (default 30), REPS (default 10), FILTER (bench shapes).
+# The tuning cache goes to OUT/tune.json unless AUTOCOMPRESS_TUNE_CACHE says otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-runs/gpu-$(date +%Y%m%d-%H%M%S)}
-: "${AUTOCOMPRESS_DATA:?set AUTOCOMPRESS_DATA to the directory holding cifar-10/}"
-[ -d "$AUTOCOMPRESS_DATA/cifar-10" ] || { echo "gpu-run: no cifar-10/ under $AUTOCOMPRESS_DATA" >&2; exit 1; }
-EPOCHS=${EPOCHS:-30}
-WIDTH=${WIDTH:-1}
+OUT=${1:-runs/gpu-run-$(date +%Y%m%d-%H%M%S)}
+BIN=${BIN:-target/release/autocompress}
 mkdir -p "$OUT"
-: > "$OUT/times.txt"
-BIN=target/release/autocompress
+export AUTOCOMPRESS_TUNE_CACHE=${AUTOCOMPRESS_TUNE_CACHE:-$OUT/tune.json}
+times=()
 
-step() { # name, command...: runs it, logs it, records its wall time
+step() { # name, command...: runs it into OUT/name.log, records its seconds
     local name=$1; shift
-    echo "== $name: $*" | tee -a "$OUT/times.txt"
+    echo "== $name: $*"
     local t0=$SECONDS
-    "$@" > "$OUT/$name.log" 2>&1 || { echo "gpu-run: $name failed, see $OUT/$name.log" >&2; tail -5 "$OUT/$name.log" >&2; exit 1; }
-    echo "   $name: $((SECONDS - t0)) s" | tee -a "$OUT/times.txt"
+    "$@" > "$OUT/$name.log" 2>&1 || { echo "gpu-run: $name failed, see $OUT/$name.log" >&2; tail -20 "$OUT/$name.log" >&2; exit 1; }
+    times+=("\"$name\": $((SECONDS - t0))")
+    echo "   $name: $((SECONDS - t0)) s"
 }
 
-step build cargo build --release
-# shellcheck disable=SC2086 # the *_FLAGS are lists of flags
-step bench "$BIN" bench --json ${BENCH_FLAGS:---backward --train-steps 100}
-# shellcheck disable=SC2086
-step train "$BIN" train --model vgg16 --width-multiplier "$WIDTH" --dataset cifar-10 --epochs "$EPOCHS" \
-    --out "$OUT/vgg16-train" ${TRAIN_FLAGS:-}
-# shellcheck disable=SC2086
-step compress "$BIN" compress --model-file "$OUT/vgg16-train/model.safetensors" --dataset cifar-10 \
-    --target "${TARGET:-params:10x}" --budget "${BUDGET:-1.0}" --force --out "$OUT/vgg16-compress" ${COMPRESS_FLAGS:-}
-step layers "$BIN" bench --layers "$OUT/vgg16-train/model.safetensors" --compacted "$OUT/vgg16-compress/model.safetensors" --json
-echo "gpu-run: reports in $OUT (times.txt, bench.log, layers.log: one JSON object per line; vgg16-train/, vgg16-compress/)"
+if [[ ! -x "$BIN" ]]; then
+    command -v cargo >/dev/null || { echo "gpu-run: no $BIN and no cargo to build it (set BIN)" >&2; exit 1; }
+    step build cargo build --release
+fi
+
+tests=(kernels gemm variants network tune)
+run_tests() {
+    if [[ -n "${TESTS:-}" ]]; then
+        for t in "${tests[@]}"; do
+            local exe
+            exe=$(find "$TESTS" -maxdepth 1 -type f -executable -name "$t-*" | head -1)
+            [[ -n "$exe" ]] || { echo "no test binary $t-* in $TESTS"; return 1; }
+            echo "# $t"
+            CI=true "$exe"
+        done
+    else
+        CI=true cargo test --release "${tests[@]/#/--test=}"
+    fi
+}
+if [[ -n "${TESTS:-}" ]] || command -v cargo >/dev/null; then
+    step tests run_tests
+    test_summary=$(grep -E '^test result:' "$OUT/tests.log" | sed 's/"/\\"/g; s/^/"/; s/$/"/' | paste -sd, -)
+else
+    test_summary='"not run: no cargo and no TESTS directory"'
+fi
+
+peak=()
+[[ -n "${PEAK_GFLOPS:-}" ]] && peak=(--peak-gflops "$PEAK_GFLOPS")
+filter=()
+[[ -n "${FILTER:-}" ]] && filter=(--filter "$FILTER")
+step bench "$BIN" bench --json --tune --backward --reps "${REPS:-10}" --factors "${FACTORS:-2,4,8}" \
+    --train-steps "${TRAIN_STEPS:-200}" "${filter[@]}" "${peak[@]}"
+step vgg16 "$BIN" bench --json --filter vgg16_train --train-model vgg16 --width-multiplier 1 \
+    --train-steps "${VGG_STEPS:-30}" --factors 2
+
+# one JSON object: the bench lines are JSON objects already, one per line
+{
+    echo "{\"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+    echo " \"adapter\": $(grep -m1 '^{"adapter"' "$OUT/bench.log"),"
+    echo " \"tuned\": [$(grep '^{"tuned"' "$OUT/bench.log" | paste -sd, -)],"
+    echo " \"rows\": [$(grep -E '^\{' "$OUT/bench.log" | grep -v -E '^\{"(adapter|tuned)"' | paste -sd, -)],"
+    echo " \"vgg16_train\": [$(grep '"images_per_second"' "$OUT/vgg16.log" | paste -sd, -)],"
+    echo " \"tests\": [$test_summary],"
+    echo " \"seconds\": {$(IFS=,; echo "${times[*]}")}}"
+} > "$OUT/gpu-run.json"
+echo "gpu-run: $OUT/gpu-run.json ($(wc -c < "$OUT/gpu-run.json") bytes); logs and tune.json beside it"

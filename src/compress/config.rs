@@ -155,7 +155,7 @@ impl CompressConfig {
                 // image), two rounds to 10x, each 3 ADMM periods of 40 steps, 40 masked
                 // retraining steps, 2 epochs fine-tuning the compacted model and 1 more while
                 // it is below budget; 8 search iterations of 10 quick steps on 300 images.
-                // A GPU run raises --baseline-epochs and the ADMM schedule (scripts/gpu-run.sh).
+                // A GPU run raises --baseline-epochs and the ADMM schedule (scripts/gpu-cifar.sh).
                 c.baseline.epochs = if model == "vgg16" { 6 } else { 4 };
                 c.budget = 1.0;
                 c.round_factor = 3.2;
