@@ -49,58 +49,66 @@ fn reference_backward_matches_finite_differences() {
     }
 }
 
+/// Every shape with the training reductions in one workgroup per channel (CPU drivers) and
+/// split over 2, 3 and 7 workgroups per channel (GPUs), 7 leaving some slices empty.
 #[test]
 fn batchnorm_forward_backward_and_running_statistics_match_reference() {
     let gpu = gpu_or_skip!();
-    for (case, &(n, c, p)) in SHAPES.iter().enumerate() {
-        let tag = format!("bn n={n} c={c} p={p}");
-        let seed = 10 * case as u64;
-        // a large mean tests the two-pass variance
-        let x: Vec<f32> = rand_vec(n * c * p, seed).iter().map(|v| 3.0 * v + 5.0).collect();
-        let gamma = rand_vec(c, seed + 1);
-        let beta = rand_vec(c, seed + 2);
-        let dy = rand_vec(n * c * p, seed + 3);
-        let momentum = 0.1;
-        let run0: Vec<f32> = [vec![0.5; c], vec![2.0; c]].concat();
-        let geo = BnGeom { n, c, p, training: true, eps: EPS, momentum };
-        let t = |v: &[f32], l: &str| gpu.upload(v, l).unwrap();
-        let (tx, tg, tb, tdy) = (t(&x, "x"), t(&gamma, "gamma"), t(&beta, "beta"), t(&dy, "dy"));
-        let stats = gpu.tensor(2 * c, "stats").unwrap();
-        let running = t(&run0, "running");
-        let (y, dx, dg, db) = (gpu.tensor(x.len(), "y").unwrap(), gpu.tensor(x.len(), "dx").unwrap(), gpu.tensor(c, "dg").unwrap(), gpu.tensor(c, "db").unwrap());
-        gpu.run(&[
-            norm::bn_stats(gpu, &tx, &stats, &running, &geo).unwrap(),
-            norm::bn_apply(gpu, &tx, &stats, &tg, &tb, &y, &geo).unwrap(),
-            norm::bn_backward_reduce(gpu, &tdy, &tx, &stats, &dg, &db, &geo).unwrap(),
-            norm::bn_backward_dx(gpu, &tdy, &tx, &stats, &tg, &dg, &db, &dx, &geo).unwrap(),
-        ]).unwrap();
-        let (ry, mean, var) = cpu::batchnorm_forward(&x, &gamma, &beta, n, c, p, EPS, None);
-        let (rdx, rdg, rdb) = cpu::batchnorm_backward(&dy, &x, &gamma, n, c, p, EPS);
-        assert_close(&format!("{tag} forward"), &read(gpu, &y), &ry, 1e-4);
-        assert_close(&format!("{tag} dgamma"), &read(gpu, &dg), &rdg, 1e-4);
-        assert_close(&format!("{tag} dbeta"), &read(gpu, &db), &rdb, 1e-4);
-        assert_close(&format!("{tag} dx"), &read(gpu, &dx), &rdx, 1e-3);
-        let m = (n * p) as f64;
-        let want: Vec<f32> = (0..c)
-            .map(|ch| (0.9 * 0.5 + 0.1 * mean[ch]) as f32)
-            .chain((0..c).map(|ch| (0.9 * 2.0 + 0.1 * if m > 1.0 { var[ch] * m / (m - 1.0) } else { var[ch] }) as f32))
-            .collect();
-        assert_close(&format!("{tag} running statistics"), &read(gpu, &running), &want, 1e-4);
-
-        // inference: the running statistics, and dx = γ/σ·dy
-        let inf = BnGeom { training: false, ..geo };
-        let run = read(gpu, &running);
-        gpu.run(&[
-            norm::bn_stats(gpu, &tx, &stats, &running, &inf).unwrap(),
-            norm::bn_apply(gpu, &tx, &stats, &tg, &tb, &y, &inf).unwrap(),
-            norm::bn_backward_dx(gpu, &tdy, &tx, &stats, &tg, &dg, &db, &dx, &inf).unwrap(),
-        ]).unwrap();
-        let (ry, _, _) = cpu::batchnorm_forward(&x, &gamma, &beta, n, c, p, EPS, Some((&run[..c], &run[c..])));
-        assert_close(&format!("{tag} inference forward"), &read(gpu, &y), &ry, 1e-4);
-        assert_eq!(read(gpu, &running), run, "{tag}: inference must not move the running statistics");
-        let rdx: Vec<f32> = (0..x.len()).map(|i| gamma[(i / p) % c] / (run[c + (i / p) % c] + EPS).sqrt() * dy[i]).collect();
-        assert_close(&format!("{tag} inference dx"), &read(gpu, &dx), &rdx, 1e-4);
+    for slices in [1, 2, 3, 7] {
+        for (case, &shape) in SHAPES.iter().enumerate() {
+            check_batchnorm(gpu, case, shape, slices);
+        }
     }
+}
+
+fn check_batchnorm(gpu: &autocompress::gpu::Gpu, case: usize, (n, c, p): (usize, usize, usize), slices: usize) {
+    let tag = format!("bn n={n} c={c} p={p} slices={slices}");
+    let seed = 10 * case as u64;
+    // a large mean tests the two-pass variance
+    let x: Vec<f32> = rand_vec(n * c * p, seed).iter().map(|v| 3.0 * v + 5.0).collect();
+    let gamma = rand_vec(c, seed + 1);
+    let beta = rand_vec(c, seed + 2);
+    let dy = rand_vec(n * c * p, seed + 3);
+    let momentum = 0.1;
+    let run0: Vec<f32> = [vec![0.5; c], vec![2.0; c]].concat();
+    let geo = BnGeom { n, c, p, training: true, eps: EPS, momentum, slices };
+    let part = gpu.tensor(geo.partial_len(), "partial sums").unwrap();
+    let t = |v: &[f32], l: &str| gpu.upload(v, l).unwrap();
+    let (tx, tg, tb, tdy) = (t(&x, "x"), t(&gamma, "gamma"), t(&beta, "beta"), t(&dy, "dy"));
+    let stats = gpu.tensor(2 * c, "stats").unwrap();
+    let running = t(&run0, "running");
+    let (y, dx, dg, db) = (gpu.tensor(x.len(), "y").unwrap(), gpu.tensor(x.len(), "dx").unwrap(), gpu.tensor(c, "dg").unwrap(), gpu.tensor(c, "db").unwrap());
+    let mut plan = norm::bn_stats(gpu, &tx, &stats, &running, &part, &geo).unwrap();
+    assert_eq!(plan.len(), if slices > 1 { 2 } else { 1 }, "{tag}: split reductions are a partial and a merge dispatch");
+    plan.push(norm::bn_apply(gpu, &tx, &stats, &tg, &tb, &y, &geo).unwrap());
+    plan.extend(norm::bn_backward_reduce(gpu, &tdy, &tx, &stats, &dg, &db, &part, &geo).unwrap());
+    plan.push(norm::bn_backward_dx(gpu, &tdy, &tx, &stats, &tg, &dg, &db, &dx, &geo).unwrap());
+    gpu.run(&plan).unwrap();
+    let (ry, mean, var) = cpu::batchnorm_forward(&x, &gamma, &beta, n, c, p, EPS, None);
+    let (rdx, rdg, rdb) = cpu::batchnorm_backward(&dy, &x, &gamma, n, c, p, EPS);
+    assert_close(&format!("{tag} forward"), &read(gpu, &y), &ry, 1e-4);
+    assert_close(&format!("{tag} dgamma"), &read(gpu, &dg), &rdg, 1e-4);
+    assert_close(&format!("{tag} dbeta"), &read(gpu, &db), &rdb, 1e-4);
+    assert_close(&format!("{tag} dx"), &read(gpu, &dx), &rdx, 1e-3);
+    let m = (n * p) as f64;
+    let want: Vec<f32> = (0..c)
+        .map(|ch| (0.9 * 0.5 + 0.1 * mean[ch]) as f32)
+        .chain((0..c).map(|ch| (0.9 * 2.0 + 0.1 * if m > 1.0 { var[ch] * m / (m - 1.0) } else { var[ch] }) as f32))
+        .collect();
+    assert_close(&format!("{tag} running statistics"), &read(gpu, &running), &want, 1e-4);
+
+    // inference: the running statistics, and dx = γ/σ·dy
+    let inf = BnGeom { training: false, ..geo };
+    let run = read(gpu, &running);
+    let mut plan = norm::bn_stats(gpu, &tx, &stats, &running, &part, &inf).unwrap();
+    plan.push(norm::bn_apply(gpu, &tx, &stats, &tg, &tb, &y, &inf).unwrap());
+    plan.push(norm::bn_backward_dx(gpu, &tdy, &tx, &stats, &tg, &dg, &db, &dx, &inf).unwrap());
+    gpu.run(&plan).unwrap();
+    let (ry, _, _) = cpu::batchnorm_forward(&x, &gamma, &beta, n, c, p, EPS, Some((&run[..c], &run[c..])));
+    assert_close(&format!("{tag} inference forward"), &read(gpu, &y), &ry, 1e-4);
+    assert_eq!(read(gpu, &running), run, "{tag}: inference must not move the running statistics");
+    let rdx: Vec<f32> = (0..x.len()).map(|i| gamma[(i / p) % c] / (run[c + (i / p) % c] + EPS).sqrt() * dy[i]).collect();
+    assert_close(&format!("{tag} inference dx"), &read(gpu, &dx), &rdx, 1e-4);
 }
 
 #[test]

@@ -187,6 +187,26 @@ fn gradient_check_with_gpu_kernels() {
     gradient_check_on(g, arch, 5, 5, 2 * 20 * 52);
 }
 
+/// Batch norm on planes large enough that a GPU splits each channel's reductions over several
+/// workgroups (4 images × 24×24: two slices of 1,152 values), through the finite-difference
+/// check.
+#[test]
+fn gradient_check_with_split_batch_norm_reductions() {
+    let Some(g) = as_discrete_gpu() else { return };
+    let arch = Architecture {
+        name: "split-bn".into(),
+        input: [3, 24, 24],
+        classes: 3,
+        layers: vec![conv("conv", 4, 3, 1, 1), bn("bn"), Layer::Relu, Layer::GlobalAvgPool, linear("fc", 3)],
+    };
+    let net = Network::new(g, &arch, &Weights::init(&arch, 1).unwrap(), 4, 0.0).unwrap();
+    let names: Vec<String> = net.passes().iter().flat_map(|(_, p)| p.iter().map(|d| d.kernel.name.clone())).collect();
+    for k in ["batchnorm:bn_stats_partial", "batchnorm:bn_reduce_partial"] {
+        assert!(names.iter().any(|n| n.starts_with(k)), "no {k} among {names:?}");
+    }
+    gradient_check_on(g, arch, 4, 4, 1 << 24);
+}
+
 /// Same seed, same adapter: bit-identical weights after training (no atomics, seeded order).
 #[test]
 fn training_is_deterministic_for_a_seed() {

@@ -156,3 +156,24 @@ fn print_the_discrete_choices() {
         eprintln!("{name}: forward {} ({x}×{y} groups); weight gradient {:?} split {}; data gradient {:?} (gather {:?})", f.kernel.name(), w.tile, w.split, d.algo, d.gather);
     }
 }
+
+/// Batch-norm reductions: one workgroup per channel on the CPU adapter (today's kernels); on
+/// GPUs enough slices per channel to fill the device where the channel has the values for it,
+/// never slices under 1024 values, never beyond the grid.
+#[test]
+fn batch_norm_reductions_split_channels_to_fill_gpus() {
+    let cpu = adapters::cpu_lavapipe();
+    for (c, m) in [(64, 64 * 1024), (3, 5), (512, 128)] {
+        assert_eq!(select_bn_slices(&cpu, c, m), 1);
+    }
+    for a in adapters::gpus() {
+        // vgg16's first batch norm at batch 64 on CIFAR: 64 channels of 65,536 values
+        let s = select_bn_slices(&a, 64, 64 * 1024);
+        assert!(64 * s >= a.fill_groups() && s <= a.max_groups_per_dim as usize, "{}: {s} slices", a.name);
+        assert!(64 * 1024 / s >= 1024, "{}: {s} slices of under 1024 values", a.name);
+        // few values a channel (after a linear layer): no split
+        assert_eq!(select_bn_slices(&a, 120, 64), 1, "{}", a.name);
+        // many channels already fill the device
+        assert_eq!(select_bn_slices(&a, 4096, 1 << 20), 1, "{}", a.name);
+    }
+}

@@ -23,6 +23,10 @@ pub struct BnGeom {
     pub training: bool,
     pub eps: f32,
     pub momentum: f32,
+    /// Workgroups per channel of the training reductions: 1 runs bn_stats and
+    /// bn_backward_reduce (one workgroup a channel), more the split kernels, whose partial
+    /// results (`partial_len` floats) are merged per channel (`strategy::select_bn_slices`).
+    pub slices: usize,
 }
 
 impl BnGeom {
@@ -32,20 +36,40 @@ impl BnGeom {
 
     fn params(&self) -> Params {
         let (n, c, p, mode) = (self.n as u32, self.c as u32, self.p as u32, (!self.training) as u32);
-        Params { n, c, p, mode, eps: self.eps, momentum: self.momentum, _a: 0, _b: 0 }
+        Params { n, c, p, mode, eps: self.eps, momentum: self.momentum, slices: self.slices as u32, _b: 0 }
+    }
+
+    /// Floats of the split reductions' partial results: (count, mean, M2) per slice and channel.
+    pub fn partial_len(&self) -> usize {
+        3 * self.slices * self.c
+    }
+
+    /// Whether the training reductions run split over several workgroups per channel.
+    fn split(&self) -> bool {
+        self.training && self.slices > 1
     }
 }
 
 wgsl_params! {
     /// `mode` 0 is training (batch statistics), 1 inference (running statistics).
-    Params = "batchnorm.wgsl" :: Params { n: u32, c: u32, p: u32, mode: u32, eps: f32, momentum: f32, _a: u32, _b: u32 }
+    Params = "batchnorm.wgsl" :: Params { n: u32, c: u32, p: u32, mode: u32, eps: f32, momentum: f32, slices: u32, _b: u32 }
 }
 
 /// `stats` ← (μ, 1/√(σ² + ε)) per channel; in training also updates `running` (mean, variance).
-pub fn bn_stats(gpu: &Gpu, x: &Tensor, stats: &Tensor, running: &Tensor, g: &BnGeom) -> Result<Dispatch> {
+/// `part` holds the split reduction's partial results (`g.partial_len()`, unused at one slice).
+pub fn bn_stats(gpu: &Gpu, x: &Tensor, stats: &Tensor, running: &Tensor, part: &Tensor, g: &BnGeom) -> Result<Vec<Dispatch>> {
     ensure!(g.len() <= x.len && 2 * g.c <= stats.len && 2 * g.c <= running.len, "bn_stats out of range");
-    let k = gpu.kernel(&src(), "bn_stats", &[R, W, W], false)?;
-    gpu.dispatch(&k, &[x, stats, running], &g.params(), [g.c as u32, 1, 1])
+    if !g.split() {
+        let k = gpu.kernel(&src(), "bn_stats", &[R, W, W], false)?;
+        return Ok(vec![gpu.dispatch(&k, &[x, stats, running], &g.params(), [g.c as u32, 1, 1])?]);
+    }
+    ensure!(g.partial_len() <= part.len, "bn_stats partial results out of range");
+    let slices = gpu.kernel(&src(), "bn_stats_partial", &[R, W], false)?;
+    let merge = gpu.kernel(&src(), "bn_stats_merge", &[R, W, W], false)?;
+    Ok(vec![
+        gpu.dispatch(&slices, &[x, part], &g.params(), [g.c as u32, g.slices as u32, 1])?,
+        gpu.dispatch(&merge, &[part, stats, running], &g.params(), gpu.grid1d(g.c, 64))?,
+    ])
 }
 
 /// y = γ·(x − μ)/σ + β.
@@ -55,11 +79,21 @@ pub fn bn_apply(gpu: &Gpu, x: &Tensor, stats: &Tensor, gamma: &Tensor, beta: &Te
     gpu.dispatch(&k, &[x, stats, gamma, beta, y], &g.params(), gpu.grid1d(g.len(), 256))
 }
 
-/// dγ and dβ per channel from dy.
-pub fn bn_backward_reduce(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &Tensor, dgamma: &Tensor, dbeta: &Tensor, g: &BnGeom) -> Result<Dispatch> {
+/// dγ and dβ per channel from dy (`part` as for `bn_stats`).
+#[allow(clippy::too_many_arguments)]
+pub fn bn_backward_reduce(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &Tensor, dgamma: &Tensor, dbeta: &Tensor, part: &Tensor, g: &BnGeom) -> Result<Vec<Dispatch>> {
     ensure!(g.len() <= dy.len && g.len() <= x.len && 2 * g.c <= stats.len && g.c <= dgamma.len && g.c <= dbeta.len, "bn_backward_reduce out of range");
-    let k = gpu.kernel(&src(), "bn_backward_reduce", &[R, R, R, W, W], false)?;
-    gpu.dispatch(&k, &[dy, x, stats, dgamma, dbeta], &g.params(), [g.c as u32, 1, 1])
+    if !g.split() {
+        let k = gpu.kernel(&src(), "bn_backward_reduce", &[R, R, R, W, W], false)?;
+        return Ok(vec![gpu.dispatch(&k, &[dy, x, stats, dgamma, dbeta], &g.params(), [g.c as u32, 1, 1])?]);
+    }
+    ensure!(g.partial_len() <= part.len, "bn_backward_reduce partial results out of range");
+    let slices = gpu.kernel(&src(), "bn_reduce_partial", &[R, R, R, W], false)?;
+    let merge = gpu.kernel(&src(), "bn_reduce_merge", &[R, W, W], false)?;
+    Ok(vec![
+        gpu.dispatch(&slices, &[dy, x, stats, part], &g.params(), [g.c as u32, g.slices as u32, 1])?,
+        gpu.dispatch(&merge, &[part, dgamma, dbeta], &g.params(), gpu.grid1d(g.c, 64))?,
+    ])
 }
 
 /// dx from dy, after `bn_backward_reduce` filled dγ and dβ.

@@ -302,6 +302,16 @@ pub fn select_dgrad(a: &AdapterDesc, g: &ConvGeom) -> DgradConfig {
     DgradConfig { algo: DgradAlgo::AsConv, gather }
 }
 
+/// Workgroups per channel of the batch-norm training reductions over `m` values a channel: one
+/// on CPU drivers; on GPUs enough to bring `c` channels up to the adapter's fill, each slice at
+/// least 1024 values (16 per lane), at most 256 or the grid limit.
+pub fn select_bn_slices(a: &AdapterDesc, c: usize, m: usize) -> usize {
+    if a.is_cpu() {
+        return 1;
+    }
+    a.fill_groups().div_ceil(c.max(1)).min(m / 1024).clamp(1, 256.min(a.max_groups_per_dim as usize))
+}
+
 pub fn select_reduce(a: &AdapterDesc) -> ReduceConfig {
     // a CPU driver pays a fixed cost per workgroup: 64 ran LeNet-5 training 1.1–1.4× faster
     // than 1024 on lavapipe's two cores
@@ -372,5 +382,9 @@ impl Strategy {
 
     pub fn reduce(&self) -> ReduceConfig {
         select_reduce(&self.target)
+    }
+
+    pub fn bn_slices(&self, c: usize, m: usize) -> usize {
+        select_bn_slices(&self.target, c, m)
     }
 }

@@ -191,7 +191,9 @@ impl LayerPlan {
             (Layer::GlobalAvgPool, Shape::Chw(c, h, w)) => LayerPlan::AvgPool { planes: batch * c, hw: h * w },
             (Layer::BatchNorm { .. }, s) => {
                 let c = channels(s);
-                LayerPlan::BatchNorm { g: BnGeom { n: batch, c, p: s.len() / c, training: true, eps: BN_EPS, momentum: BN_MOMENTUM } }
+                let p = s.len() / c;
+                let slices = st.bn_slices(c, batch * p);
+                LayerPlan::BatchNorm { g: BnGeom { n: batch, c, p, training: true, eps: BN_EPS, momentum: BN_MOMENTUM, slices } }
             }
             (l, s) => anyhow::bail!("layer {l:?} cannot take input {s:?} (output {out:?})"),
         })
@@ -377,12 +379,15 @@ fn batch_norm(gpu: &Gpu, io: &LayerIo, g: &BnGeom) -> Result<Built> {
     let Affine { weight: gamma, bias: beta } = io.affine.context("batch norm without γ and β")?;
     let running = io.running.context("batch norm without running statistics")?;
     let stats = gpu.tensor(2 * g.c, "batch-norm statistics")?;
+    let part = gpu.tensor(g.partial_len().max(1), "batch-norm partial sums")?;
     let eval = BnGeom { training: false, ..*g };
-    let forward = vec![norm::bn_stats(gpu, io.x, &stats, running, g)?, norm::bn_apply(gpu, io.x, &stats, &gamma.w, &beta.w, io.y, g)?];
-    let forward_eval = vec![norm::bn_stats(gpu, io.x, &stats, running, &eval)?, norm::bn_apply(gpu, io.x, &stats, &gamma.w, &beta.w, io.y, &eval)?];
-    let mut backward = vec![norm::bn_backward_reduce(gpu, io.dy, io.x, &stats, &gamma.grad, &beta.grad, g)?];
+    let mut forward = norm::bn_stats(gpu, io.x, &stats, running, &part, g)?;
+    forward.push(norm::bn_apply(gpu, io.x, &stats, &gamma.w, &beta.w, io.y, g)?);
+    let mut forward_eval = norm::bn_stats(gpu, io.x, &stats, running, &part, &eval)?;
+    forward_eval.push(norm::bn_apply(gpu, io.x, &stats, &gamma.w, &beta.w, io.y, &eval)?);
+    let mut backward = norm::bn_backward_reduce(gpu, io.dy, io.x, &stats, &gamma.grad, &beta.grad, &part, g)?;
     if let Some(dx) = io.dx {
         backward.push(norm::bn_backward_dx(gpu, io.dy, io.x, &stats, &gamma.w, &gamma.grad, &beta.grad, dx, g)?);
     }
-    Ok(Built { forward, forward_eval, backward, keep: vec![stats] })
+    Ok(Built { forward, forward_eval, backward, keep: vec![stats, part] })
 }
