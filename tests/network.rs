@@ -180,7 +180,7 @@ fn gradient_check_with_gpu_kernels() {
     // the forced variants are what the network runs
     let net = Network::new(g, &arch, &Weights::init(&arch, 1).unwrap(), 5, 0.0).unwrap();
     let names: Vec<String> = net.passes().iter().flat_map(|(_, p)| p.iter().map(|d| d.kernel.name.clone())).collect();
-    for k in ["tiled:conv_tiled", "tiled:gemm_tiled"] {
+    for k in ["tiled:conv_tiled", "tiled:gemm_tiled", "dgrad_pixels:conv_dgrad_pixels"] {
         assert!(names.iter().any(|n| n.starts_with(k)), "no {k} among {names:?}");
     }
     gradient_check_on(g, arch.clone(), 5, 5, 1 << 24);

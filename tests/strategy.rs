@@ -54,10 +54,11 @@ fn gpus_get_big_workgroups_that_fill_the_device_within_limits() {
                     assert!(groups >= fill, "{name} data gradient on {}: {groups} workgroups", a.name);
                 }
                 None => {
-                    let t = d.gather;
+                    let Gather::Pixels(t) = d.gather else { panic!("{name} on {}: GPUs gather with lanes over pixels", a.name) };
                     check_matmul(&a, &format!("{name} data gradient"), &Matmul::Register(t), false, 1, 4, 1);
-                    let groups = g.h * g.w * g.c.div_ceil((t.tm * t.wy) as usize) * g.n.div_ceil((4 * t.wx * t.tn4) as usize);
-                    assert!(groups >= fill, "{name} data gradient (gather) on {}: {groups} workgroups", a.name);
+                    assert!(t.wx.is_multiple_of(a.subgroup_max.min(64)), "{name} on {}: {} lanes a row, subgroups of {}", a.name, t.wx, a.subgroup_max);
+                    let [x, y, z] = d.gather.groups(&g);
+                    assert!(x * y * z >= fill, "{name} data gradient (gather) on {}: {} workgroups", a.name, x * y * z);
                 }
             }
         }
@@ -89,7 +90,7 @@ fn the_cpu_adapter_keeps_todays_kernels() {
     assert_eq!(select_conv(&a, vgg.k, vgg.n * vgg.ohwp(), vgg.crs()).kernel, Matmul::Register(Tile { tm: 16, tn4: 8, wx: 8, wy: 1 }));
     assert_eq!(select_conv(&a, 50, 64 * 64, 500).kernel, Matmul::Register(Tile { tm: 25, tn4: 8, wx: 8, wy: 1 }));
     assert_eq!(select_gemm(&a, 500, 64, 800, false), MatmulConfig { kernel: Matmul::Register(Tile { tm: 25, tn4: 2, wx: 8, wy: 1 }), split: 1 });
-    assert_eq!(select_dgrad(&a, &shape("lenet_conv2")), DgradConfig { algo: DgradAlgo::AsConv, gather: Tile { tm: 20, tn4: 2, wx: 8, wy: 1 } });
+    assert_eq!(select_dgrad(&a, &shape("lenet_conv2")), DgradConfig { algo: DgradAlgo::AsConv, gather: Gather::Images(Tile { tm: 20, tn4: 2, wx: 8, wy: 1 }) });
     assert_eq!(select_reduce(&a), ReduceConfig { threads: 256, max_groups: 64 });
     // vgg_mid's weight gradient at 4× fewer columns: two column tiles of 160 for its 288, not
     // 256 + 256; 1152 dense columns keep 8 vec4s a thread

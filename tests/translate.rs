@@ -7,7 +7,7 @@ mod common;
 
 use autocompress::gpu::gemm::Tile;
 use autocompress::gpu::kernel::Source;
-use autocompress::gpu::strategy::Matmul;
+use autocompress::gpu::strategy::{Gather, Matmul};
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use std::path::Path;
@@ -54,7 +54,11 @@ fn register_tiles(p: &common::adapters::Produced) -> Vec<Tile> {
         }
         add(Tile::for_dgrad(m));
     }
-    p.wgrad.iter().chain(&p.gather).for_each(|&t| add(t));
+    p.wgrad.iter().copied().chain(p.gather.iter().filter_map(|g| match g {
+        Gather::Images(t) => Some(*t),
+        Gather::Pixels(_) => None,
+    }))
+    .for_each(&mut add);
     for k in p.gemm.iter().chain(&p.conv) {
         if let Matmul::Register(t) = k {
             add(*t);
@@ -82,6 +86,11 @@ fn every_shader_instance_translates_to_every_backend() {
         instances.push((format!("gemm.wgsl {t:?}"), t.source()));
         instances.push((format!("conv_gemm.wgsl {t:?}"), t.conv_source()));
         instances.push((format!("conv_gemm.wgsl {t:?} dy4"), t.conv_source_dy4(true)));
+    }
+    for g in &p.gather {
+        if let Gather::Pixels(t) = g {
+            instances.push((format!("dgrad_pixels.wgsl {t:?}"), t.dgrad_pixels_source()));
+        }
     }
     let mut shared = Vec::new();
     for k in p.gemm.iter().chain(&p.conv) {

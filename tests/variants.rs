@@ -176,10 +176,10 @@ fn data_gradient_variants_match_reference() {
             let (tw, tbl) = (g.upload(&w, "w").unwrap(), g.upload(&conv::column_table(&geo, &kept).unwrap(), "tbl").unwrap());
             let wt = nan(g, geo.crs() * geo.k.next_multiple_of(4));
             g.run(&[conv::dgrad_weights(g, &tw, &tbl, &wt, &geo, kept.len()).unwrap()]).unwrap();
-            for &tile in &p.gather {
+            for &gather in &p.gather {
                 let dx = nan(g, geo.n * geo.c * geo.h * geo.w);
-                g.run(&[conv_dgrad_with(g, tile, &geo, &wt, &tdy, &dx).unwrap()]).unwrap();
-                assert_close(&format!("data gradient gather {tile:?} {}", tag(&geo, &kept)), &g.read::<f32>(&dx).unwrap(), &want, 1e-5);
+                g.run(&[conv_dgrad_with(g, gather, &geo, &wt, &tdy, &dx).unwrap()]).unwrap();
+                assert_close(&format!("data gradient gather {gather:?} {}", tag(&geo, &kept)), &g.read::<f32>(&dx).unwrap(), &want, 1e-5);
             }
             // stride 1: the forward convolution over dY with flipped taps, on each workgroup tile
             let Some(t) = conv::transposed(&geo) else { continue };

@@ -8,7 +8,7 @@ use super::context::{Gpu, Tensor};
 use super::gemm::{self, split_reduce, OutMap, Tile};
 use super::kernel::{Access, Dispatch, Source};
 use super::params::wgsl_params;
-use super::strategy::{Matmul, WgradConfig};
+use super::strategy::{Gather, Matmul, WgradConfig};
 use super::tiled;
 
 const R: Access = Access::Read;
@@ -175,6 +175,11 @@ impl Tile {
         Tile { tm: Tile::for_shape(c, 0).tm, tn4: 2, wx: 8, wy: 1 }
     }
 
+    /// The pixel-lane data-gradient gather (shaders/dgrad_pixels.wgsl) with this tile.
+    pub fn dgrad_pixels_source(&self) -> Source {
+        self.fill("dgrad_pixels", include_str!("../../shaders/dgrad_pixels.wgsl"))
+    }
+
     /// The implicit-GEMM convolution (shaders/conv_gemm.wgsl) with this tile.
     pub fn conv_source(&self) -> Source {
         self.conv_source_dy4(false)
@@ -215,7 +220,7 @@ wgsl_params! {
         w: u32, h: u32, chw: u32, stride: u32,
         pad: u32, n0: u32, accumulate: u32, split_stride: u32,
     }
-    DgradParams = "conv_gemm.wgsl" :: DParams {
+    DgradParams = "conv_gemm.wgsl" :: DParams, "dgrad_pixels.wgsl" :: DParams {
         c: u32, k: u32, kp4: u32, n: u32,
         h: u32, w: u32, oh: u32, ow: u32,
         r: u32, s: u32, stride: u32, pad: u32,
@@ -365,28 +370,34 @@ pub fn conv_wgrad_with(
     Ok(vec![launch, split_reduce(gpu, partial, dw, g.k, kc, splits, OutMap { accumulate, ..OutMap::rows(kc) })?])
 }
 
-/// Convolution data gradient (`conv_dgrad` in shaders/conv_gemm.wgsl), any stride and padding:
-/// dx (N, C, H, W) = the gather of dy (N, K, OH·OW) over the valid taps of each input pixel,
-/// with `wt` the [C][R·S][kp] weights of `dgrad_weights`. Overwrites dx. The tile is the GPU's
-/// strategy's.
+/// Convolution data gradient as a gather, any stride and padding: dx (N, C, H, W) = the gather
+/// of dy (N, K, OH·OW) over the valid taps of each input pixel, with `wt` the [C][R·S][kp]
+/// weights of `dgrad_weights`. Overwrites dx. The kernel is the GPU's strategy's.
 pub fn conv_dgrad(gpu: &Gpu, g: &ConvGeom, wt: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
     conv_dgrad_with(gpu, gpu.strategy.dgrad(g).gather, g, wt, dy, dx)
 }
 
-/// `conv_dgrad` with the tile given: lanes (x) own images, 4·tn4 each; y threads own tm channels.
-pub fn conv_dgrad_with(gpu: &Gpu, tile: Tile, g: &ConvGeom, wt: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
+/// `conv_dgrad` with the kernel given: `conv_dgrad` (conv_gemm.wgsl, lanes over images) or
+/// `conv_dgrad_pixels` (dgrad_pixels.wgsl, lanes over pixels).
+pub fn conv_dgrad_with(gpu: &Gpu, gather: Gather, g: &ConvGeom, wt: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
+    let tile = gather.tile();
     let (kp, ohw) = (g.k.next_multiple_of(4), g.ohw());
     ensure!(g.n > 0 && g.crs() * kp <= wt.len, "conv_dgrad weights too short");
     ensure!(g.n * g.k * ohw <= dy.len && g.n * g.c * g.h * g.w <= dx.len, "conv_dgrad output gradient or input gradient too short");
     ensure!(dy.len < (1 << 32) && dx.len < (1 << 32), "conv_dgrad indexes with 32-bit offsets");
     gpu.check_matmul(&Matmul::Register(tile), false)?;
-    let k = gpu.kernel(&tile.conv_source(), "conv_dgrad", &[Access::Read, Access::Read, Access::ReadWrite], true)?;
+    let access = [Access::Read, Access::Read, Access::ReadWrite];
+    let k = match gather {
+        Gather::Images(t) => gpu.kernel(&t.conv_source(), "conv_dgrad", &access, true)?,
+        Gather::Pixels(t) => gpu.kernel(&t.dgrad_pixels_source(), "conv_dgrad_pixels", &access, false)?,
+    };
     let p = DgradParams {
         c: u(g.c), k: u(g.k), kp4: u(kp / 4), n: u(g.n),
         h: u(g.h), w: u(g.w), oh: u(g.oh()), ow: u(g.ow()),
         r: u(g.r), s: u(g.s), stride: u(g.stride), pad: u(g.pad),
         ohw: u(ohw), kohw: u(g.k * ohw), chw: u(g.c * g.h * g.w), hw: u(g.h * g.w),
     };
-    let groups = [g.h * g.w, g.c.div_ceil((tile.tm * tile.wy) as usize), g.n.div_ceil((tile.wx * 4 * tile.tn4) as usize)];
+    let groups = gather.groups(g);
+    ensure!(groups.iter().all(|&v| v <= gpu.adapter.max_groups_per_dim as usize), "conv_dgrad grid {groups:?} exceeds the adapter's {} workgroups per dimension", gpu.adapter.max_groups_per_dim);
     gpu.dispatch(&k, &[wt, dy, dx], &p, groups.map(|v| v as u32))
 }

@@ -199,11 +199,43 @@ pub enum DgradAlgo {
     Gather,
 }
 
-/// Data gradient: the algorithm, and the gather's tile where it runs.
+/// The data-gradient gather's kernel and tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gather {
+    /// `conv_dgrad` (conv_gemm.wgsl): lanes own images, 4·tn4 each, interleaved by wx; a thread
+    /// owns tm channels; a workgroup one input pixel. Right for CPU drivers.
+    Images(Tile),
+    /// `conv_dgrad_pixels` (dgrad_pixels.wgsl): lanes own neighbouring pixels of one image, wx
+    /// of them, × wy channel groups of tm (tn4 unused, 1). Coalesced loads for GPUs.
+    Pixels(Tile),
+}
+
+impl Gather {
+    pub fn tile(&self) -> Tile {
+        match self {
+            Gather::Images(t) | Gather::Pixels(t) => *t,
+        }
+    }
+
+    pub fn threads(&self) -> u32 {
+        let t = self.tile();
+        t.wx * t.wy
+    }
+
+    /// Workgroups over `g`.
+    pub fn groups(&self, g: &ConvGeom) -> [usize; 3] {
+        match self {
+            Gather::Images(t) => [g.h * g.w, g.c.div_ceil((t.tm * t.wy) as usize), g.n.div_ceil((t.wx * 4 * t.tn4) as usize)],
+            Gather::Pixels(t) => [(g.h * g.w).div_ceil(t.wx as usize), g.c.div_ceil((t.tm * t.wy) as usize), g.n],
+        }
+    }
+}
+
+/// Data gradient: the algorithm, and the gather where it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DgradConfig {
     pub algo: DgradAlgo,
-    pub gather: Tile,
+    pub gather: Gather,
 }
 
 /// Grid-stride reductions and element-wise kernels: threads per workgroup and the most
@@ -295,10 +327,17 @@ pub fn select_wgrad(a: &AdapterDesc, k: usize, kcp: usize, pixels: usize) -> Wgr
 }
 
 /// Data gradient of `g`: as a forward convolution over dY where stride 1 and "same" padding
-/// allow (the caller checks `conv::transposed`), else the gather; on GPUs the gather in 8×8
-/// workgroups (images × channel tiles of 4).
+/// allow (the caller checks `conv::transposed`), else the gather. CPU drivers gather with lanes
+/// over images (`Tile::for_dgrad`); GPUs with lanes over pixels: 4 channels a thread, a row of
+/// up to 64 pixels (at least a subgroup) and enough channel groups for 128 threads.
 pub fn select_dgrad(a: &AdapterDesc, g: &ConvGeom) -> DgradConfig {
-    let gather = if a.is_cpu() { Tile::for_dgrad(g.c) } else { Tile { tm: 4, tn4: 1, wx: 8, wy: 8 } };
+    let gather = if a.is_cpu() {
+        Gather::Images(Tile::for_dgrad(g.c))
+    } else {
+        let wx = ((g.h * g.w).next_power_of_two() as u32).clamp(a.subgroup_max.clamp(8, 64), 64);
+        let wy = (128 / wx).min(a.max_invocations / wx).max(1);
+        Gather::Pixels(Tile { tm: 4, tn4: 1, wx, wy })
+    };
     DgradConfig { algo: DgradAlgo::AsConv, gather }
 }
 

@@ -54,7 +54,7 @@ pub fn all() -> Vec<AdapterDesc> {
 }
 
 use autocompress::gpu::gemm::Tile;
-use autocompress::gpu::strategy::{select_conv, select_dgrad, select_gemm, select_wgrad, Matmul};
+use autocompress::gpu::strategy::{select_conv, select_dgrad, select_gemm, select_wgrad, Gather, Matmul};
 
 /// Every kernel configuration the selection produces for the invented GPU adapters over a sweep
 /// of shapes (rows 1–600, columns 4–65536, K 4–4608): GEMM and convolution kernels, weight-
@@ -63,7 +63,7 @@ pub struct Produced {
     pub gemm: Vec<Matmul>,
     pub conv: Vec<Matmul>,
     pub wgrad: Vec<Tile>,
-    pub gather: Vec<Tile>,
+    pub gather: Vec<Gather>,
 }
 
 pub fn produced() -> Produced {
@@ -83,8 +83,10 @@ pub fn produced() -> Produced {
                     add(&mut p.wgrad, select_wgrad(&a, m, kp, n).tile);
                 }
             }
-            let g = autocompress::gpu::conv::ConvGeom { n: 2, c: m, h: 5, w: 5, k: 3, r: 3, s: 3, stride: 1, pad: 1 };
-            add(&mut p.gather, select_dgrad(&a, &g).gather);
+            for (h, w) in [(2, 3), (5, 5), (16, 16)] {
+                let g = autocompress::gpu::conv::ConvGeom { n: 2, c: m, h, w, k: 3, r: 3, s: 3, stride: 1, pad: 1 };
+                add(&mut p.gather, select_dgrad(&a, &g).gather);
+            }
         }
     }
     p
