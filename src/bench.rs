@@ -277,15 +277,7 @@ pub fn train_bench(gpu: &Gpu, arch: &Architecture, batch: usize, steps: usize) -
 
 /// Deterministic data in [-1, 1) without pulling a generator into the timing path.
 fn pseudo_random(n: usize) -> Vec<f32> {
-    let mut x = 0x2545_f491_u32;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-        })
-        .collect()
+    crate::gpu::tune::pseudo_random(n, 0x2545_f491)
 }
 
 #[cfg(test)]

@@ -221,8 +221,8 @@ pub fn candidates(a: &AdapterDesc, m: usize, n: usize, kp: usize) -> Vec<Matmul>
     out
 }
 
-/// Deterministic inputs in [-1, 1).
-fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+/// Deterministic inputs in [-1, 1) (xorshift32 from `seed`).
+pub fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
     let mut x = seed | 1;
     (0..n)
         .map(|_| {
