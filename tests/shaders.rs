@@ -66,8 +66,20 @@ fn every_shader_parses_and_validates() {
             }
             continue;
         }
+        if name == "dgrad_pixels.wgsl" {
+            // the GPU data-gradient gather: a 64-lane row, and a subgroup-wide one
+            for tile in [Tile { tm: 4, tn4: 1, wx: 64, wy: 2 }, Tile { tm: 4, tn4: 1, wx: 32, wy: 4 }] {
+                let src = tile.dgrad_pixels_source();
+                if src.text.contains("{{") {
+                    failures.push(format!("{name} with {tile:?}: a placeholder was left unfilled"));
+                } else if let Err(e) = validate(&format!("{name} {tile:?}"), &src.text) {
+                    failures.push(e);
+                }
+            }
+            continue;
+        }
         if text.contains("{{") {
-            failures.push(format!("{name}: contains a '{{{{' template placeholder, but only gemm.wgsl, conv_gemm.wgsl and tiled.wgsl are filled in by their launchers"));
+            failures.push(format!("{name}: contains a '{{{{' template placeholder, but only gemm.wgsl, conv_gemm.wgsl, tiled.wgsl and dgrad_pixels.wgsl are filled in by their launchers"));
             continue;
         }
         // Launchers prepend common.wgsl (helpers such as `udiv`) to every shader.
@@ -82,7 +94,7 @@ fn every_shader_parses_and_validates() {
 /// The templates' placeholders are exactly the ones `Tile` fills.
 #[test]
 fn gemm_template_placeholders_are_known() {
-    for file in ["gemm.wgsl", "conv_gemm.wgsl", "tiled.wgsl"] {
+    for file in ["gemm.wgsl", "conv_gemm.wgsl", "tiled.wgsl", "dgrad_pixels.wgsl"] {
         let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders").join(file)).unwrap();
         let mut rest = text.as_str();
         while let Some(i) = rest.find("{{") {
