@@ -217,11 +217,6 @@ impl Gather {
         }
     }
 
-    pub fn threads(&self) -> u32 {
-        let t = self.tile();
-        t.wx * t.wy
-    }
-
     /// Workgroups over `g`.
     pub fn groups(&self, g: &ConvGeom) -> [usize; 3] {
         match self {
