@@ -2,6 +2,8 @@
 //! GPU. The directory is listed at run time: a new shader file is covered without editing this.
 
 use autocompress::gpu::gemm::Tile;
+use autocompress::gpu::kernel::Source;
+use autocompress::gpu::strategy::{SharedTile, SHARED_TILES};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use std::path::{Path, PathBuf};
 
@@ -37,42 +39,29 @@ fn every_shader_parses_and_validates() {
         if name == "common.wgsl" {
             continue; // prepended to, and validated with, every other shader
         }
-        if name == "gemm.wgsl" || name == "conv_gemm.wgsl" {
-            // Templates: validated through the tile shapes their launchers fill in.
-            for tile in [Tile::DEFAULT, Tile::NARROW, Tile::for_shape(50, 4096), Tile::for_conv(50, 4096), Tile::for_shape(3, 8), Tile::for_dgrad(33)] {
-                // conv_gemm.wgsl also in both forms of conv_wgrad's dY loads
-                let srcs = if name == "gemm.wgsl" { vec![tile.source()] } else { vec![tile.conv_source(), tile.conv_source_dy4(true)] };
-                for src in srcs {
-                    if src.text.contains("{{") {
-                        failures.push(format!("{name} with {tile:?}: a placeholder was left unfilled"));
-                    } else if let Err(e) = validate(&format!("{name} {tile:?}"), &src.text) {
-                        failures.push(e);
-                    }
-                }
+        // Templates: validated through the tile shapes their launchers fill in.
+        let instances: Vec<(String, Source)> = match name.as_str() {
+            "gemm.wgsl" | "conv_gemm.wgsl" => {
+                let tiles = [Tile::DEFAULT, Tile::NARROW, Tile::for_shape(50, 4096), Tile::for_conv(50, 4096), Tile::for_shape(3, 8), Tile::for_dgrad(33)];
+                tiles
+                    .iter()
+                    .flat_map(|t| match name.as_str() {
+                        "gemm.wgsl" => vec![(format!("{t:?}"), t.source())],
+                        // conv_gemm.wgsl also in both forms of conv_wgrad's dY loads
+                        _ => vec![(format!("{t:?}"), t.conv_source()), (format!("{t:?} dy4"), t.conv_source_dy4(true))],
+                    })
+                    .collect()
             }
-            continue;
-        }
-        if name == "tiled.wgsl" {
-            for tile in autocompress::gpu::strategy::SHARED_TILES {
-                for bk in [4, 16, 32] {
-                    let tile = autocompress::gpu::strategy::SharedTile { bk, ..tile };
-                    let src = tile.source();
-                    if src.text.contains("{{") {
-                        failures.push(format!("{name} with {tile:?}: a placeholder was left unfilled"));
-                    } else if let Err(e) = validate(&format!("{name} {tile:?}"), &src.text) {
-                        failures.push(e);
-                    }
-                }
-            }
-            continue;
-        }
-        if name == "dgrad_pixels.wgsl" {
+            "tiled.wgsl" => SHARED_TILES.iter().flat_map(|&s| [4, 16, 32].map(|bk| SharedTile { bk, ..s })).map(|t| (format!("{t:?}"), t.source())).collect(),
             // the GPU data-gradient gather: a 64-lane row, and a subgroup-wide one
-            for tile in [Tile { tm: 4, tn4: 1, wx: 64, wy: 2 }, Tile { tm: 4, tn4: 1, wx: 32, wy: 4 }] {
-                let src = tile.dgrad_pixels_source();
+            "dgrad_pixels.wgsl" => [Tile { tm: 4, tn4: 1, wx: 64, wy: 2 }, Tile { tm: 4, tn4: 1, wx: 32, wy: 4 }].iter().map(|t| (format!("{t:?}"), t.dgrad_pixels_source())).collect(),
+            _ => vec![],
+        };
+        if !instances.is_empty() {
+            for (what, src) in instances {
                 if src.text.contains("{{") {
-                    failures.push(format!("{name} with {tile:?}: a placeholder was left unfilled"));
-                } else if let Err(e) = validate(&format!("{name} {tile:?}"), &src.text) {
+                    failures.push(format!("{name} with {what}: a placeholder was left unfilled"));
+                } else if let Err(e) = validate(&format!("{name} {what}"), &src.text) {
                     failures.push(e);
                 }
             }
@@ -83,7 +72,7 @@ fn every_shader_parses_and_validates() {
             continue;
         }
         // Launchers prepend common.wgsl (helpers such as `udiv`) to every shader.
-        let full = autocompress::gpu::kernel::Source::new("test", &text).text;
+        let full = Source::new("test", &text).text;
         if let Err(e) = validate(&name, &full) {
             failures.push(e);
         }
