@@ -63,10 +63,11 @@ fn gradient_check_on(gpu: &autocompress::gpu::Gpu, arch: Architecture, batch: us
     eprintln!("gradient check: worst relative error {worst:.2e}");
 }
 
-#[test]
-fn gradient_check_conv_pool_linear_network() {
-    let arch = Architecture {
-        name: "tiny".into(),
+/// conv → ReLU → max pool → strided conv → flatten → two linear layers; `fc1` keeps the input
+/// columns given (all where `None`).
+fn conv_pool_linear(name: &str, fc1_columns: Option<Vec<u32>>) -> Architecture {
+    Architecture {
+        name: name.into(),
         input: [2, 7, 7],
         classes: 3,
         layers: vec![
@@ -75,11 +76,25 @@ fn gradient_check_conv_pool_linear_network() {
             Layer::MaxPool { size: 2, stride: 2, padding: 0 },
             conv("conv2", 5, 3, 2, 1),
             Layer::Flatten,
-            linear("fc1", 6),
+            Layer::Linear { name: "fc1".into(), units: 6, columns: fc1_columns },
             Layer::Relu,
             linear("fc2", 3),
         ],
-    };
+    }
+}
+
+/// Fails unless every kernel named (`family:entry`) is among those the network dispatches.
+fn assert_runs(g: &autocompress::gpu::Gpu, arch: &Architecture, batch: usize, kernels: &[&str]) {
+    let net = Network::new(g, arch, &Weights::init(arch, 1).unwrap(), batch, 0.0).unwrap();
+    let names: Vec<String> = net.passes().iter().flat_map(|(_, p)| p.iter().map(|d| d.kernel.name.clone())).collect();
+    for k in kernels {
+        assert!(names.iter().any(|n| n.starts_with(k)), "no {k} among {names:?}");
+    }
+}
+
+#[test]
+fn gradient_check_conv_pool_linear_network() {
+    let arch = conv_pool_linear("tiny", None);
     gradient_check(arch.clone(), 5, 5, 1 << 24);
     // 2 images per chunk: the chunked path that gathers columns again for the weight gradient
     gradient_check(arch, 5, 5, 2 * 20 * 52);
@@ -162,27 +177,9 @@ fn gradient_check_with_gpu_kernels() {
     tiny.name = "tiny-resnet-pruned".into();
     tiny.layers.insert(1, Layer::Conv2d { name: "pruned".into(), filters: 5, kernel: 3, stride: 1, padding: 1, columns: Some((0..27).filter(|j| j % 3 != 1).collect()) });
     gradient_check_on(g, tiny, 6, 6, 1 << 24);
-    let arch = Architecture {
-        name: "tiny-pruned-linear".into(),
-        input: [2, 7, 7],
-        classes: 3,
-        layers: vec![
-            conv("conv1", 3, 3, 1, 1),
-            Layer::Relu,
-            Layer::MaxPool { size: 2, stride: 2, padding: 0 },
-            conv("conv2", 5, 3, 2, 1),
-            Layer::Flatten,
-            Layer::Linear { name: "fc1".into(), units: 6, columns: Some(vec![0, 2, 3, 5, 7, 11, 12, 19]) },
-            Layer::Relu,
-            linear("fc2", 3),
-        ],
-    };
+    let arch = conv_pool_linear("tiny-pruned-linear", Some(vec![0, 2, 3, 5, 7, 11, 12, 19]));
     // the forced variants are what the network runs
-    let net = Network::new(g, &arch, &Weights::init(&arch, 1).unwrap(), 5, 0.0).unwrap();
-    let names: Vec<String> = net.passes().iter().flat_map(|(_, p)| p.iter().map(|d| d.kernel.name.clone())).collect();
-    for k in ["tiled:conv_tiled", "tiled:gemm_tiled", "dgrad_pixels:conv_dgrad_pixels"] {
-        assert!(names.iter().any(|n| n.starts_with(k)), "no {k} among {names:?}");
-    }
+    assert_runs(g, &arch, 5, &["tiled:conv_tiled", "tiled:gemm_tiled", "dgrad_pixels:conv_dgrad_pixels"]);
     gradient_check_on(g, arch.clone(), 5, 5, 1 << 24);
     gradient_check_on(g, arch, 5, 5, 2 * 20 * 52);
 }
@@ -199,11 +196,7 @@ fn gradient_check_with_split_batch_norm_reductions() {
         classes: 3,
         layers: vec![conv("conv", 4, 3, 1, 1), bn("bn"), Layer::Relu, Layer::GlobalAvgPool, linear("fc", 3)],
     };
-    let net = Network::new(g, &arch, &Weights::init(&arch, 1).unwrap(), 4, 0.0).unwrap();
-    let names: Vec<String> = net.passes().iter().flat_map(|(_, p)| p.iter().map(|d| d.kernel.name.clone())).collect();
-    for k in ["batchnorm:bn_stats_partial", "batchnorm:bn_reduce_partial"] {
-        assert!(names.iter().any(|n| n.starts_with(k)), "no {k} among {names:?}");
-    }
+    assert_runs(g, &arch, 4, &["batchnorm:bn_stats_partial", "batchnorm:bn_reduce_partial"]);
     gradient_check_on(g, arch, 4, 4, 1 << 24);
 }
 

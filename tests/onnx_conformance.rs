@@ -58,7 +58,7 @@ fn unrepresentable_node_tests_are_refused_with_the_reason() {
 #[test]
 fn a_perturbed_expected_output_is_reported_wrong() {
     let Some(gpu) = common::gpu() else { return };
-    let dir = std::env::temp_dir().join(format!("autocompress-conformance-{}", std::process::id()));
+    let dir = common::cli::scratch("conformance", "perturbed");
     let src = node("test_conv_with_strides_padding");
     std::fs::create_dir_all(dir.join("test_data_set_0")).expect("temp dir");
     std::fs::copy(src.join("model.onnx"), dir.join("model.onnx")).expect("copy");

@@ -14,9 +14,7 @@ use common::adapters;
 use std::path::PathBuf;
 
 fn scratch(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("autocompress-tune-{}-{name}.json", std::process::id()));
-    let _ = std::fs::remove_file(&p);
-    p
+    common::cli::scratch("tune", &format!("{name}.json"))
 }
 
 fn entry(kernel: Matmul) -> Entry {

@@ -15,6 +15,7 @@ pub fn bin() -> Command {
 pub fn scratch(prefix: &str, name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("autocompress-{prefix}-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_file(&d);
     d
 }
 
