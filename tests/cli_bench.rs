@@ -90,3 +90,12 @@ fn tune_fills_the_cache_the_next_run_reads_and_a_corrupt_one_is_ignored() {
     assert_eq!(rows[0]["adapter"]["tuning"]["entries"], 0);
     std::fs::remove_file(&cache).ok();
 }
+
+/// A malformed AUTOCOMPRESS_TUNE is an error naming the variable and the values it takes.
+#[test]
+fn a_malformed_tune_mode_is_refused() {
+    if common::gpu().is_none() {
+        return;
+    }
+    fails_with(bin().env("AUTOCOMPRESS_TUNE", "sometimes").args(["bench", "--train-steps", "0", "--filter", "lenet_conv1"]), &["AUTOCOMPRESS_TUNE=sometimes", "'cached' (default), 'first-use' or 'off'"]);
+}
