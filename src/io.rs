@@ -30,6 +30,12 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 /// Saves weights and architecture as one safetensors file (`architecture` metadata key holds
 /// the JSON), plus `extra` metadata entries.
 pub fn save_model(path: &Path, arch: &Architecture, w: &Weights, extra: &[(&str, String)]) -> Result<()> {
+    save_model_with(path, arch, w, &[], extra)
+}
+
+/// As `save_model`, with `more` tensors beside the model's (a training checkpoint's momentum);
+/// `load_model` ignores them and `load_tensors` reads them.
+pub fn save_model_with(path: &Path, arch: &Architecture, w: &Weights, more: &[NamedTensor], extra: &[(&str, String)]) -> Result<()> {
     w.check(arch)?;
     let mut meta: HashMap<String, String> = HashMap::new();
     meta.insert("architecture".into(), serde_json::to_string(arch)?);
@@ -40,6 +46,7 @@ pub fn save_model(path: &Path, arch: &Architecture, w: &Weights, extra: &[(&str,
     let views: Vec<(String, safetensors::tensor::TensorView)> = w
         .tensors
         .iter()
+        .chain(more)
         .map(|t| {
             let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), bytemuck::cast_slice(&t.data))
                 .with_context(|| format!("tensor {}", t.name))?;
@@ -48,6 +55,21 @@ pub fn save_model(path: &Path, arch: &Architecture, w: &Weights, extra: &[(&str,
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(views, &Some(meta)).context("cannot serialise model")?;
     atomic_write(path, &sorted_header(bytes)?)
+}
+
+/// The f32 tensors `names` of a safetensors file, in that order; a missing one is an error
+/// naming it and the file.
+pub fn load_tensors(path: &Path, names: &[String]) -> Result<Vec<NamedTensor>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{}: corrupt or truncated safetensors data: {e:?}", path.display()))?;
+    names.iter().map(|name| f32_tensor(&st, name).with_context(|| format!("{}", path.display()))).collect()
+}
+
+fn f32_tensor(st: &safetensors::SafeTensors, name: &str) -> Result<NamedTensor> {
+    let t = st.tensor(name).map_err(|_| anyhow::anyhow!("missing tensor '{name}'"))?;
+    ensure!(t.dtype() == safetensors::Dtype::F32, "tensor '{name}' is {:?}, expected F32", t.dtype());
+    let data: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Ok(NamedTensor { name: name.to_string(), shape: t.shape().to_vec(), data })
 }
 
 /// The same safetensors file with its JSON header's keys sorted: `serialize` writes the metadata
@@ -90,10 +112,7 @@ pub fn load_model(path: &Path) -> Result<(Architecture, Weights, HashMap<String,
         let mut tensors = Vec::new();
         for p in arch.param_shapes()? {
             for (name, _) in p.tensors() {
-                let t = st.tensor(&name).map_err(|_| anyhow::anyhow!("missing tensor '{name}'"))?;
-                ensure!(t.dtype() == safetensors::Dtype::F32, "tensor '{name}' is {:?}, expected F32", t.dtype());
-                let data: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                tensors.push(NamedTensor { name, shape: t.shape().to_vec(), data });
+                tensors.push(f32_tensor(&st, &name)?);
             }
         }
         let w = Weights { tensors };

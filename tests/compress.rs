@@ -80,13 +80,21 @@ fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
     fails_with(bin().args(["compress", "--resume", "--out"]).arg(&whole), &["finished run"]);
     fails_with(bin().args(["compress", "--resume", "--model", "lenet5", "--out"]).arg(&whole), &["model 'digits-cnn'", "not 'lenet5'"]);
 
-    // SIGKILL early (baseline or round 1), resume; SIGKILL again once round 1's checkpoint is
-    // written (mid round 2), resume to the end
+    // SIGKILL mid baseline (once its first epoch is checkpointed), resume; SIGKILL again once
+    // round 1's checkpoint is written (mid round 2), resume to the end
     let killed = tmp("killed");
     let mut child = small(&killed).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let partial = killed.join("baseline-training.safetensors");
+    let t0 = Instant::now();
+    while !partial.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(300), "the baseline never checkpointed an epoch");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(killed.join("state.json")).unwrap()).unwrap();
+    assert!(state["baseline"].is_null(), "killed after the baseline, not during it");
     let resume = || bin().args(["compress", "--resume", "--out"]).arg(&killed).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let mut child = resume();
     let t0 = Instant::now();
@@ -101,6 +109,10 @@ fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
     fails_with(&mut small(&killed), &["unfinished run", "--resume"]);
     let out = bin().args(["compress", "--resume", "--out"]).arg(&killed).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!partial.exists(), "the baseline's training checkpoint outlived the baseline");
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(killed.join("state.json")).unwrap()).unwrap();
+    let epochs: Vec<u64> = state["baseline"]["epochs"].as_array().unwrap().iter().map(|e| e["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs, [1, 2, 3, 4], "the resumed baseline's epochs");
 
     // the same architecture and bit-identical tensors (the file's metadata order may differ)
     let (arch_a, wa, _) = autocompress::io::load_model(&whole.join("model.safetensors")).unwrap();

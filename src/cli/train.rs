@@ -11,6 +11,7 @@ use autocompress::compress;
 use autocompress::io;
 use autocompress::model::{zoo, Architecture, Network, Weights};
 use autocompress::report::{Adapter, Report};
+use autocompress::train::checkpoint::{self, Checkpoint};
 use autocompress::train::{self, Distill, Schedule, TrainConfig, DEFAULT_DISTILL};
 
 #[derive(Args)]
@@ -63,7 +64,16 @@ pub struct TrainArgs {
     /// Run directory (model.safetensors, report.json, …).
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
+    /// Continue the interrupted run in --out from its last complete epoch (same arguments).
+    #[arg(long)]
+    resume: bool,
+    /// Start over although --out holds an interrupted run.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
 }
+
+/// Written after every epoch and removed when the run ends: its presence marks an unfinished run.
+const CHECKPOINT: &str = "checkpoint.safetensors";
 
 /// `cosine`, `constant`, `step` (×0.1 every 10 epochs) or `step:EVERY:GAMMA`.
 fn parse_schedule(s: &str) -> Result<Schedule> {
@@ -135,11 +145,28 @@ pub fn run(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
         }
         (None, None) => (zoo::build_scaled(&a.model, a.width_multiplier, data.shape, data.classes)?, None),
     };
+    let checkpoint_path = a.out.join(CHECKPOINT);
+    let resume = match (a.resume, checkpoint_path.exists()) {
+        (true, true) => {
+            let c = Checkpoint::load(&checkpoint_path)?;
+            c.check_matches(&arch, &cfg)?;
+            Some(c)
+        }
+        (true, false) => bail!("--resume: {} holds no interrupted training run (no {CHECKPOINT}: it finished or never started)", a.out.display()),
+        (false, true) if !a.force => {
+            let done = Checkpoint::load(&checkpoint_path).map(|c| c.logs.len().to_string()).unwrap_or_else(|_| "some".into());
+            bail!("{} holds an interrupted training run ({done} epochs done); continue it with --resume, or start over with --force", a.out.display())
+        }
+        (false, _) => None,
+    };
     let gpu = open_gpu(adapter, progress)?;
     if let Some(p) = &a.teacher {
         let (tarch, tw, _) = io::load_model(p)?;
         check(&tarch, p)?;
         data.train.teacher = autocompress::train::logits(&gpu, &Network::inference(&gpu, &tarch, &tw, cfg.batch_size)?, &data.train)?;
+    }
+    if let (true, Some(c)) = (progress, &resume) {
+        eprintln!("resuming after epoch {} of {}", c.logs.len(), cfg.epochs);
     }
     if progress {
         eprintln!(
@@ -163,12 +190,22 @@ pub fn run(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
         // a pruned model keeps its structure: what is zero now stays zero
         autocompress::prune::purify::apply_masks(&gpu, &mut net, w)?;
     }
+    let (done, earlier) = match &resume {
+        Some(c) => {
+            c.restore(&gpu, &net)?;
+            (c.logs.clone(), c.seconds())
+        }
+        None => (Vec::new(), 0.0),
+    };
     let model_path = a.out.join("model.safetensors");
-    // Each epoch's model replaces the last one atomically, so an interrupted or diverged run
-    // leaves the last good model on disk.
-    let logs = train::train(&gpu, &net, &data, &cfg, progress, |_| {
-        io::save_model(&model_path, &arch, &net.weights(&gpu)?, &data.meta(a.seed))
+    // Each epoch's model and checkpoint replace the last ones atomically, so an interrupted or
+    // diverged run leaves the last good model on disk and continues with --resume.
+    let meta = data.meta(a.seed);
+    let logs = train::train_from(&gpu, &net, &data, &cfg, done, progress, |logs| {
+        io::save_model(&model_path, &arch, &net.weights(&gpu)?, &meta)?;
+        checkpoint::save(&checkpoint_path, &gpu, &net, &cfg, logs, &meta)
     })?;
+    std::fs::remove_file(&checkpoint_path).with_context(|| format!("cannot remove {}", checkpoint_path.display()))?;
     let (_, test_acc) = train::evaluate(&gpu, &net, &data.test)?;
     let snap = snapshot(&arch, test_acc)?;
     let report = Report {
@@ -177,7 +214,7 @@ pub fn run(a: TrainArgs, adapter: Option<&str>, progress: bool) -> Result<()> {
         dataset: data.name.clone(),
         adapter: Adapter::of(&gpu),
         seed: a.seed,
-        wall_seconds: t0.elapsed().as_secs_f64(),
+        wall_seconds: earlier + t0.elapsed().as_secs_f64(),
         baseline: snap,
         final_: snap,
         params_reduction: 1.0,

@@ -20,6 +20,7 @@ use crate::io;
 use crate::model::{zoo, Architecture, Network, Weights};
 use crate::prune::count::count;
 use crate::search::target::{meets, Goal, Target};
+use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::{self, TrainConfig};
 
 pub fn load_data(d: &DataConfig, seed: u64) -> Result<Data> {
@@ -99,15 +100,21 @@ pub fn prepare(cfg: &CompressConfig) -> Result<Start> {
 /// Runs (or continues) the run in `dir` to its end and returns the final state.
 pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, start: Start, progress: bool) -> Result<RunState> {
     let t0 = Instant::now();
-    let wall0 = state.wall_seconds;
+    let mut wall0 = state.wall_seconds;
     let mut data = start.data;
     let baseline = match &state.baseline {
         Some(b) => b.clone(),
         None => {
             let b = make_baseline(gpu, dir, cfg, &data, start.arch, start.weights, progress)?;
             state.baseline = Some(b.clone());
+            // a resumed baseline's epochs of earlier processes count too
+            wall0 += (b.wall_seconds - t0.elapsed().as_secs_f64()).max(0.0);
             state.wall_seconds = wall0 + t0.elapsed().as_secs_f64();
             dir.save_state(&state)?;
+            let partial = dir.file(BASELINE_CHECKPOINT);
+            if partial.exists() {
+                std::fs::remove_file(&partial).with_context(|| format!("cannot remove {}", partial.display()))?;
+            }
             b
         }
     };
@@ -240,17 +247,30 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
     Ok(state)
 }
 
-/// Trains the dense model (unless its weights are given) and checkpoints it as baseline.safetensors.
+/// Trains the dense model (unless its weights are given) and checkpoints it as
+/// baseline.safetensors. The training checkpoints every epoch, so `--resume` continues an
+/// interrupted baseline from its last complete epoch.
 fn make_baseline(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, data: &Data, arch: Architecture, weights: Option<Weights>, progress: bool) -> Result<BaselineRecord> {
     let t0 = Instant::now();
+    let mut earlier = 0.0;
     let (weights, epochs) = match weights {
         Some(w) => (w, Vec::new()),
         None => {
-            let net = Network::new(gpu, &arch, &Weights::init(&arch, cfg.seed)?, cfg.baseline.batch_size, cfg.baseline.weight_decay)?;
-            if progress {
-                eprintln!("training the dense baseline: {} epochs", cfg.baseline.epochs);
+            let train_cfg = TrainConfig { seed: cfg.seed, ..cfg.baseline.clone() };
+            let net = Network::new(gpu, &arch, &Weights::init(&arch, cfg.seed)?, train_cfg.batch_size, train_cfg.weight_decay)?;
+            let path = dir.file(BASELINE_CHECKPOINT);
+            let mut done = Vec::new();
+            if path.exists() {
+                let c = Checkpoint::load(&path)?;
+                c.check_matches(&arch, &train_cfg)?;
+                c.restore(gpu, &net)?;
+                (earlier, done) = (c.seconds(), c.logs);
             }
-            let logs = train::train(gpu, &net, data, &TrainConfig { seed: cfg.seed, ..cfg.baseline.clone() }, progress, |_| Ok(()))?;
+            if progress {
+                eprintln!("training the dense baseline: {} epochs{}", train_cfg.epochs, if done.is_empty() { String::new() } else { format!(", resuming after epoch {}", done.len()) });
+            }
+            let meta = data.meta(cfg.seed);
+            let logs = train::train_from(gpu, &net, data, &train_cfg, done, progress, |logs| checkpoint::save(&path, gpu, &net, &train_cfg, logs, &meta))?;
             (net.weights(gpu)?, logs)
         }
     };
@@ -258,8 +278,11 @@ fn make_baseline(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, data: &Data, arc
     let p = point(gpu, &net, &arch, data)?;
     let checkpoint = "baseline.safetensors".to_string();
     io::save_model(&dir.file(&checkpoint), &arch, &weights, &data.meta(cfg.seed))?;
-    Ok(BaselineRecord { point: p, layers: count(&arch)?.layers, epochs, wall_seconds: t0.elapsed().as_secs_f64(), checkpoint })
+    Ok(BaselineRecord { point: p, layers: count(&arch)?.layers, epochs, wall_seconds: earlier + t0.elapsed().as_secs_f64(), checkpoint })
 }
+
+/// The dense baseline's training checkpoint, removed once baseline.safetensors is recorded.
+const BASELINE_CHECKPOINT: &str = "baseline-training.safetensors";
 
 pub fn check_fits(arch: &Architecture, data: &Data, what: &str) -> Result<()> {
     if arch.input != data.shape || arch.classes != data.classes {

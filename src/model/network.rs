@@ -378,6 +378,26 @@ impl Network {
             .map(|tensors| Weights { tensors })
     }
 
+    /// Copies the SGD momentum of every parameter to the host, named `velocity.<parameter>`.
+    pub fn velocities(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
+        self.params.iter().map(|p| Ok(NamedTensor { name: velocity_name(&p.name), shape: p.shape.clone(), data: gpu.read(&p.velocity)? })).collect()
+    }
+
+    /// The names `velocities` gives, in its order.
+    pub fn velocity_names(&self) -> Vec<String> {
+        self.params.iter().map(|p| velocity_name(&p.name)).collect()
+    }
+
+    /// Overwrites the SGD momentum (after `set_weights`, which clears it).
+    pub fn set_velocities(&self, gpu: &Gpu, v: &[NamedTensor]) -> Result<()> {
+        ensure!(v.len() == self.params.len(), "{} momentum tensors for {} parameters", v.len(), self.params.len());
+        for (p, t) in self.params.iter().zip(v) {
+            ensure!(t.name == velocity_name(&p.name) && t.shape == p.shape, "momentum tensor {} {:?} does not fit parameter {} {:?}", t.name, t.shape, p.name, p.shape);
+            gpu.write(&p.velocity, &t.data);
+        }
+        Ok(())
+    }
+
     /// Overwrites the parameters and running statistics (same architecture) and clears the
     /// momentum.
     pub fn set_weights(&self, gpu: &Gpu, w: &Weights) -> Result<()> {
@@ -398,3 +418,6 @@ impl Network {
     }
 }
 
+fn velocity_name(param: &str) -> String {
+    format!("velocity.{param}")
+}

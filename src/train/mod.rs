@@ -1,5 +1,7 @@
 //! Epochs, batches, the learning-rate schedule, metrics and the NaN guard.
 
+pub mod checkpoint;
+
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -144,17 +146,37 @@ pub struct EpochLog {
 }
 
 /// Trains `net` on `data.train` for `cfg.epochs`, evaluating on `data.val` after each epoch.
-/// `on_epoch` sees every epoch's log (to checkpoint); a non-finite loss stops training with an
-/// error naming the epoch and step, before `on_epoch` could save a broken model.
+/// `on_epoch` sees the logs of every epoch so far after each one (to checkpoint); a non-finite
+/// loss stops training with an error naming the epoch and step, before `on_epoch` could save a
+/// broken model.
 pub fn train(
     gpu: &Gpu,
     net: &Network,
     data: &Data,
     cfg: &TrainConfig,
     progress: bool,
-    mut on_epoch: impl FnMut(&EpochLog) -> Result<()>,
+    on_epoch: impl FnMut(&[EpochLog]) -> Result<()>,
+) -> Result<Vec<EpochLog>> {
+    train_from(gpu, net, data, cfg, Vec::new(), progress, on_epoch)
+}
+
+/// As `train`, continuing after the epochs `done` describes: `net` must already hold the
+/// weights and momentum they ended with (`checkpoint::Checkpoint::restore`). Each epoch's
+/// batches and augmentation follow from (seed, epoch) alone, so a resumed run repeats the
+/// uninterrupted one. Returns the logs of every epoch, `done` first.
+pub fn train_from(
+    gpu: &Gpu,
+    net: &Network,
+    data: &Data,
+    cfg: &TrainConfig,
+    done: Vec<EpochLog>,
+    progress: bool,
+    mut on_epoch: impl FnMut(&[EpochLog]) -> Result<()>,
 ) -> Result<Vec<EpochLog>> {
     cfg.validate()?;
+    if done.len() > cfg.epochs {
+        bail!("the checkpoint has {} epochs done, more than the {} this run trains", done.len(), cfg.epochs);
+    }
     let n = data.train.len();
     // Full batches only: every step sees the same batch size.
     let steps = n / net.batch;
@@ -162,9 +184,9 @@ pub fn train(
         bail!("the training set ({n} images) is smaller than one batch ({}): lower --batch-size", net.batch);
     }
     let steps = cfg.steps_per_epoch.map_or(steps, |cap| cap.min(steps));
-    let mut logs = Vec::new();
-    let mut global_step = 0usize;
-    for epoch in 0..cfg.epochs {
+    let mut global_step = done.len() * steps;
+    let mut logs = done;
+    for epoch in logs.len()..cfg.epochs {
         let t0 = Instant::now();
         let order = data::epoch_order(n, cfg.seed, epoch);
         let bar = bar(progress, steps as u64, &format!("epoch {}/{}", epoch + 1, cfg.epochs));
@@ -195,8 +217,8 @@ pub fn train(
                 log.seconds
             );
         }
-        on_epoch(&log)?;
         logs.push(log);
+        on_epoch(&logs)?;
     }
     Ok(logs)
 }
