@@ -1,7 +1,9 @@
 // Register-tiled matrix multiply C = A · B (+ bias), and the `pack` gather that prepares operands.
 //
 // A is [M][KP] and B is [KP][NP], both row-major, read as vec4: KP and NP are multiples of 4 and
-// the padding (k >= K) is zero, so the inner loop needs no bounds checks. Each thread owns a
+// the padding (k >= K) is zero, so the inner loop needs no bounds checks. B's columns may come
+// in blocks of b_seg4 vec4s, b_bs4 apart, with rows b_rs4 apart (a batch of [K][P] images read
+// in place as [K][batch·P]); a plain B is one block with rows np4 apart. Each thread owns a
 // TM × (4·TN4) block of C held in registers; there is no workgroup memory and no barrier, which is
 // what pays on CPU Vulkan drivers, and lanes that differ in local x read consecutive vec4s of B.
 //
@@ -14,7 +16,7 @@ struct Params {
     a_off4: u32, b_off4: u32, c_off: u32, c_rs: u32,
     c_bs: u32, c_cs: u32, n_inner: u32, n_valid: u32,
     accumulate: u32, bias_mode: u32, bias_off: u32, k_split4: u32,
-    split_stride: u32, _p0: u32, _p1: u32, _p2: u32,
+    split_stride: u32, b_rs4: u32, b_seg4: u32, b_bs4: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -40,17 +42,19 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         arow[i] = p.a_off4 + min(row0 + i, p.m - 1u) * p.kp4;
     }
     for (var j = 0u; j < TN4; j++) {
-        bcol[j] = p.b_off4 + min(col0 + j * WX, p.np4 - 1u);
+        let c4 = min(col0 + j * WX, p.np4 - 1u);
+        let blk = udiv(c4, p.b_seg4);
+        bcol[j] = p.b_off4 + blk * p.b_bs4 + c4 - blk * p.b_seg4;
     }
     // Split-K: workgroup z reduces k4 in [z·k_split4, (z+1)·k_split4) into its own slice of C.
     let k_end = min((wg.z + 1u) * p.k_split4, p.kp4);
     let c_base = p.c_off + wg.z * p.split_stride;
     for (var k4 = wg.z * p.k_split4; k4 < k_end; k4++) {
-        let kb = k4 * 4u * p.np4;
+        let kb = k4 * 4u * p.b_rs4;
         var bv: array<array<vec4<f32>, TN4>, 4>;
         for (var kk = 0u; kk < 4u; kk++) {
             for (var j = 0u; j < TN4; j++) {
-                bv[kk][j] = b[bcol[j] + kb + kk * p.np4];
+                bv[kk][j] = b[bcol[j] + kb + kk * p.b_rs4];
             }
         }
         for (var i = 0u; i < TM; i++) {

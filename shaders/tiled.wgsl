@@ -44,7 +44,7 @@ struct Params {
     a_off4: u32, b_off4: u32, c_off: u32, c_rs: u32,
     c_bs: u32, c_cs: u32, n_inner: u32, n_valid: u32,
     accumulate: u32, bias_mode: u32, bias_off: u32, k_split4: u32,
-    split_stride: u32, _p0: u32, _p1: u32, _p2: u32,
+    split_stride: u32, b_rs4: u32, b_seg4: u32, b_bs4: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
@@ -74,7 +74,12 @@ fn gemm_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id
             let kk = e / BN4;
             let k = k0 * 4u + kk;
             var v = vec4<f32>(0.0);
-            if (k < k_end * 4u) { v = b[p.b_off4 + k * p.np4 + min(col0 + e % BN4, p.np4 - 1u)]; }
+            if (k < k_end * 4u) {
+                // B's columns in blocks (see gemm.wgsl)
+                let c4 = min(col0 + e % BN4, p.np4 - 1u);
+                let blk = udiv(c4, p.b_seg4);
+                v = b[p.b_off4 + k * p.b_rs4 + blk * p.b_bs4 + c4 - blk * p.b_seg4];
+            }
             tb[e] = v;
         }
         workgroupBarrier();

@@ -7,7 +7,7 @@
 mod common;
 
 use autocompress::gpu::conv::{self, conv_dgrad_with, conv_gemm_with, conv_wgrad_with, ConvGeom};
-use autocompress::gpu::gemm::{gemm_split_k_with, gemm_with, pack, Bias, Gemm, OutMap, Pack, Tile};
+use autocompress::gpu::gemm::{gemm_blocks, gemm_split_k_with, gemm_with, pack, Blocks, Bias, Gemm, OutMap, Pack, Tile};
 use autocompress::gpu::strategy::{Matmul, MatmulConfig, SharedTile, WgradConfig};
 use autocompress::gpu::{Gpu, Tensor};
 use common::reference as cpu;
@@ -102,6 +102,42 @@ fn gemm_variants_match_reference() {
                 assert_close(&format!("split-K {split} gemm {what}"), &g.read::<f32>(&c).unwrap(), &want, 1e-5);
             }
         }
+    }
+}
+
+/// B read in place as blocks of columns (a batch of [K][P] planes as [K][batch·P], how the
+/// column-pruned data gradient reads dY) on every GEMM kernel the selection produces, register
+/// tiles included: partial row and column tiles, one block and many, an offset into the buffer.
+#[test]
+fn gemm_on_blocked_b_matches_reference() {
+    let Some(g) = gpu() else { return };
+    let mut kernels = adapters::produced().gemm;
+    kernels.push(Matmul::Register(Tile::DEFAULT));
+    for &(m, k, p, batch, off) in &[(1usize, 4usize, 4usize, 1usize, 0usize), (7, 8, 12, 5, 4), (33, 16, 100, 3, 8), (70, 12, 576, 2, 0)] {
+        // dY-like [batch][k][p] after `off` elements; C = A·B with B[kk][i·p + q] = dy[off + (i·k + kk)·p + q]
+        let dy = rand_vec(off + batch * k * p + 5, 7);
+        let a = rand_vec(m * k, 8);
+        let mut b = vec![0.0; k * batch * p];
+        for kk in 0..k {
+            for i in 0..batch {
+                for q in 0..p {
+                    b[kk * batch * p + i * p + q] = dy[off + (i * k + kk) * p + q];
+                }
+            }
+        }
+        let want = cpu::matmul(&a, &b, m, k, batch * p);
+        let (ta, tdy) = (g.upload(&a, "a").unwrap(), g.upload(&dy, "dy").unwrap());
+        let gm = Gemm { a: &ta, a_off: 0, b: &tdy, b_off: off, m, n: batch * p, kp: k, np: batch * p };
+        let blocks = Blocks { cols: p, stride: k * p, row_stride: p };
+        for &kern in &kernels {
+            let c = nan(g, m * batch * p);
+            g.run(&[gemm_blocks(g, kern, &gm, blocks, &c, OutMap::rows(batch * p)).unwrap()]).unwrap();
+            assert_close(&format!("blocked-B gemm {} {m}x{k}x{p}·{batch}", kern.name()), &g.read::<f32>(&c).unwrap(), &want, 1e-5);
+        }
+        // blocks that are not whole vec4s, or reach past B, are refused before dispatch
+        let c = nan(g, m * batch * p);
+        assert!(gemm_blocks(g, kernels[0], &gm, Blocks { cols: p + 2, ..blocks }, &c, OutMap::rows(batch * p)).is_err());
+        assert!(gemm_blocks(g, kernels[0], &gm, Blocks { stride: k * p + 8, ..blocks }, &c, OutMap::rows(batch * p)).is_err() || batch == 1);
     }
 }
 

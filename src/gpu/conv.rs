@@ -106,20 +106,31 @@ pub fn col2im(gpu: &Gpu, dcol: &Tensor, ctab: &Tensor, dx: &Tensor, g: &ConvGeom
 }
 
 /// A column-pruned layer's data gradient, whose work shrinks with the columns kept: Wᵀ [kc][Kp]
-/// packed into `wt_scratch` once, then per chunk of images dY packed to [Kp][chunk·ohwp] in
-/// `dy_scratch`, dcol = Wᵀ·dY (a GEMM of kc rows) in `dcol`, and `col2im` into dx.
+/// packed into `wt_scratch` once, then per chunk of images dcol = Wᵀ·dY (a GEMM of kc rows, dY
+/// read in place, or first packed to [Kp][chunk·ohwp] in `dy_scratch` where its planes or
+/// channels are not whole vec4s) in `dcol`, and `col2im` into dx.
 #[allow(clippy::too_many_arguments)]
 pub fn dgrad_columns(gpu: &Gpu, g: &ConvGeom, kc: usize, chunk: usize, w: &Tensor, dy: &Tensor, ctab: &Tensor, wt_scratch: &Tensor, dy_scratch: &Tensor, dcol: &Tensor, dx: &Tensor) -> Result<Vec<Dispatch>> {
     let (kp, ohw, ohwp) = (g.k.next_multiple_of(4), g.ohw(), g.ohwp());
     let mut plan = vec![gemm::pack(gpu, w, wt_scratch, &gemm::Pack::matrix(kc, g.k, 1, kc, false))?];
+    // dY [n][K][ohw] is already the GEMM's B, [K][chunk·ohw] in blocks of one image, where its
+    // planes and channels need no padding to vec4s; else it is packed first
+    let in_place = ohw % 4 == 0 && g.k % 4 == 0;
     for n0 in (0..g.n).step_by(chunk) {
         let c = chunk.min(g.n - n0);
         let cols = c * ohwp;
-        let all = u32::MAX as usize;
-        let b = gemm::Pack { rows: g.k, cols, rp: kp, cp: cols, r_in: all, r_valid: all, c_in: ohwp, c_valid: ohw, s_off: n0 * g.k * ohw, s_rb: 0, s_rs: ohw, s_cb: g.k * ohw, s_cs: 1, d_off: 0 };
-        plan.push(gemm::pack(gpu, dy, dy_scratch, &b)?);
-        let prod = gemm::Gemm { a: wt_scratch, a_off: 0, b: dy_scratch, b_off: 0, m: kc, n: cols, kp, np: cols };
-        plan.push(gemm::gemm(gpu, &prod, gemm::Bias::None, dcol, OutMap::rows(cols))?);
+        let kernel = gpu.strategy.gemm(kc, cols, kp, false).kernel;
+        if in_place {
+            let prod = gemm::Gemm { a: wt_scratch, a_off: 0, b: dy, b_off: n0 * g.k * ohw, m: kc, n: cols, kp, np: cols };
+            let blocks = gemm::Blocks { cols: ohw, stride: g.k * ohw, row_stride: ohw };
+            plan.push(gemm::gemm_blocks(gpu, kernel, &prod, blocks, dcol, OutMap::rows(cols))?);
+        } else {
+            let all = u32::MAX as usize;
+            let b = gemm::Pack { rows: g.k, cols, rp: kp, cp: cols, r_in: all, r_valid: all, c_in: ohwp, c_valid: ohw, s_off: n0 * g.k * ohw, s_rb: 0, s_rs: ohw, s_cb: g.k * ohw, s_cs: 1, d_off: 0 };
+            plan.push(gemm::pack(gpu, dy, dy_scratch, &b)?);
+            let prod = gemm::Gemm { a: wt_scratch, a_off: 0, b: dy_scratch, b_off: 0, m: kc, n: cols, kp, np: cols };
+            plan.push(gemm::gemm_with(gpu, kernel, &prod, gemm::Bias::None, dcol, OutMap::rows(cols))?);
+        }
         plan.push(col2im(gpu, dcol, ctab, dx, g, kc, n0, c)?);
     }
     Ok(plan)

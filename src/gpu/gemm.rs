@@ -62,7 +62,7 @@ wgsl_params! {
         a_off4: u32, b_off4: u32, c_off: u32, c_rs: u32,
         c_bs: u32, c_cs: u32, n_inner: u32, n_valid: u32,
         accumulate: u32, bias_mode: u32, bias_off: u32, k_split4: u32,
-        split_stride: u32, _p0: u32, _p1: u32, _p2: u32,
+        split_stride: u32, b_rs4: u32, b_seg4: u32, b_bs4: u32,
     }
     ReduceParams = "gemm.wgsl" :: ReduceParams { m: u32, n: u32, splits: u32, off: u32, rs: u32, cs: u32, accumulate: u32, _p: u32 }
     /// See `pack` in gemm.wgsl: a strided gather into a zero-padded block.
@@ -121,7 +121,22 @@ pub fn gemm(gpu: &Gpu, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap) -> Result<
 
 /// `gemm` with the kernel given (tests force every variant the selection can produce).
 pub fn gemm_with(gpu: &Gpu, kernel: Matmul, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap) -> Result<Dispatch> {
-    gemm_launch(gpu, kernel, g, bias, c, out, 1)
+    gemm_launch(gpu, kernel, g, None, bias, c, out, 1)
+}
+
+/// B read in place as blocks of columns: B[k][j] = b[b_off + k·row_stride + (j / cols)·stride +
+/// j % cols]. A batch of [K][P] images (dY of a convolution) is then a [K][batch·P] matrix with
+/// cols = P, stride = K·P and row_stride = P, with no packing pass. All three are multiples of 4.
+#[derive(Clone, Copy, Debug)]
+pub struct Blocks {
+    pub cols: usize,
+    pub stride: usize,
+    pub row_stride: usize,
+}
+
+/// `gemm_with` on a B laid out in `blocks` (its `np` columns are whole blocks).
+pub fn gemm_blocks(gpu: &Gpu, kernel: Matmul, g: &Gemm, blocks: Blocks, c: &Tensor, out: OutMap) -> Result<Dispatch> {
+    gemm_launch(gpu, kernel, g, Some(blocks), Bias::None, c, out, 1)
 }
 
 /// Column and row tile counts of a GEMM launch.
@@ -161,7 +176,7 @@ pub fn gemm_split_k_with(gpu: &Gpu, cfg: MatmulConfig, g: &Gemm, c: &Tensor, out
     let last = out.off + (g.m - 1) * out.rs + (g.n - 1) * out.cs;
     ensure!(partial.len >= splits * len && last < c.len, "split-K buffers too small");
     let part = OutMap { off: 0, accumulate: false, ..OutMap::rows(g.n) };
-    Ok(vec![gemm_launch(gpu, cfg.kernel, g, Bias::None, partial, part, splits)?, split_reduce(gpu, partial, c, g.m, g.n, splits, out)?])
+    Ok(vec![gemm_launch(gpu, cfg.kernel, g, None, Bias::None, partial, part, splits)?, split_reduce(gpu, partial, c, g.m, g.n, splits, out)?])
 }
 
 /// c (+)= the sum of the `splits` [m][n] slices of `partial`, written through `out`.
@@ -172,12 +187,16 @@ pub(super) fn split_reduce(gpu: &Gpu, partial: &Tensor, c: &Tensor, m: usize, n:
     gpu.dispatch(&k, &[partial, c], &p, gpu.grid1d(m * n, 256))
 }
 
-fn gemm_launch(gpu: &Gpu, kernel: Matmul, g: &Gemm, bias: Bias, c: &Tensor, out: OutMap, splits: usize) -> Result<Dispatch> {
+#[allow(clippy::too_many_arguments)]
+fn gemm_launch(gpu: &Gpu, kernel: Matmul, g: &Gemm, blocks: Option<Blocks>, bias: Bias, c: &Tensor, out: OutMap, splits: usize) -> Result<Dispatch> {
     // The kernel runs without bounds checks, so every range it touches is checked here.
     ensure!(g.kp % 4 == 0 && g.np % 4 == 0 && g.a_off % 4 == 0 && g.b_off % 4 == 0, "gemm operands not vec4-aligned");
     ensure!(out.n_inner % 4 == 0 || out.n_inner >= g.np, "gemm output blocks must be vec4-aligned");
     ensure!(g.m > 0 && g.n > 0 && g.n <= g.np, "gemm shape {}x{} (np {}) is empty or inconsistent", g.m, g.n, g.np);
-    ensure!(g.a_off + g.m * g.kp <= g.a.len && g.b_off + g.kp * g.np <= g.b.len, "gemm operand out of range");
+    let b = blocks.unwrap_or(Blocks { cols: g.np, stride: 0, row_stride: g.np });
+    ensure!(b.cols % 4 == 0 && b.stride % 4 == 0 && b.row_stride % 4 == 0 && b.cols > 0 && g.np % b.cols == 0, "gemm B blocks {b:?} not vec4-aligned or not whole for np {}", g.np);
+    let b_last = g.b_off + (g.kp - 1) * b.row_stride + (g.np / b.cols - 1) * b.stride + b.cols - 1;
+    ensure!(g.a_off + g.m * g.kp <= g.a.len && b_last < g.b.len, "gemm operand out of range");
     let last_n = g.n - 1;
     let inner = (last_n % out.n_inner).min(out.n_valid.saturating_sub(1));
     let split_stride = g.m * g.n;
@@ -209,9 +228,9 @@ fn gemm_launch(gpu: &Gpu, kernel: Matmul, g: &Gemm, bias: Bias, c: &Tensor, out:
         bias_off: bias_off as u32,
         k_split4: (g.kp / 4).div_ceil(splits) as u32,
         split_stride: split_stride as u32,
-        _p0: 0,
-        _p1: 0,
-        _p2: 0,
+        b_rs4: (b.row_stride / 4) as u32,
+        b_seg4: (b.cols / 4) as u32,
+        b_bs4: (b.stride / 4) as u32,
     };
     let groups = [cols as u32, rows as u32, splits as u32];
     match kernel {
