@@ -141,30 +141,50 @@ struct Col2imParams {
 @group(0) @binding(2) var<storage, read_write> dxc: array<f32>;
 @group(0) @binding(3) var<uniform> pc: Col2imParams;
 
-@compute @workgroup_size(256)
-fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let hw = pc.h * pc.w;
+// One workgroup per image plane (n, c), so the channel's kept-column list is the same for every
+// lane and its loop is uniform; each thread owns four neighbouring pixels of a row, whose row
+// offset and bounds it checks once.
+@compute @workgroup_size(64)
+fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let plane = wg.x + wg.y * nwg.x;
+    if (plane >= pc.chunk * pc.c) { return; }
+    let n = udiv(plane, pc.c);
+    let c = plane - n * pc.c;
     let pairs = pc.c + 1u;
-    for (var i = gid.x; i < pc.chunk * pc.chw; i += nwg.x * 256u) {
-        let n = udiv(i, pc.chw);
-        let rest = i - n * pc.chw;
-        let c = udiv(rest, hw);
-        let pix = rest - c * hw;
-        let h = udiv(pix, pc.w);
+    let quads = udiv(pc.w + 3u, 4u);
+    let out0 = (pc.n0 + n) * pc.chw + c * pc.h * pc.w;
+    for (var t = li; t < pc.h * quads; t += 64u) {
+        let h = udiv(t, quads);
+        let w0 = (t - h * quads) * 4u;
         let th = i32(h + pc.pad);
-        let tw = i32(pix - h * pc.w + pc.pad);
-        var v = 0.0;
+        var v = vec4<f32>(0.0);
         for (var e = ctab[c]; e < ctab[c + 1u]; e++) {
             let j = ctab[pairs + 2u * e];
             let rs = ctab[pairs + 2u * e + 1u];
             let dh = th - i32(rs >> 8u);
-            let dw = tw - i32(rs & 255u);
-            if (dh < 0 || dw < 0) { continue; }
-            let oh = udiv(u32(dh), pc.stride);
-            let ow = udiv(u32(dw), pc.stride);
-            if (oh * pc.stride != u32(dh) || ow * pc.stride != u32(dw) || oh >= pc.oh || ow >= pc.ow) { continue; }
-            v += dcol[j * pc.cols + n * pc.ohwp + oh * pc.ow + ow];
+            if (dh < 0) { continue; }
+            var oh = u32(dh);
+            if (pc.stride != 1u) {
+                oh = udiv(oh, pc.stride);
+                if (oh * pc.stride != u32(dh)) { continue; }
+            }
+            if (oh >= pc.oh) { continue; }
+            let base = j * pc.cols + n * pc.ohwp + oh * pc.ow;
+            for (var q = 0u; q < 4u; q++) {
+                let dw = i32(w0 + q + pc.pad) - i32(rs & 255u);
+                if (dw < 0) { continue; }
+                var ow = u32(dw);
+                // stride 1 (uniform) needs no division
+                if (pc.stride != 1u) {
+                    ow = udiv(ow, pc.stride);
+                    if (ow * pc.stride != u32(dw)) { continue; }
+                }
+                if (ow < pc.ow) { v[q] += dcol[base + ow]; }
+            }
         }
-        dxc[(pc.n0 + n) * pc.chw + rest] = v;
+        let out = out0 + h * pc.w + w0;
+        for (var q = 0u; q < 4u; q++) {
+            if (w0 + q < pc.w) { dxc[out + q] = v[q]; }
+        }
     }
 }

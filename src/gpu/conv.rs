@@ -102,7 +102,8 @@ pub fn col2im(gpu: &Gpu, dcol: &Tensor, ctab: &Tensor, dx: &Tensor, g: &ConvGeom
         ow: u(g.ow()), ohwp: u(g.ohwp()), stride: u(g.stride), pad: u(g.pad),
         n0: u(n0), chunk: u(chunk), cols: u(cols), chw: u(chw),
     };
-    gpu.dispatch(&k, &[dcol, ctab, dx], &p, gpu.grid1d(chunk * chw, 256))
+    // one workgroup per image plane
+    gpu.dispatch(&k, &[dcol, ctab, dx], &p, gpu.grid_items(chunk * g.c)?)
 }
 
 /// A column-pruned layer's data gradient, whose work shrinks with the columns kept: Wᵀ [kc][Kp]

@@ -3,7 +3,7 @@
 //! Every shader follows one convention: group 0, storage bindings numbered in declaration order,
 //! then one uniform `Params` struct as the last binding.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, ensure, Result};
 use std::sync::Arc;
 
 use super::context::{Gpu, Tensor};
@@ -164,6 +164,16 @@ impl Gpu {
     /// to `max_groups` and the loop covers the rest.
     pub fn grid1d(&self, n: usize, wg: u32) -> [u32; 3] {
         [n.div_ceil(wg as usize).clamp(1, self.max_groups) as u32, 1, 1]
+    }
+
+    /// One workgroup per item for `n` items, folded into y where x would pass the adapter's
+    /// limit: shaders take item `wg.x + wg.y · num_workgroups.x` and skip those ≥ n.
+    pub fn grid_items(&self, n: usize) -> Result<[u32; 3]> {
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1) as usize;
+        let x = n.clamp(1, max);
+        let y = n.div_ceil(x).max(1);
+        ensure!(y <= max, "{n} workgroups exceed the adapter's {max}×{max} grid");
+        Ok([x as u32, y as u32, 1])
     }
 }
 
