@@ -15,18 +15,9 @@ const TRAINING: u32 = 0u;
 
 var<workgroup> red: array<f32, 64>;
 
-// Sum of `v` over the 64 lanes; every lane gets the result.
-fn lane_sum(li: u32, v: f32) -> f32 {
-    red[li] = v;
-    workgroupBarrier();
-    for (var half = 32u; half > 0u; half >>= 1u) {
-        if (li < half) { red[li] += red[li + half]; }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
+// lane_sum(li, v): the sum of `v` over the 64 lanes, which every lane gets. The launcher fills
+// in a tree over workgroup memory, or subgroup sums where the adapter has subgroups (norm.rs).
+{{LANE_SUM}}
 
 fn at(n: u32, c: u32, q: u32, p: Params) -> u32 {
     return (n * p.c + c) * p.p + q;

@@ -50,19 +50,30 @@ fn reference_backward_matches_finite_differences() {
 }
 
 /// Every shape with the training reductions in one workgroup per channel (CPU drivers) and
-/// split over 2, 3 and 7 workgroups per channel (GPUs), 7 leaving some slices empty.
+/// split over 2, 3 and 7 workgroups per channel (GPUs), 7 leaving some slices empty; the lane
+/// sums as a workgroup-memory tree, and with subgroup operations where this device has them
+/// (lavapipe on Vulkan does; GL has none, and there a subgroup layer is refused).
 #[test]
 fn batchnorm_forward_backward_and_running_statistics_match_reference() {
     let gpu = gpu_or_skip!();
-    for slices in [1, 2, 3, 7] {
-        for (case, &shape) in SHAPES.iter().enumerate() {
-            check_batchnorm(gpu, case, shape, slices);
+    let subgroups: &[bool] = if gpu.adapter.subgroups { &[false, true] } else { &[false] };
+    for &sub in subgroups {
+        for slices in [1, 2, 3, 7] {
+            for (case, &shape) in SHAPES.iter().enumerate() {
+                check_batchnorm(gpu, case, shape, slices, sub);
+            }
         }
+    }
+    if !gpu.adapter.subgroups {
+        let geo = BnGeom { n: 2, c: 3, p: 4, training: true, eps: EPS, momentum: 0.1, slices: 1, subgroups: true };
+        let t = gpu.tensor(24, "x").unwrap();
+        let err = norm::bn_stats(gpu, &t, &t, &t, &t, &geo).err().expect("a subgroup reduction on a device without subgroups");
+        assert!(err.to_string().contains("no subgroup operations"), "{err}");
     }
 }
 
-fn check_batchnorm(gpu: &autocompress::gpu::Gpu, case: usize, (n, c, p): (usize, usize, usize), slices: usize) {
-    let tag = format!("bn n={n} c={c} p={p} slices={slices}");
+fn check_batchnorm(gpu: &autocompress::gpu::Gpu, case: usize, (n, c, p): (usize, usize, usize), slices: usize, subgroups: bool) {
+    let tag = format!("bn n={n} c={c} p={p} slices={slices} subgroups={subgroups}");
     let seed = 10 * case as u64;
     // a large mean tests the two-pass variance
     let x: Vec<f32> = rand_vec(n * c * p, seed).iter().map(|v| 3.0 * v + 5.0).collect();
@@ -71,7 +82,7 @@ fn check_batchnorm(gpu: &autocompress::gpu::Gpu, case: usize, (n, c, p): (usize,
     let dy = rand_vec(n * c * p, seed + 3);
     let momentum = 0.1;
     let run0: Vec<f32> = [vec![0.5; c], vec![2.0; c]].concat();
-    let geo = BnGeom { n, c, p, training: true, eps: EPS, momentum, slices };
+    let geo = BnGeom { n, c, p, training: true, eps: EPS, momentum, slices, subgroups };
     let part = gpu.tensor(geo.partial_len(), "partial sums").unwrap();
     let t = |v: &[f32], l: &str| gpu.upload(v, l).unwrap();
     let (tx, tg, tb, tdy) = (t(&x, "x"), t(&gamma, "gamma"), t(&beta, "beta"), t(&dy, "dy"));

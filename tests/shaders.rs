@@ -3,6 +3,7 @@
 
 use autocompress::gpu::gemm::Tile;
 use autocompress::gpu::kernel::Source;
+use autocompress::gpu::norm;
 use autocompress::gpu::strategy::{SharedTile, SHARED_TILES};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,8 @@ fn every_shader_parses_and_validates() {
                     .collect()
             }
             "tiled.wgsl" => SHARED_TILES.iter().flat_map(|&s| [4, 16, 32].map(|bk| SharedTile { bk, ..s })).map(|t| (format!("{t:?}"), t.source())).collect(),
+            // the lane sums as a tree (subgroup sums validate in translate.rs, with the capability)
+            "batchnorm.wgsl" => vec![("tree lane sums".into(), norm::source(false))],
             // the GPU data-gradient gather: a 64-lane row, and a subgroup-wide one
             "dgrad_pixels.wgsl" => [Tile { tm: 4, tn4: 1, wx: 64, wy: 2 }, Tile { tm: 4, tn4: 1, wx: 32, wy: 4 }].iter().map(|t| (format!("{t:?}"), t.dgrad_pixels_source())).collect(),
             _ => vec![],
@@ -68,7 +71,7 @@ fn every_shader_parses_and_validates() {
             continue;
         }
         if text.contains("{{") {
-            failures.push(format!("{name}: contains a '{{{{' template placeholder, but only gemm.wgsl, conv_gemm.wgsl, tiled.wgsl and dgrad_pixels.wgsl are filled in by their launchers"));
+            failures.push(format!("{name}: contains a '{{{{' template placeholder, but only gemm.wgsl, conv_gemm.wgsl, tiled.wgsl, dgrad_pixels.wgsl and batchnorm.wgsl are filled in by their launchers"));
             continue;
         }
         // Launchers prepend common.wgsl (helpers such as `udiv`) to every shader.

@@ -178,3 +178,15 @@ fn batch_norm_reductions_split_channels_to_fill_gpus() {
         assert_eq!(select_bn_slices(&a, 4096, 1 << 20), 1, "{}", a.name);
     }
 }
+
+/// Subgroup lane sums where the adapter has subgroups and is a GPU; the tree on CPU drivers
+/// (even lavapipe, which has subgroups) and on GL, which has none.
+#[test]
+fn batch_norm_lane_sums_use_subgroups_on_gpus_that_have_them() {
+    for a in [adapters::discrete_nvidia(), adapters::discrete_amd(), adapters::integrated_intel()] {
+        assert!(select_bn_subgroups(&a), "{}", a.name);
+        assert!(!select_bn_subgroups(&AdapterDesc { subgroups: false, ..a.clone() }), "{} without subgroups", a.name);
+    }
+    assert!(!select_bn_subgroups(&adapters::gl_like()));
+    assert!(!select_bn_subgroups(&AdapterDesc { subgroups: true, ..adapters::cpu_lavapipe() }));
+}

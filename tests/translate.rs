@@ -7,6 +7,7 @@ mod common;
 
 use autocompress::gpu::gemm::Tile;
 use autocompress::gpu::kernel::Source;
+use autocompress::gpu::norm;
 use autocompress::gpu::strategy::{Gather, Matmul};
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
@@ -14,18 +15,25 @@ use std::path::Path;
 
 /// Translates one source to every backend; the error names the instance and the backend.
 fn translate(name: &str, text: &str) -> Result<(), String> {
+    translate_with(name, text, Capabilities::default(), true)
+}
+
+/// As `translate`, validated with `caps`; GLSL only where `glsl` (wgpu's GL backend has no
+/// subgroups, so the subgroup variants never run there).
+fn translate_with(name: &str, text: &str, caps: Capabilities, glsl: bool) -> Result<(), String> {
     let module = naga::front::wgsl::parse_str(text).map_err(|e| format!("{name}: parse: {}", e.emit_to_string(text)))?;
-    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+    let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
         .map_err(|e| format!("{name}: validation: {}", e.emit_to_string(text)))?;
     spv::write_vec(&module, &info, &spv::Options::default(), None).map_err(|e| format!("{name}: SPIR-V: {e}"))?;
     msl::write_string(&module, &info, &msl::Options::default(), &msl::PipelineOptions::default()).map_err(|e| format!("{name}: MSL: {e}"))?;
-    let hlsl_options = hlsl::Options::default();
+    // subgroup (wave) operations need shader model 6
+    let hlsl_options = hlsl::Options { shader_model: hlsl::ShaderModel::V6_0, ..hlsl::Options::default() };
     let mut out = String::new();
     hlsl::Writer::new(&mut out, &hlsl_options, &hlsl::PipelineOptions::default())
         .write(&module, &info, None)
         .map_err(|e| format!("{name}: HLSL: {e}"))?;
-    for ep in &module.entry_points {
+    for ep in module.entry_points.iter().filter(|_| glsl) {
         for version in [glsl::Version::new_gles(310), glsl::Version::Desktop(430)] {
             let options = glsl::Options { version, ..glsl::Options::default() };
             let pipeline = glsl::PipelineOptions { shader_stage: ep.stage, entry_point: ep.name.clone(), multiview: None };
@@ -101,8 +109,13 @@ fn every_shader_instance_translates_to_every_backend() {
             }
         }
     }
-    assert!(plain >= 9 && tiles.len() >= 50 && shared.len() >= 3, "{plain} plain shaders, {} register tiles, {} workgroup tiles", tiles.len(), shared.len());
-    let failures: Vec<String> = instances.iter().filter_map(|(name, src)| translate(name, &src.text).err()).collect();
+    instances.push(("batchnorm.wgsl tree lane sums".into(), norm::source(false)));
+    assert!(plain >= 8 && tiles.len() >= 50 && shared.len() >= 3, "{plain} plain shaders, {} register tiles, {} workgroup tiles", tiles.len(), shared.len());
+    let mut failures: Vec<String> = instances.iter().filter_map(|(name, src)| translate(name, &src.text).err()).collect();
+    // the batch-norm reductions with subgroup sums, for the backends that have subgroups
+    let sub = norm::source(true);
+    failures.extend(translate_with("batchnorm.wgsl subgroup lane sums", &sub.text, Capabilities::SUBGROUP, false).err());
+    assert!(translate("batchnorm.wgsl subgroups without the capability", &sub.text).is_err(), "subgroup operations validated without the capability");
     assert!(failures.is_empty(), "{} of {} instances failed:\n{}", failures.len(), instances.len(), failures.join("\n"));
     eprintln!("{} instances ({plain} plain shaders, {} register tiles, {} workgroup tiles) translate to SPIR-V, MSL, HLSL and GLSL", instances.len(), tiles.len(), shared.len());
 }

@@ -111,15 +111,16 @@ impl Gpu {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("autocompress"),
-            // timestamps let `bench` time kernels on the GPU rather than submit-and-wait
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            // timestamps let `bench` time kernels on the GPU rather than submit-and-wait;
+            // subgroups serve the batch-norm reductions
+            required_features: adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP),
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
         .with_context(|| format!("could not open device on adapter '{}'", info.name))?;
-        let adapter = AdapterDesc::from_wgpu(&info, &limits);
+        let adapter = AdapterDesc::from_wgpu(&info, &limits, device.features());
         let strategy = Strategy::from_env(adapter.clone())?;
         let max_groups = strategy.reduce().max_groups;
         let trusted = std::env::var("AUTOCOMPRESS_BOUNDS_CHECKS").map(|v| v != "1").unwrap_or(true);
@@ -135,6 +136,12 @@ impl Gpu {
         self.strategy.target = target;
         self.max_groups = self.strategy.reduce().max_groups;
         self
+    }
+
+    /// Whether batch-norm reductions use subgroup operations: selection's choice for the target,
+    /// where this device has them.
+    pub fn bn_subgroups(&self) -> bool {
+        super::strategy::select_bn_subgroups(&self.strategy.target) && self.adapter.subgroups
     }
 
     /// "llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan, Cpu]"

@@ -9,8 +9,45 @@ use super::params::wgsl_params;
 const R: Access = Access::Read;
 const W: Access = Access::ReadWrite;
 
-fn src() -> Source {
-    Source::new("batchnorm", include_str!("../../shaders/batchnorm.wgsl"))
+const TEMPLATE: &str = include_str!("../../shaders/batchnorm.wgsl");
+
+/// A tree over workgroup memory: six barrier steps, on every adapter.
+const TREE_LANE_SUM: &str = "fn lane_sum(li: u32, v: f32) -> f32 {
+    red[li] = v;
+    workgroupBarrier();
+    for (var half = 32u; half > 0u; half >>= 1u) {
+        if (li < half) { red[li] += red[li + half]; }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}";
+
+/// Each subgroup sums in registers and its first lane stores that sum in its own slot; every
+/// lane then adds the 64 slots in index order, so the result is the same on every lane and in
+/// every run, whatever the subgroup size and however lanes map to subgroups.
+const SUBGROUP_LANE_SUM: &str = "fn lane_sum(li: u32, v: f32) -> f32 {
+    red[li] = 0.0;
+    workgroupBarrier();
+    let s = subgroupAdd(v);
+    if (subgroupBroadcastFirst(li) == li) { red[li] = s; }
+    workgroupBarrier();
+    var r = 0.0;
+    for (var i = 0u; i < 64u; i++) { r += red[i]; }
+    workgroupBarrier();
+    return r;
+}";
+
+/// The batch-norm shaders with their lane reduction: subgroup sums or the tree.
+pub fn source(subgroups: bool) -> Source {
+    if subgroups {
+        // wgpu takes subgroup built-ins under its SUBGROUP feature; naga 30 does not parse
+        // WebGPU's `enable subgroups;` yet
+        Source::new("batchnorm-subgroups", &TEMPLATE.replace("{{LANE_SUM}}", SUBGROUP_LANE_SUM))
+    } else {
+        Source::new("batchnorm", &TEMPLATE.replace("{{LANE_SUM}}", TREE_LANE_SUM))
+    }
 }
 
 /// One batch-norm layer's geometry and settings: `n` images of `c` channels of `p` pixels.
@@ -27,6 +64,8 @@ pub struct BnGeom {
     /// bn_backward_reduce (one workgroup a channel), more the split kernels, whose partial
     /// results (`partial_len` floats) are merged per channel (`strategy::select_bn_slices`).
     pub slices: usize,
+    /// The reductions' lane sums use subgroup operations (`Gpu::bn_subgroups`), else a tree.
+    pub subgroups: bool,
 }
 
 impl BnGeom {
@@ -48,6 +87,12 @@ impl BnGeom {
     fn split(&self) -> bool {
         self.training && self.slices > 1
     }
+
+    /// The shaders this layer runs, refused where the device has no subgroups.
+    fn src(&self, gpu: &Gpu) -> Result<Source> {
+        ensure!(!self.subgroups || gpu.adapter.subgroups, "batch norm with subgroup reductions on {}, which has no subgroup operations", gpu.info.name);
+        Ok(source(self.subgroups))
+    }
 }
 
 wgsl_params! {
@@ -60,12 +105,12 @@ wgsl_params! {
 pub fn bn_stats(gpu: &Gpu, x: &Tensor, stats: &Tensor, running: &Tensor, part: &Tensor, g: &BnGeom) -> Result<Vec<Dispatch>> {
     ensure!(g.len() <= x.len && 2 * g.c <= stats.len && 2 * g.c <= running.len, "bn_stats out of range");
     if !g.split() {
-        let k = gpu.kernel(&src(), "bn_stats", &[R, W, W], false)?;
+        let k = gpu.kernel(&g.src(gpu)?, "bn_stats", &[R, W, W], false)?;
         return Ok(vec![gpu.dispatch(&k, &[x, stats, running], &g.params(), [g.c as u32, 1, 1])?]);
     }
     ensure!(g.partial_len() <= part.len, "bn_stats partial results out of range");
-    let slices = gpu.kernel(&src(), "bn_stats_partial", &[R, W], false)?;
-    let merge = gpu.kernel(&src(), "bn_stats_merge", &[R, W, W], false)?;
+    let slices = gpu.kernel(&g.src(gpu)?, "bn_stats_partial", &[R, W], false)?;
+    let merge = gpu.kernel(&g.src(gpu)?, "bn_stats_merge", &[R, W, W], false)?;
     Ok(vec![
         gpu.dispatch(&slices, &[x, part], &g.params(), [g.c as u32, g.slices as u32, 1])?,
         gpu.dispatch(&merge, &[part, stats, running], &g.params(), gpu.grid1d(g.c, 64))?,
@@ -75,7 +120,7 @@ pub fn bn_stats(gpu: &Gpu, x: &Tensor, stats: &Tensor, running: &Tensor, part: &
 /// y = γ·(x − μ)/σ + β.
 pub fn bn_apply(gpu: &Gpu, x: &Tensor, stats: &Tensor, gamma: &Tensor, beta: &Tensor, y: &Tensor, g: &BnGeom) -> Result<Dispatch> {
     ensure!(g.len() <= x.len && g.len() <= y.len && 2 * g.c <= stats.len && g.c <= gamma.len && g.c <= beta.len, "bn_apply out of range");
-    let k = gpu.kernel(&src(), "bn_apply", &[R, R, R, R, W], false)?;
+    let k = gpu.kernel(&g.src(gpu)?, "bn_apply", &[R, R, R, R, W], false)?;
     gpu.dispatch(&k, &[x, stats, gamma, beta, y], &g.params(), gpu.grid1d(g.len(), 256))
 }
 
@@ -84,12 +129,12 @@ pub fn bn_apply(gpu: &Gpu, x: &Tensor, stats: &Tensor, gamma: &Tensor, beta: &Te
 pub fn bn_backward_reduce(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &Tensor, dgamma: &Tensor, dbeta: &Tensor, part: &Tensor, g: &BnGeom) -> Result<Vec<Dispatch>> {
     ensure!(g.len() <= dy.len && g.len() <= x.len && 2 * g.c <= stats.len && g.c <= dgamma.len && g.c <= dbeta.len, "bn_backward_reduce out of range");
     if !g.split() {
-        let k = gpu.kernel(&src(), "bn_backward_reduce", &[R, R, R, W, W], false)?;
+        let k = gpu.kernel(&g.src(gpu)?, "bn_backward_reduce", &[R, R, R, W, W], false)?;
         return Ok(vec![gpu.dispatch(&k, &[dy, x, stats, dgamma, dbeta], &g.params(), [g.c as u32, 1, 1])?]);
     }
     ensure!(g.partial_len() <= part.len, "bn_backward_reduce partial results out of range");
-    let slices = gpu.kernel(&src(), "bn_reduce_partial", &[R, R, R, W], false)?;
-    let merge = gpu.kernel(&src(), "bn_reduce_merge", &[R, W, W], false)?;
+    let slices = gpu.kernel(&g.src(gpu)?, "bn_reduce_partial", &[R, R, R, W], false)?;
+    let merge = gpu.kernel(&g.src(gpu)?, "bn_reduce_merge", &[R, W, W], false)?;
     Ok(vec![
         gpu.dispatch(&slices, &[dy, x, stats, part], &g.params(), [g.c as u32, g.slices as u32, 1])?,
         gpu.dispatch(&merge, &[part, dgamma, dbeta], &g.params(), gpu.grid1d(g.c, 64))?,
@@ -101,6 +146,6 @@ pub fn bn_backward_reduce(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &Tensor, dg
 pub fn bn_backward_dx(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &Tensor, gamma: &Tensor, dgamma: &Tensor, dbeta: &Tensor, dx: &Tensor, g: &BnGeom) -> Result<Dispatch> {
     ensure!(g.len() <= dy.len && g.len() <= x.len && g.len() <= dx.len && 2 * g.c <= stats.len, "bn_backward_dx out of range");
     ensure!(g.c <= gamma.len && g.c <= dgamma.len && g.c <= dbeta.len, "bn_backward_dx out of range");
-    let k = gpu.kernel(&src(), "bn_backward_dx", &[R, R, R, R, R, R, W], false)?;
+    let k = gpu.kernel(&g.src(gpu)?, "bn_backward_dx", &[R, R, R, R, R, R, W], false)?;
     gpu.dispatch(&k, &[dy, x, stats, gamma, dgamma, dbeta, dx], &g.params(), gpu.grid1d(g.len(), 256))
 }

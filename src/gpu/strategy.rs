@@ -47,10 +47,12 @@ pub struct AdapterDesc {
     pub max_workgroup_bytes: u32,
     pub max_groups_per_dim: u32,
     pub max_storage_buffers: u32,
+    /// Subgroup operations (wgpu's SUBGROUP feature) are enabled on the device.
+    pub subgroups: bool,
 }
 
 impl AdapterDesc {
-    pub fn from_wgpu(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> AdapterDesc {
+    pub fn from_wgpu(info: &wgpu::AdapterInfo, limits: &wgpu::Limits, features: wgpu::Features) -> AdapterDesc {
         AdapterDesc {
             name: info.name.clone(),
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
@@ -69,6 +71,7 @@ impl AdapterDesc {
             max_workgroup_bytes: limits.max_compute_workgroup_storage_size,
             max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
             max_storage_buffers: limits.max_storage_buffers_per_shader_stage,
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
         }
     }
 
@@ -344,6 +347,12 @@ pub fn select_bn_slices(a: &AdapterDesc, c: usize, m: usize) -> usize {
         return 1;
     }
     a.fill_groups().div_ceil(c.max(1)).min(m / 1024).clamp(1, 256.min(a.max_groups_per_dim as usize))
+}
+
+/// Whether batch-norm reductions sum each lane group with subgroup operations: on GPUs that have
+/// them; CPU drivers keep the workgroup-memory tree, as they ran before subgroups existed here.
+pub fn select_bn_subgroups(a: &AdapterDesc) -> bool {
+    a.subgroups && !a.is_cpu()
 }
 
 pub fn select_reduce(a: &AdapterDesc) -> ReduceConfig {

@@ -9,7 +9,7 @@ use super::graph::{channels, Layer, Shape};
 use super::network::{Param, RunningStats};
 use crate::gpu::conv::{self, conv_dgrad, conv_gemm, conv_wgrad, ConvGeom};
 use crate::gpu::gemm::{gemm, gemm_split_k, pack, Bias, Gemm, OutMap, Pack};
-use crate::gpu::strategy::{DgradAlgo, Strategy};
+use crate::gpu::strategy::DgradAlgo;
 use crate::gpu::norm::{self, BnGeom};
 use crate::gpu::pool::{self, PoolGeom};
 use crate::gpu::{activation, elementwise, Dispatch, Gpu, Tensor};
@@ -52,7 +52,7 @@ pub fn lower(gpu: &Gpu, flat: &Flat, params: &[Param], running: &[RunningStats],
     let mut plans = Vec::new();
     for op in &flat.ops {
         plans.push(match op {
-            Op::Leaf { layer, input, output, .. } => Some(LayerPlan::new(&gpu.strategy, layer, *input, *output, batch, budget, &mut need)?),
+            Op::Leaf { layer, input, output, .. } => Some(LayerPlan::new(gpu, layer, *input, *output, batch, budget, &mut need)?),
             _ => None,
         });
     }
@@ -149,7 +149,8 @@ impl Built {
 }
 
 impl LayerPlan {
-    fn new(st: &Strategy, layer: &Layer, inp: Shape, out: Shape, batch: usize, budget: usize, need: &mut Scratch) -> Result<LayerPlan> {
+    fn new(gpu: &Gpu, layer: &Layer, inp: Shape, out: Shape, batch: usize, budget: usize, need: &mut Scratch) -> Result<LayerPlan> {
+        let st = &gpu.strategy;
         Ok(match (layer, inp) {
             (Layer::Conv2d { filters, kernel, stride, padding, columns, .. }, Shape::Chw(c, h, w)) => {
                 let g = ConvGeom { n: batch, c, h, w, k: *filters, r: *kernel, s: *kernel, stride: *stride, pad: *padding };
@@ -174,7 +175,7 @@ impl LayerPlan {
             // the kept-column table of the convolution path serves it.
             (Layer::Linear { name, units, columns: Some(cols) }, Shape::Flat(inputs)) => {
                 let conv = Layer::Conv2d { name: name.clone(), filters: *units, kernel: 1, stride: 1, padding: 0, columns: Some(cols.clone()) };
-                return LayerPlan::new(st, &conv, Shape::Chw(inputs, 1, 1), out, batch, budget, need);
+                return LayerPlan::new(gpu, &conv, Shape::Chw(inputs, 1, 1), out, batch, budget, need);
             }
             (Layer::Linear { units, .. }, Shape::Flat(inputs)) => {
                 let (bp, ip, op) = (batch.next_multiple_of(4), inputs.next_multiple_of(4), units.next_multiple_of(4));
@@ -193,7 +194,7 @@ impl LayerPlan {
                 let c = channels(s);
                 let p = s.len() / c;
                 let slices = st.bn_slices(c, batch * p);
-                LayerPlan::BatchNorm { g: BnGeom { n: batch, c, p, training: true, eps: BN_EPS, momentum: BN_MOMENTUM, slices } }
+                LayerPlan::BatchNorm { g: BnGeom { n: batch, c, p, training: true, eps: BN_EPS, momentum: BN_MOMENTUM, slices, subgroups: gpu.bn_subgroups() } }
             }
             (l, s) => anyhow::bail!("layer {l:?} cannot take input {s:?} (output {out:?})"),
         })

@@ -18,6 +18,8 @@ fn desc(name: &str, kind: DeviceKind, vendor: u32, sub: (u32, u32), invocations:
         max_workgroup_bytes: bytes,
         max_groups_per_dim: 65535,
         max_storage_buffers: 16,
+        // GPUs on Vulkan, Metal and DX12 have them; GL and CPU descriptions switch them off
+        subgroups: kind != DeviceKind::Cpu,
     }
 }
 
@@ -35,7 +37,7 @@ pub fn integrated_intel() -> AdapterDesc {
 
 /// WebGPU's and GL-on-llvmpipe's limits: 256 invocations, 16 KiB of workgroup memory.
 pub fn gl_like() -> AdapterDesc {
-    AdapterDesc { max_storage_buffers: 8, ..desc("Invented GL", DeviceKind::Other, 0x10005, (4, 128), 256, 16 << 10) }
+    AdapterDesc { max_storage_buffers: 8, subgroups: false, ..desc("Invented GL", DeviceKind::Other, 0x10005, (4, 128), 256, 16 << 10) }
 }
 
 pub fn cpu_lavapipe() -> AdapterDesc {
