@@ -60,7 +60,8 @@ fn strip_times(v: &mut serde_json::Value) {
     }
 }
 
-/// A kill-and-resume at two moments.
+/// A kill-and-resume at two moments (mid baseline, mid round 2), and a run continued past its
+/// round limit.
 #[test]
 fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
     common::gpu_or_skip!(); // the binary opens its own adapter: skip (fail under CI) where none is
@@ -114,19 +115,35 @@ fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
     let epochs: Vec<u64> = state["baseline"]["epochs"].as_array().unwrap().iter().map(|e| e["epoch"].as_u64().unwrap()).collect();
     assert_eq!(epochs, [1, 2, 3, 4], "the resumed baseline's epochs");
 
-    // the same architecture and bit-identical tensors (the file's metadata order may differ)
-    let (arch_a, wa, _) = autocompress::io::load_model(&whole.join("model.safetensors")).unwrap();
-    let (arch_b, wb, _) = autocompress::io::load_model(&killed.join("model.safetensors")).unwrap();
+    assert_same_model(&whole, &killed);
+    assert_eq!(report_without_times(&killed), report, "the resumed run's report differs");
+    assert_eq!(std::fs::read_to_string(killed.join("search.csv")).unwrap(), csv);
+
+    // a run that stopped at its round limit continues under a higher one, to the same model
+    let limited = tmp("limited");
+    let out = small(&limited).args(["--max-rounds", "1"]).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("after the maximum of 1 rounds"), "{}", String::from_utf8_lossy(&out.stdout));
+    fails_with(bin().args(["compress", "--resume", "--out"]).arg(&limited), &["finished run", "--max-rounds above 1"]);
+    fails_with(bin().args(["compress", "--resume", "--max-rounds", "1", "--out"]).arg(&limited), &["--max-rounds above 1"]);
+    fails_with(bin().args(["compress", "--resume", "--max-rounds", "5", "--out"]).arg(&whole), &["finished run", "target params:4x met"]);
+    let out = bin().args(["compress", "--resume", "--max-rounds", "2", "--out"]).arg(&limited).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_same_model(&whole, &limited);
+    for d in [whole, killed, limited] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// The same architecture and bit-identical tensors (the file's metadata order may differ).
+fn assert_same_model(a: &Path, b: &Path) {
+    let (arch_a, wa, _) = autocompress::io::load_model(&a.join("model.safetensors")).unwrap();
+    let (arch_b, wb, _) = autocompress::io::load_model(&b.join("model.safetensors")).unwrap();
     assert_eq!(serde_json::to_string(&arch_a).unwrap(), serde_json::to_string(&arch_b).unwrap());
     assert_eq!(wa.tensors.len(), wb.tensors.len());
     for (x, y) in wa.tensors.iter().zip(&wb.tensors) {
         let bits = |t: &autocompress::model::NamedTensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert!(x.name == y.name && x.shape == y.shape && bits(x) == bits(y), "tensor {} differs after resuming", x.name);
+        assert!(x.name == y.name && x.shape == y.shape && bits(x) == bits(y), "tensor {} differs in {}", x.name, b.display());
     }
-    assert_eq!(report_without_times(&killed), report, "the resumed run's report differs");
-    assert_eq!(std::fs::read_to_string(killed.join("search.csv")).unwrap(), csv);
-    let _ = std::fs::remove_dir_all(&whole);
-    let _ = std::fs::remove_dir_all(&killed);
 }
 
 /// A residual network with batch norms through the whole pipeline: coupled groups are pruned

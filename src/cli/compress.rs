@@ -64,8 +64,10 @@ pub struct CompressArgs {
     /// within the budget at this one-sided confidence (e.g. 0.9); never looser than the plain rule.
     #[arg(long, allow_negative_numbers = true)]
     budget_confidence: Option<f64>,
-    #[arg(long, default_value_t = 12)]
-    max_rounds: usize,
+    /// At most this many rounds (default 12). With --resume, a new limit for the run, which may
+    /// continue a run that stopped at its limit.
+    #[arg(long)]
+    max_rounds: Option<usize>,
     /// filter,column (default), filter or column.
     #[arg(long, default_value = "filter,column")]
     schemes: String,
@@ -186,7 +188,7 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
     }
     c.budget = a.budget.unwrap_or(c.budget);
     c.round_factor = a.round_factor.unwrap_or(c.round_factor);
-    c.max_rounds = a.max_rounds;
+    c.max_rounds = a.max_rounds.unwrap_or(c.max_rounds);
     c.late_round_factor = a.late_round_factor;
     c.late_after = a.late_after.as_deref().map(|s| parse_factor(s, "--late-after")).transpose()?;
     c.retry_round_factor = a.retry_round_factor;
@@ -242,7 +244,7 @@ pub fn run(a: CompressArgs, gpu: impl FnOnce() -> Result<Gpu>, progress: bool) -
     }
     // everything is checked before the run directory is touched
     let (dir, cfg, state, start) = if a.resume {
-        let (dir, cfg, state) = RunDir::resume(&a.out, a.model.as_deref(), a.dataset.as_deref())?;
+        let (dir, cfg, state) = RunDir::resume(&a.out, a.model.as_deref(), a.dataset.as_deref(), a.max_rounds)?;
         let start = compress::prepare(&cfg)?;
         (dir, cfg, state, start)
     } else {

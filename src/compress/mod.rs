@@ -155,7 +155,7 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
             break format!("target {} met: {} after {} rounds", cfg.target, reached, state.rounds.len());
         }
         if state.rounds.len() >= cfg.max_rounds {
-            break format!("stopped short of {}: {} after the maximum of {} rounds", cfg.target, reached, cfg.max_rounds);
+            break format!("stopped short of {}: {} {} {} rounds", cfg.target, reached, state::MAX_ROUNDS_STOP, cfg.max_rounds);
         }
         let r = state.rounds.len() + 1;
         let factor = round_factor(cfg, &state.rounds, reductions[0]);

@@ -102,27 +102,49 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
+/// What the stop reason of a run that reached its round limit says.
+pub const MAX_ROUNDS_STOP: &str = "after the maximum of";
+
 impl RunDir {
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
     /// Reopens the unfinished run in `path`. `model` and `dataset`, when given, must be the run's.
-    pub fn resume(path: &Path, model: Option<&str>, dataset: Option<&str>) -> Result<(RunDir, CompressConfig, RunState)> {
+    /// `max_rounds` gives the run a new round limit: a run that stopped at its old limit (and for
+    /// no other reason) then continues.
+    pub fn resume(path: &Path, model: Option<&str>, dataset: Option<&str>, max_rounds: Option<usize>) -> Result<(RunDir, CompressConfig, RunState)> {
         let dir = RunDir { path: path.to_path_buf() };
         let (cfg_path, state_path) = (dir.file("config.json"), dir.file("state.json"));
         if !cfg_path.exists() || !state_path.exists() {
             bail!("--resume: {} is not a compress run directory (it has no config.json and state.json)", path.display());
         }
-        let stored: CompressConfig = read_json(&cfg_path)?;
+        let mut stored: CompressConfig = read_json(&cfg_path)?;
         for (what, given, theirs) in [("model", model, stored.model.as_str()), ("dataset", dataset, stored.data.dataset.as_str())] {
             if given.is_some_and(|g| g != theirs) {
                 bail!("--resume: {} holds a run of {what} '{theirs}', not '{}'; use another --out", path.display(), given.unwrap_or_default());
             }
         }
-        let state: RunState = read_json(&state_path)?;
+        let mut state: RunState = read_json(&state_path)?;
+        let at_limit = state.rounds.len() >= stored.max_rounds && state.stop_reason.as_deref().is_some_and(|r| r.contains(MAX_ROUNDS_STOP));
+        if let Some(m) = max_rounds {
+            if m == 0 {
+                bail!("--max-rounds must be at least 1, found 0");
+            }
+            if state.status == Status::Finished && at_limit && m > state.rounds.len() {
+                // only the round limit ended it: the run goes on from its last round
+                state.status = Status::Running;
+                state.stop_reason = None;
+            }
+            stored.max_rounds = m;
+        }
         if state.status == Status::Finished {
-            bail!("{} holds a finished run ({}); use --force to start over", path.display(), state.stop_reason.as_deref().unwrap_or("done"));
+            let hint = if at_limit { format!("; give a --max-rounds above {} to continue it, or use --force to start over", state.rounds.len()) } else { "; use --force to start over".into() };
+            bail!("{} holds a finished run ({}){hint}", path.display(), state.stop_reason.as_deref().unwrap_or("done"));
+        }
+        if max_rounds.is_some() {
+            io::write_json(&cfg_path, &stored)?;
+            dir.save_state(&state)?;
         }
         Ok((dir, stored, state))
     }

@@ -106,6 +106,13 @@ pub fn col2im(gpu: &Gpu, dcol: &Tensor, ctab: &Tensor, dx: &Tensor, g: &ConvGeom
     gpu.dispatch(&k, &[dcol, ctab, dx], &p, gpu.grid_items(chunk * g.c)?)
 }
 
+/// Whether `dgrad_columns` packs dY into its scratch buffer: dY [n][K][ohw] is already the
+/// GEMM's B, [K][chunk·ohw] in blocks of one image, where its planes and channels need no
+/// padding to vec4s.
+pub fn dgrad_columns_packs(g: &ConvGeom) -> bool {
+    g.ohw() % 4 != 0 || g.k % 4 != 0
+}
+
 /// A column-pruned layer's data gradient, whose work shrinks with the columns kept: Wᵀ [kc][Kp]
 /// packed into `wt_scratch` once, then per chunk of images dcol = Wᵀ·dY (a GEMM of kc rows, dY
 /// read in place, or first packed to [Kp][chunk·ohwp] in `dy_scratch` where its planes or
@@ -114,9 +121,7 @@ pub fn col2im(gpu: &Gpu, dcol: &Tensor, ctab: &Tensor, dx: &Tensor, g: &ConvGeom
 pub fn dgrad_columns(gpu: &Gpu, g: &ConvGeom, kc: usize, chunk: usize, w: &Tensor, dy: &Tensor, ctab: &Tensor, wt_scratch: &Tensor, dy_scratch: &Tensor, dcol: &Tensor, dx: &Tensor) -> Result<Vec<Dispatch>> {
     let (kp, ohw, ohwp) = (g.k.next_multiple_of(4), g.ohw(), g.ohwp());
     let mut plan = vec![gemm::pack(gpu, w, wt_scratch, &gemm::Pack::matrix(kc, g.k, 1, kc, false))?];
-    // dY [n][K][ohw] is already the GEMM's B, [K][chunk·ohw] in blocks of one image, where its
-    // planes and channels need no padding to vec4s; else it is packed first
-    let in_place = ohw % 4 == 0 && g.k % 4 == 0;
+    let in_place = !dgrad_columns_packs(g);
     for n0 in (0..g.n).step_by(chunk) {
         let c = chunk.min(g.n - n0);
         let cols = c * ohwp;

@@ -164,8 +164,11 @@ impl LayerPlan {
                 let chunk = conv_chunk(&g, kept.len(), budget)?;
                 need.a = need.a.max(g.k * kcp).max(g.crs() * g.k.next_multiple_of(4));
                 if kept.len() < g.crs() {
-                    // the column-pruned data gradient: dY of a chunk in `b`, dcol in `col`
-                    need.b = need.b.max(g.k.next_multiple_of(4) * chunk * g.ohwp());
+                    // the column-pruned data gradient: dcol in `col`, dY of a chunk in `b` where
+                    // it is packed
+                    if conv::dgrad_columns_packs(&g) {
+                        need.b = need.b.max(g.k.next_multiple_of(4) * chunk * g.ohwp());
+                    }
                     need.col = need.col.max(kept.len() * chunk * g.ohwp());
                 }
                 need.part = need.part.max(st.wgrad(g.k, kcp, chunk * g.ohwp()).split * g.k * kept.len());
