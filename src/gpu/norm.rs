@@ -24,14 +24,13 @@ const TREE_LANE_SUM: &str = "fn lane_sum(li: u32, v: f32) -> f32 {
     return r;
 }";
 
-/// Each subgroup sums in registers and its first lane stores that sum in its own slot; every
-/// lane then adds the 64 slots in index order, so the result is the same on every lane and in
-/// every run, whatever the subgroup size and however lanes map to subgroups.
+/// Each subgroup sums in registers and its first lane stores that sum in its own slot (the
+/// others store zero); every lane then adds the 64 slots in index order, so the result is the
+/// same on every lane and in every run, whatever the subgroup size and however lanes map to
+/// subgroups. Two barriers: after the slots are written, and before the next call writes them.
 const SUBGROUP_LANE_SUM: &str = "fn lane_sum(li: u32, v: f32) -> f32 {
-    red[li] = 0.0;
-    workgroupBarrier();
     let s = subgroupAdd(v);
-    if (subgroupBroadcastFirst(li) == li) { red[li] = s; }
+    red[li] = select(0.0, s, subgroupBroadcastFirst(li) == li);
     workgroupBarrier();
     var r = 0.0;
     for (var i = 0u; i < 64u; i++) { r += red[i]; }
@@ -109,8 +108,9 @@ pub fn bn_stats(gpu: &Gpu, x: &Tensor, stats: &Tensor, running: &Tensor, part: &
         return Ok(vec![gpu.dispatch(&k, &[x, stats, running], &g.params(), [g.c as u32, 1, 1])?]);
     }
     ensure!(g.partial_len() <= part.len, "bn_stats partial results out of range");
-    let slices = gpu.kernel(&g.src(gpu)?, "bn_stats_partial", &[R, W], false)?;
-    let merge = gpu.kernel(&g.src(gpu)?, "bn_stats_merge", &[R, W, W], false)?;
+    let src = g.src(gpu)?;
+    let slices = gpu.kernel(&src, "bn_stats_partial", &[R, W], false)?;
+    let merge = gpu.kernel(&src, "bn_stats_merge", &[R, W, W], false)?;
     Ok(vec![
         gpu.dispatch(&slices, &[x, part], &g.params(), [g.c as u32, g.slices as u32, 1])?,
         gpu.dispatch(&merge, &[part, stats, running], &g.params(), gpu.grid1d(g.c, 64))?,
@@ -133,8 +133,9 @@ pub fn bn_backward_reduce(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &Tensor, dg
         return Ok(vec![gpu.dispatch(&k, &[dy, x, stats, dgamma, dbeta], &g.params(), [g.c as u32, 1, 1])?]);
     }
     ensure!(g.partial_len() <= part.len, "bn_backward_reduce partial results out of range");
-    let slices = gpu.kernel(&g.src(gpu)?, "bn_reduce_partial", &[R, R, R, W], false)?;
-    let merge = gpu.kernel(&g.src(gpu)?, "bn_reduce_merge", &[R, W, W], false)?;
+    let src = g.src(gpu)?;
+    let slices = gpu.kernel(&src, "bn_reduce_partial", &[R, R, R, W], false)?;
+    let merge = gpu.kernel(&src, "bn_reduce_merge", &[R, W, W], false)?;
     Ok(vec![
         gpu.dispatch(&slices, &[dy, x, stats, part], &g.params(), [g.c as u32, g.slices as u32, 1])?,
         gpu.dispatch(&merge, &[part, dgamma, dbeta], &g.params(), gpu.grid1d(g.c, 64))?,
