@@ -18,6 +18,7 @@ use autocompress::gpu::conv::{self, ConvGeom};
 use autocompress::gpu::pool::{self, PoolGeom};
 use autocompress::gpu::{activation, loss, sgd};
 use autocompress::gpu::{Gpu, Tensor};
+use autocompress::model::store::Store;
 use common::reference as cpu;
 use common::{assert_close, gpu_or_skip, nan_tensor, read, rand_vec};
 
@@ -677,38 +678,82 @@ fn accumulate_metrics_sums_losses_and_correct() {
 
 // ----------------------------------------------------------------------------------- sgd
 
+/// One SGD dispatch over a network's flat parameter buffers (`Store`): tensors of awkward sizes,
+/// weight-decayed and not, interleaved in the order given so the layout reorders them, each its
+/// own aligned view; masks on some tensors only. Each tensor must follow the CPU reference with
+/// its own decay, and the padding between them must stay zero.
 #[test]
-fn sgd_matches_reference_with_and_without_mask() {
+fn sgd_over_flat_parameter_buffers_matches_reference() {
     let gpu = gpu_or_skip!();
-    let n = 1037;
     let (lr, momentum, wd) = (0.05f32, 0.9f32, 5e-4f32);
-    let mask: Vec<f32> = rand_vec(n, 1300).iter().map(|&v| if v < -0.4 { 0.0 } else { 1.0 }).collect();
-    assert!(mask.contains(&0.0) && mask.contains(&1.0));
+    let lens = [1037usize, 3, 70, 1, 257];
+    let decay = [true, false, true, false, true];
     for masked in [false, true] {
-        // Weights and velocities start non-zero everywhere, pruned entries included.
-        let mut w = rand_vec(n, 1301);
-        let mut v = rand_vec(n, 1302);
-        let tw = gpu.upload(&w, "w").unwrap();
-        let tv = gpu.upload(&v, "v").unwrap();
-        let tgrad = gpu.tensor(n, "grad").unwrap();
+        let mut w: Vec<Vec<f32>> = lens.iter().enumerate().map(|(i, &n)| rand_vec(n, 1301 + i as u64)).collect();
+        let data: Vec<(&[f32], bool)> = w.iter().zip(decay).map(|(t, d)| (&t[..], d)).collect();
+        let (store, views) = Store::new(gpu, &data).unwrap();
+        assert!(store.layout.decayed > 0 && store.layout.decayed < store.layout.len);
+        // velocities start non-zero everywhere, pruned entries included
+        let mut v: Vec<Vec<f32>> = lens.iter().enumerate().map(|(i, &n)| rand_vec(n, 1310 + i as u64)).collect();
+        for (t, view) in v.iter().zip(&views) {
+            gpu.write(&view.velocity, t);
+        }
+        // tensors 0 and 3 pruned: the mask buffer holds ones elsewhere
+        let masks: Vec<Option<Vec<f32>>> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (masked && (i == 0 || i == 3)).then(|| rand_vec(n, 1320 + i as u64).iter().map(|&x| if x < -0.4 { 0.0 } else { 1.0 }).collect()))
+            .collect();
+        for (m, view) in masks.iter().zip(&views) {
+            if let Some(m) = m {
+                gpu.write(&view.mask, m);
+            }
+        }
         let th = gpu.upload(&[lr, momentum, 1.0, 0.0], "hyper").unwrap();
-        let tm = gpu.upload(&mask, "mask").unwrap();
-        let step = [sgd::sgd(gpu, &tgrad, &th, &tw, &tv, masked.then_some(&tm), wd).unwrap()];
+        let step = [sgd::sgd(gpu, &store.grads, &th, &store.weights, &store.velocities, masked.then_some(&store.masks), wd, store.layout.decayed).unwrap()];
         for s in 0..3u64 {
-            let grad = rand_vec(n, 1310 + s);
-            gpu.write(&tgrad, &grad);
+            for (i, view) in views.iter().enumerate() {
+                let grad = rand_vec(lens[i], 1330 + 10 * s + i as u64);
+                gpu.write(&view.grad, &grad);
+                let d = if decay[i] { wd } else { 0.0 };
+                cpu::sgd(&mut w[i], &mut v[i], &grad, masks[i].as_deref(), lr, momentum, d);
+            }
             gpu.run(&step).unwrap();
-            cpu::sgd(&mut w, &mut v, &grad, masked.then_some(&mask[..]), lr, momentum, wd);
-            let (gw, gv) = (read(gpu, &tw), read(gpu, &tv));
-            assert_close(&format!("sgd masked {masked} step {s} weights"), &gw, &w, 1e-5);
-            assert_close(&format!("sgd masked {masked} step {s} velocity"), &gv, &v, 1e-5);
-            if masked {
-                for i in (0..n).filter(|&i| mask[i] == 0.0) {
-                    assert!(gw[i] == 0.0 && gv[i] == 0.0, "sgd step {s}: pruned entry {i} has w {} v {}", gw[i], gv[i]);
-                }
+            for (i, view) in views.iter().enumerate() {
+                assert_close(&format!("sgd masked {masked} step {s} tensor {i} weights"), &read(gpu, &view.w), &w[i], 1e-5);
+                assert_close(&format!("sgd masked {masked} step {s} tensor {i} velocity"), &read(gpu, &view.velocity), &v[i], 1e-5);
+            }
+            let (all_w, all_v) = (read(gpu, &store.weights), read(gpu, &store.velocities));
+            let mut padding = vec![true; store.layout.len];
+            for (&at, &n) in store.layout.offsets.iter().zip(&lens) {
+                padding[at..at + n].iter_mut().for_each(|p| *p = false);
+            }
+            assert!(padding.contains(&true), "the layout should need padding at this alignment");
+            for i in (0..store.layout.len).filter(|&i| padding[i]) {
+                assert!(all_w[i] == 0.0 && all_v[i] == 0.0, "step {s}: padding element {i} has w {} v {}", all_w[i], all_v[i]);
             }
         }
     }
+}
+
+/// Views share their buffer: writes and reads land in their own range, and a view that breaks
+/// the adapter's offset alignment or its parent's bounds is refused.
+#[test]
+fn views_read_and_write_their_own_range() {
+    let gpu = gpu_or_skip!();
+    let a = gpu.view_alignment();
+    let parent = gpu.upload(&vec![7.0f32; 3 * a], "parent").unwrap();
+    let view = gpu.view(&parent, a, a + 1).unwrap();
+    gpu.write(&view, &vec![1.0f32; a + 1]);
+    let all = read(gpu, &parent);
+    assert!(all[..a].iter().all(|&x| x == 7.0) && all[a..2 * a + 1].iter().all(|&x| x == 1.0) && all[2 * a + 1..].iter().all(|&x| x == 7.0));
+    assert_eq!(read(gpu, &view), vec![1.0f32; a + 1]);
+    assert!(gpu.view(&parent, 2 * a, a + 1).unwrap_err().to_string().contains("does not fit"));
+    if a > 1 {
+        let e = gpu.view(&parent, 1, 4).unwrap_err().to_string();
+        assert!(e.contains("not aligned"), "{e}");
+    }
+    assert!(gpu.read_range::<f32>(&view, a, 2).is_err());
 }
 
 // ------------------------------------------------------------------------- large launches

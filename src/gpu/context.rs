@@ -15,11 +15,27 @@ pub struct Tensor {
     pub buf: Arc<wgpu::Buffer>,
     /// Number of 32-bit elements.
     pub len: usize,
+    /// Where the tensor starts in `buf`, in elements: 0 for a buffer of its own, aligned for a
+    /// view (`Gpu::view`), such as a parameter inside the network's flat parameter buffers.
+    pub offset: usize,
 }
 
 impl Tensor {
     pub fn bytes(&self) -> u64 {
         (self.len * 4) as u64
+    }
+
+    /// What a bind group binds: the whole buffer, or a view's range of it.
+    pub(super) fn binding(&self) -> wgpu::BindingResource<'_> {
+        if self.offset == 0 && self.bytes() >= self.buf.size() {
+            self.buf.as_entire_binding()
+        } else {
+            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.buf,
+                offset: (self.offset * 4) as u64,
+                size: std::num::NonZeroU64::new(self.bytes()),
+            })
+        }
     }
 }
 
@@ -170,7 +186,29 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(Tensor { buf: Arc::new(buf), len })
+        Ok(Tensor { buf: Arc::new(buf), len, offset: 0 })
+    }
+
+    /// Elements a view's offset must be a multiple of: the adapter's storage binding alignment
+    /// (256 bytes on most GPUs and in WebGPU, less on CPU drivers).
+    pub fn view_alignment(&self) -> usize {
+        (self.limits.min_storage_buffer_offset_alignment as usize / 4).max(1)
+    }
+
+    /// The `len` elements of `t` from element `at`, as a tensor of their own that shares `t`'s
+    /// buffer. `at` must keep the view aligned (`view_alignment`).
+    pub fn view(&self, t: &Tensor, at: usize, len: usize) -> Result<Tensor> {
+        let offset = t.offset + at;
+        if len == 0 || at + len > t.len {
+            bail!("view of {len} elements at {at} does not fit a tensor of {}", t.len);
+        }
+        if offset % self.view_alignment() != 0 {
+            bail!(
+                "view at element {offset} is not aligned to this adapter's storage offset alignment of {} bytes",
+                self.limits.min_storage_buffer_offset_alignment
+            );
+        }
+        Ok(Tensor { buf: t.buf.clone(), len, offset })
     }
 
     pub fn upload<T: bytemuck::Pod>(&self, data: &[T], label: &str) -> Result<Tensor> {
@@ -186,9 +224,10 @@ impl Gpu {
 
     /// Writes `data` at element offset `at`. Ordered with respect to later submissions.
     pub fn write_at<T: bytemuck::Pod>(&self, t: &Tensor, at: usize, data: &[T]) {
-        debug_assert!(at + data.len() <= t.len);
+        // a view's neighbours share its buffer, so a write past its end would corrupt them
+        assert!(at + data.len() <= t.len, "write of {} elements at {at} past a tensor of {}", data.len(), t.len);
         if !data.is_empty() {
-            self.queue.write_buffer(&t.buf, (at * 4) as u64, bytemuck::cast_slice(data));
+            self.queue.write_buffer(&t.buf, ((t.offset + at) * 4) as u64, bytemuck::cast_slice(data));
         }
     }
 
@@ -210,6 +249,9 @@ impl Gpu {
     }
 
     pub fn read_range<T: bytemuck::Pod>(&self, t: &Tensor, at: usize, len: usize) -> Result<Vec<T>> {
+        if at + len > t.len {
+            bail!("read of {len} elements at {at} past a tensor of {}", t.len);
+        }
         let bytes = (len * 4) as u64;
         if bytes == 0 {
             return Ok(Vec::new());
@@ -221,7 +263,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(&t.buf, (at * 4) as u64, &staging, 0, bytes);
+        enc.copy_buffer_to_buffer(&t.buf, ((t.offset + at) * 4) as u64, &staging, 0, bytes);
         self.submit(enc)?;
         let slice = staging.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();

@@ -127,7 +127,7 @@ impl Gpu {
         let mut entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, t)| wgpu::BindGroupEntry { binding: i as u32, resource: t.buf.as_entire_binding() })
+            .map(|(i, t)| wgpu::BindGroupEntry { binding: i as u32, resource: t.binding() })
             .collect();
         entries.push(wgpu::BindGroupEntry { binding: buffers.len() as u32, resource: uniform.as_entire_binding() });
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -1,4 +1,5 @@
-//! Launcher of shaders/sgd.wgsl: momentum SGD with weight decay and an optional 0/1 mask.
+//! Launcher of shaders/sgd.wgsl: momentum SGD with weight decay and an optional 0/1 mask, over
+//! flat parameter buffers (`model::store`) in one dispatch.
 
 use anyhow::{ensure, Result};
 
@@ -10,15 +11,17 @@ const R: Access = Access::Read;
 const W: Access = Access::ReadWrite;
 
 wgsl_params! {
-    Params = "sgd.wgsl" :: Params { n: u32, weight_decay: f32, _p0: u32, _p1: u32 }
+    Params = "sgd.wgsl" :: Params { n: u32, n_decay: u32, weight_decay: f32, _p0: u32 }
 }
 
-/// Momentum SGD step on one parameter tensor; with `mask`, pruned entries stay exactly zero.
-pub fn sgd(gpu: &Gpu, grad: &Tensor, hyper: &Tensor, w: &Tensor, v: &Tensor, mask: Option<&Tensor>, weight_decay: f32) -> Result<Dispatch> {
+/// One momentum SGD step over `w` (all of a network's parameters, or one tensor): the first
+/// `decayed` elements take `weight_decay`, the rest none; with `mask`, entries where it is 0
+/// stay exactly zero.
+pub fn sgd(gpu: &Gpu, grad: &Tensor, hyper: &Tensor, w: &Tensor, v: &Tensor, mask: Option<&Tensor>, weight_decay: f32, decayed: usize) -> Result<Dispatch> {
     let n = w.len;
-    ensure!(grad.len >= n && v.len >= n, "sgd buffers disagree");
+    ensure!(grad.len >= n && v.len >= n && decayed <= n, "sgd buffers disagree");
     let s = Source::new("sgd", include_str!("../../shaders/sgd.wgsl"));
-    let p = Params { n: n as u32, weight_decay, ..Params::default() };
+    let p = Params { n: n as u32, n_decay: decayed as u32, weight_decay, ..Params::default() };
     match mask {
         None => {
             let k = gpu.kernel(&s, "sgd", &[R, R, W, W], false)?;

@@ -5,6 +5,7 @@ pub mod flat;
 pub mod graph;
 pub mod lower;
 pub mod network;
+pub mod store;
 pub mod weights;
 pub mod zoo;
 

@@ -8,11 +8,13 @@ use anyhow::{ensure, Context, Result};
 use super::flat::flatten;
 use super::graph::{Architecture, Shape};
 use super::lower::{lower, BN_MOMENTUM};
+use super::store::Store;
 use super::weights::{NamedTensor, Weights};
 use crate::gpu::loss::{self, LOSS_RING};
 use crate::gpu::{record, sgd, Dispatch, Gpu, Tensor};
 
-/// One parameter tensor with its gradient, momentum and optional 0/1 mask.
+/// One parameter tensor with its gradient, momentum and 0/1 mask: views of the network's flat
+/// parameter buffers (`store`).
 pub struct Param {
     pub name: String,
     pub shape: Vec<usize>,
@@ -21,7 +23,10 @@ pub struct Param {
     pub grad: Tensor,
     /// SGD momentum.
     pub velocity: Tensor,
-    pub mask: Option<Tensor>,
+    /// Ones unless `masked`.
+    pub mask: Tensor,
+    /// Whether the mask holds this parameter's pruning (SGD keeps its zeros at zero).
+    pub masked: bool,
     /// Weight decay applies to weights, not biases.
     pub decay: bool,
 }
@@ -55,6 +60,8 @@ pub struct Network {
     pub batch: usize,
     pub shapes: Vec<Shape>,
     pub params: Vec<Param>,
+    /// The flat buffers the parameters are views of.
+    store: Store,
     pub weight_decay: f32,
     input: Tensor,
     labels: Tensor,
@@ -108,21 +115,12 @@ impl Network {
         let flat = flatten(arch)?;
         let input = gpu.tensor(batch * flat.vals[0], "input")?;
 
-        let mut params = Vec::new();
+        let mut tensors = Vec::new();
         let mut running = Vec::new();
         for ps in arch.param_shapes()? {
             for (name, _) in ps.tensors().into_iter().take(2) {
-                let t = weights.get(&name)?;
-                params.push(Param {
-                    name: t.name.clone(),
-                    shape: t.shape.clone(),
-                    w: gpu.upload(&t.data, &t.name)?,
-                    grad: gpu.tensor(t.data.len(), "grad")?,
-                    velocity: gpu.tensor(t.data.len(), "velocity")?,
-                    mask: None,
-                    // weight decay applies to conv and linear weights, not to biases or γ
-                    decay: !ps.batch_norm && name.ends_with(".weight"),
-                });
+                // weight decay applies to conv and linear weights, not to biases or γ
+                tensors.push((weights.get(&name)?, !ps.batch_norm && name.ends_with(".weight")));
             }
             if ps.batch_norm {
                 let mut stats = weights.get(&format!("{}.running_mean", ps.name))?.data.clone();
@@ -130,6 +128,23 @@ impl Network {
                 running.push(RunningStats { layer: ps.name.clone(), channels: ps.bias, stats: gpu.upload(&stats, "running statistics")? });
             }
         }
+
+        let data: Vec<(&[f32], bool)> = tensors.iter().map(|(t, decay)| (&t.data[..], *decay)).collect();
+        let (store, views) = Store::new(gpu, &data)?;
+        let params: Vec<Param> = tensors
+            .iter()
+            .zip(views)
+            .map(|((t, decay), v)| Param {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                w: v.w,
+                grad: v.grad,
+                velocity: v.velocity,
+                mask: v.mask,
+                masked: false,
+                decay: *decay,
+            })
+            .collect();
 
         let passes = lower(gpu, &flat, &params, &running, &input, batch, budget)?;
         let mut keep = passes.keep;
@@ -152,6 +167,7 @@ impl Network {
             batch,
             shapes,
             params,
+            store,
             weight_decay,
             input,
             labels,
@@ -173,12 +189,12 @@ impl Network {
         Ok(net)
     }
 
+    /// The update: one SGD dispatch over the flat buffers, reading the masks only while some
+    /// parameter is masked.
     fn rebuild_update(&mut self, gpu: &Gpu) -> Result<()> {
-        self.update = self
-            .params
-            .iter()
-            .map(|p| sgd::sgd(gpu, &p.grad, &self.hyper, &p.w, &p.velocity, p.mask.as_ref(), if p.decay { self.weight_decay } else { 0.0 }))
-            .collect::<Result<_>>()?;
+        let s = &self.store;
+        let masks = self.params.iter().any(|p| p.masked).then_some(&s.masks);
+        self.update = vec![sgd::sgd(gpu, &s.grads, &self.hyper, &s.weights, &s.velocities, masks, self.weight_decay, s.layout.decayed)?];
         Ok(())
     }
 
@@ -196,35 +212,43 @@ impl Network {
         self.param(&super::weights::weight_name(layer))
     }
 
-    /// Sets (or clears) a parameter's 0/1 mask already on the GPU; the weights must already be
-    /// zero where it is.
-    pub fn set_mask_tensor(&mut self, gpu: &Gpu, name: &str, mask: Option<Tensor>) -> Result<()> {
-        let i = self.params.iter().position(|p| p.name == name).with_context(|| format!("no parameter '{name}'"))?;
-        ensure!(mask.as_ref().is_none_or(|m| m.len >= self.params[i].w.len), "mask for {name} is too short");
-        self.params[i].mask = mask;
+    /// Marks parameters whose mask views (`Param::mask`) a kernel has filled: the weights must
+    /// already be zero where their masks are.
+    pub fn mark_masked(&mut self, gpu: &Gpu, names: &[String]) -> Result<()> {
+        for name in names {
+            let i = self.position(name)?;
+            self.params[i].masked = true;
+        }
         self.rebuild_update(gpu)
     }
 
-    /// Drops every parameter's mask (one rebuild of the update dispatches).
+    /// Drops every parameter's mask.
     pub fn clear_masks(&mut self, gpu: &Gpu) -> Result<()> {
-        self.params.iter_mut().for_each(|p| p.mask = None);
+        gpu.write(&self.store.masks, &vec![1.0f32; self.store.masks.len]);
+        self.params.iter_mut().for_each(|p| p.masked = false);
         self.rebuild_update(gpu)
+    }
+
+    fn position(&self, name: &str) -> Result<usize> {
+        self.params.iter().position(|p| p.name == name).with_context(|| format!("no parameter '{name}'"))
     }
 
     /// Sets (or clears) the 0/1 mask of a parameter; masked entries are zeroed at once and stay
     /// zero through every later update.
     pub fn set_mask(&mut self, gpu: &Gpu, name: &str, mask: Option<&[f32]>) -> Result<()> {
-        let i = self.params.iter().position(|p| p.name == name).with_context(|| format!("no parameter '{name}'"))?;
+        let i = self.position(name)?;
+        let p = &mut self.params[i];
         match mask {
             Some(m) => {
-                ensure!(m.len() == self.params[i].w.len, "mask for {name} has {} entries, the tensor {}", m.len(), self.params[i].w.len);
-                let w: Vec<f32> = gpu.read(&self.params[i].w)?;
+                ensure!(m.len() == p.w.len, "mask for {name} has {} entries, the tensor {}", m.len(), p.w.len);
+                let w: Vec<f32> = gpu.read(&p.w)?;
                 let masked: Vec<f32> = w.iter().zip(m).map(|(a, b)| a * b).collect();
-                gpu.write(&self.params[i].w, &masked);
-                self.params[i].mask = Some(gpu.upload(m, "mask")?);
+                gpu.write(&p.w, &masked);
+                gpu.write(&p.mask, m);
             }
-            None => self.params[i].mask = None,
+            None => gpu.write(&p.mask, &vec![1.0f32; p.mask.len]),
         }
+        p.masked = mask.is_some();
         self.rebuild_update(gpu)
     }
 
@@ -316,9 +340,10 @@ impl Network {
     pub fn weights(&self, gpu: &Gpu) -> Result<Weights> {
         let mut tensors = Vec::new();
         let mut run = self.running.iter().peekable();
+        let mut data = self.store.read_each(gpu, &self.store.weights)?.into_iter();
         for pair in self.params.chunks(2) {
-            for p in pair {
-                tensors.push(NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data: gpu.read(&p.w)? });
+            for (p, data) in pair.iter().zip(data.by_ref()) {
+                tensors.push(NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data });
             }
             let layer = pair[0].name.trim_end_matches(".weight");
             if let Some(r) = run.next_if(|r| r.layer == layer) {
@@ -371,16 +396,15 @@ impl Network {
 
     /// Copies the gradients of the last backward pass to the host, named like the parameters.
     pub fn gradients(&self, gpu: &Gpu) -> Result<Weights> {
-        self.params
-            .iter()
-            .map(|p| Ok(NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data: gpu.read(&p.grad)? }))
-            .collect::<Result<Vec<_>>>()
-            .map(|tensors| Weights { tensors })
+        let data = self.store.read_each(gpu, &self.store.grads)?;
+        let tensors = self.params.iter().zip(data).map(|(p, data)| NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data }).collect();
+        Ok(Weights { tensors })
     }
 
     /// Copies the SGD momentum of every parameter to the host, named `velocity.<parameter>`.
     pub fn velocities(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
-        self.params.iter().map(|p| Ok(NamedTensor { name: velocity_name(&p.name), shape: p.shape.clone(), data: gpu.read(&p.velocity)? })).collect()
+        let data = self.store.read_each(gpu, &self.store.velocities)?;
+        Ok(self.params.iter().zip(data).map(|(p, data)| NamedTensor { name: velocity_name(&p.name), shape: p.shape.clone(), data }).collect())
     }
 
     /// The names `velocities` gives, in its order.
@@ -405,8 +429,8 @@ impl Network {
             let t = w.get(&p.name)?;
             ensure!(t.shape == p.shape, "tensor {} has shape {:?}, the network {:?}", p.name, t.shape, p.shape);
             gpu.write(&p.w, &t.data);
-            gpu.write(&p.velocity, &vec![0.0f32; p.velocity.len]);
         }
+        gpu.write(&self.store.velocities, &vec![0.0f32; self.store.velocities.len]);
         for r in &self.running {
             let (name, c) = (&r.layer, r.channels);
             let mut stats = w.get(&format!("{name}.running_mean"))?.data.clone();

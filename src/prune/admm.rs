@@ -3,7 +3,7 @@
 //! retraining. Every tensor step is a kernel of shaders/admm.wgsl; the host only orchestrates and
 //! reads back two sums per layer per update for the primal residual.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
 use super::action::Action;
@@ -250,18 +250,19 @@ pub fn hard_prune(gpu: &Gpu, net: &mut Network, action: &Action) -> Result<()> {
         let keep_mask = gpu.tensor(groups, "keep")?;
         let list: Vec<Member> = weights.iter().zip(&norms).zip(&views).map(|((w, n), v)| (w, None, n, v)).collect();
         select(gpu, &list, &sum, &keep_mask, keep_count(groups, rate), &mut plan)?;
+        // the masks go straight into the network's mask buffer, each weight's own range
         for ((&m, w), view) in members.iter().zip(&weights).zip(&views) {
-            let mask = gpu.tensor(view.len(), "mask")?;
+            let name = format!("{}.weight", t.nodes[m].name);
+            let mask = net.param(&name)?.mask.clone();
+            ensure!(mask.len == view.len(), "{name}: a mask of {} entries for a group view of {}", mask.len, view.len());
             plan.push(kernels::hard_prune(gpu, w, &keep_mask, &mask, view)?);
-            masks.push((m, mask));
+            masks.push(name);
         }
         selections.push(((scheme == Scheme::Filter).then(|| t.nodes[members[0]].output), keep_mask));
         buffers.extend(norms.into_iter().chain(sum));
     }
     gpu.run(&plan)?;
-    for (m, mask) in masks {
-        net.set_mask_tensor(gpu, &format!("{}.weight", t.nodes[m].name), Some(mask))?;
-    }
+    net.mark_masked(gpu, &masks)?;
     // a removed filter takes its channel vectors (biases, batch-norm entries) in every producer
     for (space, keep_mask) in selections {
         let Some(s) = space else { continue };
