@@ -7,7 +7,7 @@
 #
 #   AUTOCOMPRESS_DATA=/path/to/datasets scripts/gpu-cifar.sh [OUT]    (OUT: runs/gpu-<date>)
 #
-# Environment: EPOCHS (vgg16 training, default 30), WIDTH (width multiplier, default 1), TARGET
+# Environment: EPOCHS (vgg16 training, default 60: the converged recipe at width 0.25), WIDTH (width multiplier, default 1), TARGET
 # (default params:10x), BUDGET (points, default 1.0), BENCH_FLAGS (default --backward
 # --train-steps 100), extra flags in TRAIN_FLAGS and
 # COMPRESS_FLAGS (word-split), AUTOCOMPRESS_ADAPTER to pick an adapter by name. compress keeps
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs/gpu-cifar-$(date +%Y%m%d-%H%M%S)}
 : "${AUTOCOMPRESS_DATA:?set AUTOCOMPRESS_DATA to the directory holding cifar-10/}"
 [ -d "$AUTOCOMPRESS_DATA/cifar-10" ] || { echo "gpu-cifar: no cifar-10/ under $AUTOCOMPRESS_DATA" >&2; exit 1; }
-EPOCHS=${EPOCHS:-30}
+EPOCHS=${EPOCHS:-60}
 WIDTH=${WIDTH:-1}
 mkdir -p "$OUT"
 : > "$OUT/times.txt"

@@ -16,7 +16,7 @@ fn main() {
         Cmd::Eval(a) => cli::eval::run(a, adapter),
         Cmd::Bench(a) => cli::bench::run(a, || cli::open_gpu(adapter, false)),
         Cmd::Inspect { file } => cli::inspect::run(&file),
-        Cmd::Compare { runs } => cli::compare::run(&runs),
+        Cmd::Compare { runs, peer, plot } => cli::compare::run(&runs, peer.as_deref(), plot.as_deref()),
         Cmd::Prune(a) => cli::prune::run(a, adapter, progress),
         Cmd::Compress(a) => cli::compress::run(a, || cli::open_gpu(adapter, progress), progress),
         Cmd::Import(a) => cli::interchange::cmd_import(&a),

@@ -1,22 +1,76 @@
-//! `autocompress compare`: one markdown table of finished compress runs (SPEC.md §7).
+//! `autocompress compare`: one markdown table of finished compress runs (SPEC.md §7), and with
+//! `--peer` each accepted round held against a peer's curve (`--plot` draws both).
 
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// A markdown table, one row per run directory, from each run's report.json.
-pub fn run(runs: &[PathBuf]) -> Result<()> {
+use autocompress::compress::peer::Peer;
+use autocompress::compress::plots::{self, Curve};
+
+/// A markdown table, one row per run directory, from each run's report.json; with `peer`, a
+/// second table of every accepted round against the peer's curve; with `plot`, a PNG of the
+/// runs' curves and the peer's.
+pub fn run(runs: &[PathBuf], peer: Option<&Path>, plot: Option<&Path>) -> Result<()> {
     if runs.is_empty() {
         bail!("compare needs at least one run directory");
     }
+    // read everything before printing anything: a bad file fails the command cleanly
+    let reports: Vec<serde_json::Value> = runs.iter().map(|d| load(d)).collect::<Result<_>>()?;
+    let peer = peer.map(Peer::load).transpose()?;
+    table(runs, &reports);
+    let curves: Vec<Curve> = runs.iter().zip(&reports).map(|(d, r)| curve(d, r)).collect();
+    if let Some(p) = &peer {
+        against_peer(&curves, p);
+    }
+    if let Some(path) = plot {
+        plots::test_change_vs_params(path, &curves, peer.as_ref())?;
+        println!("\nplot: {}", path.display());
+    }
+    Ok(())
+}
+
+fn load(dir: &Path) -> Result<serde_json::Value> {
+    let path = dir.join("report.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a finished compress run?)", path.display(), dir.display()))?;
+    let r: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    if r["command"] != "compress" {
+        bail!("{} is the report of a '{}' run, not of compress", path.display(), r["command"].as_str().unwrap_or("?"));
+    }
+    Ok(r)
+}
+
+/// The run's baseline and accepted rounds as (params reduction, test change in points).
+fn curve(dir: &Path, r: &serde_json::Value) -> Curve {
+    let base = r["baseline"]["test_accuracy"].as_f64().unwrap_or(f64::NAN);
+    let mut points = vec![(1.0, 0.0)];
+    for x in r["rounds"].as_array().into_iter().flatten().filter(|x| x["accepted"] == true) {
+        let (red, acc) = (x["params_reduction"].as_f64(), x["test_accuracy"].as_f64());
+        if let (Some(red), Some(acc)) = (red, acc) {
+            points.push((red, 100.0 * (acc - base)));
+        }
+    }
+    Curve { name: dir.display().to_string(), points }
+}
+
+/// Every accepted round's test change beside the peer's at the same params reduction.
+fn against_peer(curves: &[Curve], peer: &Peer) {
+    println!("\n| run | round | params × | test change | {} at that × | difference |", peer.name);
+    println!("|---|---|---|---|---|---|");
+    for c in curves {
+        for (k, &(red, change)) in c.points.iter().enumerate().skip(1) {
+            let (theirs, diff) = match peer.at(red) {
+                Some(p) => (format!("{p:+.2}"), format!("{:+.2} ({})", change - p, if change >= p { "above" } else { "below" })),
+                None => ("beyond its last point".into(), "–".into()),
+            };
+            println!("| {} | {k} | {red:.1} | {change:+.2} | {theirs} | {diff} |", c.name);
+        }
+    }
+}
+
+fn table(runs: &[PathBuf], reports: &[serde_json::Value]) {
     println!("| run | target | search | schemes | purify | params × | FLOPs × | params × before purification | val (base → final) | test (base → final) | rounds | evaluations to best (per round) | result | minutes |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for dir in runs {
-        let path = dir.join("report.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a finished compress run?)", path.display(), dir.display()))?;
-        let r: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
-        if r["command"] != "compress" {
-            bail!("{} is the report of a '{}' run, not of compress", path.display(), r["command"].as_str().unwrap_or("?"));
-        }
+    for (dir, r) in runs.iter().zip(reports) {
         let pct = |v: &serde_json::Value| format!("{:.2}", 100.0 * v.as_f64().unwrap_or(f64::NAN));
         let rounds = r["rounds"].as_array().cloned().unwrap_or_default();
         let last = rounds.iter().rev().find(|x| x["accepted"] == true);
@@ -43,5 +97,4 @@ pub fn run(runs: &[PathBuf]) -> Result<()> {
             r["wall_seconds"].as_f64().unwrap_or(f64::NAN) / 60.0
         );
     }
-    Ok(())
 }

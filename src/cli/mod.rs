@@ -46,7 +46,16 @@ pub enum Cmd {
     /// Per-layer table of a model file.
     Inspect { file: PathBuf },
     /// One markdown table comparing finished compress runs (the ablation table of SPEC.md §7).
-    Compare { runs: Vec<PathBuf> },
+    Compare {
+        runs: Vec<PathBuf>,
+        /// A peer's accuracy-versus-params curve (CSV: params_reduction,test_change) to hold
+        /// every accepted round against
+        #[arg(long)]
+        peer: Option<PathBuf>,
+        /// Draw the runs' test change against params reduction (and the peer's) into this PNG
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// ADMM-prune a trained model with a given action, purify, compact (SPEC.md §3, §4, §6).
     Prune(prune::PruneArgs),
     /// The whole AutoCompress pipeline: baseline, then rounds of search, ADMM, purification and

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod decision;
+pub mod peer;
 pub mod plots;
 pub mod round;
 pub mod state;

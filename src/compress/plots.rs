@@ -7,6 +7,7 @@ use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
 
+use super::peer::Peer;
 use super::state::{RunDir, RunState};
 use crate::search::Metric;
 
@@ -180,6 +181,57 @@ fn search_trajectory(path: &Path, state: &RunState) -> Result<()> {
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
         }
         chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err(path))?;
+        root.present().map_err(err(path))?;
+        Ok(())
+    })
+}
+
+/// A named accuracy-versus-params curve: (params reduction, test change in points), (1, 0) first.
+pub struct Curve {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// `compare --plot`: every run's accepted rounds, and the peer's curve dashed in black.
+pub fn test_change_vs_params(path: &Path, curves: &[Curve], peer: Option<&Peer>) -> Result<()> {
+    register_font();
+    let all = curves.iter().map(|c| &c.points).chain(peer.map(|p| &p.points)).flatten();
+    let (xmax, ymin, ymax) = all.fold((1.0f64, 0.0f64, 0.0f64), |(x, lo, hi), p| (x.max(p.0), lo.min(p.1), hi.max(p.1)));
+    atomic_png(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (900, 550)).into_drawing_area();
+        root.fill(&WHITE).map_err(err(path))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Test accuracy change vs params reduction", ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d((1.0f64..xmax * 1.3).log_scale(), (ymin - 1.0)..(ymax + 1.0))
+            .map_err(err(path))?;
+        chart
+            .configure_mesh()
+            .x_desc("params reduction (×, log)")
+            .y_desc("test accuracy change (points)")
+            .x_label_formatter(&one_two_five)
+            .draw()
+            .map_err(err(path))?;
+        for (k, c) in curves.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            chart
+                .draw_series(LineSeries::new(c.points.iter().copied(), color.stroke_width(2)))
+                .map_err(err(path))?
+                .label(c.name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart.draw_series(c.points.iter().map(|&p| Circle::new(p, 5, color.filled()))).map_err(err(path))?;
+        }
+        if let Some(p) = peer {
+            chart
+                .draw_series(DashedLineSeries::new(p.points.iter().copied(), 8, 5, BLACK.stroke_width(2)))
+                .map_err(err(path))?
+                .label(p.name.as_str())
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+            chart.draw_series(p.points.iter().map(|&q| Cross::new(q, 6, BLACK.stroke_width(2)))).map_err(err(path))?;
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err(path))?;
         root.present().map_err(err(path))?;
         Ok(())
     })
