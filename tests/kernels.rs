@@ -678,59 +678,74 @@ fn accumulate_metrics_sums_losses_and_correct() {
 
 // ----------------------------------------------------------------------------------- sgd
 
-/// One SGD dispatch over a network's flat parameter buffers (`Store`): tensors of awkward sizes,
+/// SGD over a network's flat parameter buffers (`Store`): tensors of awkward sizes,
 /// weight-decayed and not, interleaved in the order given so the layout reorders them, each its
-/// own aligned view; masks on some tensors only. Each tensor must follow the CPU reference with
-/// its own decay, and the padding between them must stay zero.
+/// own aligned view; masks on some tensors only. Once in one chunk (one dispatch), once with a
+/// capacity that splits them over several chunks (one dispatch each, as for a model above the
+/// storage binding limit). Each tensor must follow the CPU reference with its own decay, and the
+/// padding between them must stay zero.
 #[test]
 fn sgd_over_flat_parameter_buffers_matches_reference() {
     let gpu = gpu_or_skip!();
     let (lr, momentum, wd) = (0.05f32, 0.9f32, 5e-4f32);
     let lens = [1037usize, 3, 70, 1, 257];
     let decay = [true, false, true, false, true];
-    for masked in [false, true] {
-        let mut w: Vec<Vec<f32>> = lens.iter().enumerate().map(|(i, &n)| rand_vec(n, 1301 + i as u64)).collect();
-        let data: Vec<(&[f32], bool)> = w.iter().zip(decay).map(|(t, d)| (&t[..], d)).collect();
-        let (store, views) = Store::new(gpu, &data).unwrap();
-        assert!(store.layout.decayed > 0 && store.layout.decayed < store.layout.len);
-        // velocities start non-zero everywhere, pruned entries included
-        let mut v: Vec<Vec<f32>> = lens.iter().enumerate().map(|(i, &n)| rand_vec(n, 1310 + i as u64)).collect();
-        for (t, view) in v.iter().zip(&views) {
-            gpu.write(&view.velocity, t);
-        }
-        // tensors 0 and 3 pruned: the mask buffer holds ones elsewhere
-        let masks: Vec<Option<Vec<f32>>> = lens
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| (masked && (i == 0 || i == 3)).then(|| rand_vec(n, 1320 + i as u64).iter().map(|&x| if x < -0.4 { 0.0 } else { 1.0 }).collect()))
-            .collect();
-        for (m, view) in masks.iter().zip(&views) {
-            if let Some(m) = m {
-                gpu.write(&view.mask, m);
+    let a = gpu.view_alignment();
+    for (capacity, several) in [(1 << 20, false), (1040usize.next_multiple_of(a), true)] {
+        for masked in [false, true] {
+            let what = format!("capacity {capacity}, masked {masked}");
+            let mut w: Vec<Vec<f32>> = lens.iter().enumerate().map(|(i, &n)| rand_vec(n, 1301 + i as u64)).collect();
+            let data: Vec<(&[f32], bool)> = w.iter().zip(decay).map(|(t, d)| (&t[..], d)).collect();
+            let (store, views) = Store::with_capacity(gpu, &data, capacity).unwrap();
+            assert_eq!(store.chunks.len() > 1, several, "{what}: {} chunks", store.chunks.len());
+            assert!(store.chunks.iter().any(|c| c.decayed > 0 && c.decayed < c.weights.len), "{what}: a chunk mixes decayed and not");
+            // velocities start non-zero everywhere, pruned entries included
+            let mut v: Vec<Vec<f32>> = lens.iter().enumerate().map(|(i, &n)| rand_vec(n, 1310 + i as u64)).collect();
+            for (t, view) in v.iter().zip(&views) {
+                gpu.write(&view.velocity, t);
             }
-        }
-        let th = gpu.upload(&[lr, momentum, 1.0, 0.0], "hyper").unwrap();
-        let step = [sgd::sgd(gpu, &store.grads, &th, &store.weights, &store.velocities, masked.then_some(&store.masks), wd, store.layout.decayed).unwrap()];
-        for s in 0..3u64 {
-            for (i, view) in views.iter().enumerate() {
-                let grad = rand_vec(lens[i], 1330 + 10 * s + i as u64);
-                gpu.write(&view.grad, &grad);
-                let d = if decay[i] { wd } else { 0.0 };
-                cpu::sgd(&mut w[i], &mut v[i], &grad, masks[i].as_deref(), lr, momentum, d);
+            // tensors 0 and 3 pruned: the mask buffers hold ones elsewhere
+            let masks: Vec<Option<Vec<f32>>> = lens
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| (masked && (i == 0 || i == 3)).then(|| rand_vec(n, 1320 + i as u64).iter().map(|&x| if x < -0.4 { 0.0 } else { 1.0 }).collect()))
+                .collect();
+            for (m, view) in masks.iter().zip(&views) {
+                if let Some(m) = m {
+                    gpu.write(&view.mask, m);
+                }
             }
-            gpu.run(&step).unwrap();
-            for (i, view) in views.iter().enumerate() {
-                assert_close(&format!("sgd masked {masked} step {s} tensor {i} weights"), &read(gpu, &view.w), &w[i], 1e-5);
-                assert_close(&format!("sgd masked {masked} step {s} tensor {i} velocity"), &read(gpu, &view.velocity), &v[i], 1e-5);
-            }
-            let (all_w, all_v) = (read(gpu, &store.weights), read(gpu, &store.velocities));
-            let mut padding = vec![true; store.layout.len];
-            for (&at, &n) in store.layout.offsets.iter().zip(&lens) {
-                padding[at..at + n].iter_mut().for_each(|p| *p = false);
-            }
-            assert!(padding.contains(&true), "the layout should need padding at this alignment");
-            for i in (0..store.layout.len).filter(|&i| padding[i]) {
-                assert!(all_w[i] == 0.0 && all_v[i] == 0.0, "step {s}: padding element {i} has w {} v {}", all_w[i], all_v[i]);
+            let th = gpu.upload(&[lr, momentum, 1.0, 0.0], "hyper").unwrap();
+            let step: Vec<_> = store
+                .chunks
+                .iter()
+                .map(|c| sgd::sgd(gpu, &c.grads, &th, &c.weights, &c.velocities, masked.then_some(&c.masks), wd, c.decayed).unwrap())
+                .collect();
+            for s in 0..3u64 {
+                for (i, view) in views.iter().enumerate() {
+                    let grad = rand_vec(lens[i], 1330 + 10 * s + i as u64);
+                    gpu.write(&view.grad, &grad);
+                    let d = if decay[i] { wd } else { 0.0 };
+                    cpu::sgd(&mut w[i], &mut v[i], &grad, masks[i].as_deref(), lr, momentum, d);
+                }
+                gpu.run(&step).unwrap();
+                for (i, view) in views.iter().enumerate() {
+                    assert_close(&format!("sgd {what} step {s} tensor {i} weights"), &read(gpu, &view.w), &w[i], 1e-5);
+                    assert_close(&format!("sgd {what} step {s} tensor {i} velocity"), &read(gpu, &view.velocity), &v[i], 1e-5);
+                }
+                let mut padding = 0;
+                for (k, c) in store.chunks.iter().enumerate() {
+                    let (all_w, all_v) = (read(gpu, &c.weights), read(gpu, &c.velocities));
+                    let mut pad = vec![true; c.weights.len];
+                    for sl in store.layout.slots.iter().filter(|sl| sl.chunk == k) {
+                        pad[sl.offset..sl.offset + sl.len].iter_mut().for_each(|p| *p = false);
+                    }
+                    for i in (0..pad.len()).filter(|&i| pad[i]) {
+                        assert!(all_w[i] == 0.0 && all_v[i] == 0.0, "{what} step {s}: chunk {k} padding element {i} has w {} v {}", all_w[i], all_v[i]);
+                        padding += 1;
+                    }
+                }
+                assert!(padding > 0, "{what}: the layout should need padding at this alignment");
             }
         }
     }

@@ -189,12 +189,16 @@ impl Network {
         Ok(net)
     }
 
-    /// The update: one SGD dispatch over the flat buffers, reading the masks only while some
-    /// parameter is masked.
+    /// The update: one SGD dispatch over each chunk of flat buffers (one chunk unless the
+    /// parameters exceed a storage binding), reading the masks only while some parameter is masked.
     fn rebuild_update(&mut self, gpu: &Gpu) -> Result<()> {
-        let s = &self.store;
-        let masks = self.params.iter().any(|p| p.masked).then_some(&s.masks);
-        self.update = vec![sgd::sgd(gpu, &s.grads, &self.hyper, &s.weights, &s.velocities, masks, self.weight_decay, s.layout.decayed)?];
+        let masked = self.params.iter().any(|p| p.masked);
+        self.update = self
+            .store
+            .chunks
+            .iter()
+            .map(|c| sgd::sgd(gpu, &c.grads, &self.hyper, &c.weights, &c.velocities, masked.then_some(&c.masks), self.weight_decay, c.decayed))
+            .collect::<Result<_>>()?;
         Ok(())
     }
 
@@ -224,7 +228,7 @@ impl Network {
 
     /// Drops every parameter's mask.
     pub fn clear_masks(&mut self, gpu: &Gpu) -> Result<()> {
-        gpu.write(&self.store.masks, &vec![1.0f32; self.store.masks.len]);
+        self.store.fill(gpu, |c| &c.masks, 1.0);
         self.params.iter_mut().for_each(|p| p.masked = false);
         self.rebuild_update(gpu)
     }
@@ -340,7 +344,7 @@ impl Network {
     pub fn weights(&self, gpu: &Gpu) -> Result<Weights> {
         let mut tensors = Vec::new();
         let mut run = self.running.iter().peekable();
-        let mut data = self.store.read_each(gpu, &self.store.weights)?.into_iter();
+        let mut data = self.store.read_each(gpu, |c| &c.weights)?.into_iter();
         for pair in self.params.chunks(2) {
             for (p, data) in pair.iter().zip(data.by_ref()) {
                 tensors.push(NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data });
@@ -396,14 +400,14 @@ impl Network {
 
     /// Copies the gradients of the last backward pass to the host, named like the parameters.
     pub fn gradients(&self, gpu: &Gpu) -> Result<Weights> {
-        let data = self.store.read_each(gpu, &self.store.grads)?;
+        let data = self.store.read_each(gpu, |c| &c.grads)?;
         let tensors = self.params.iter().zip(data).map(|(p, data)| NamedTensor { name: p.name.clone(), shape: p.shape.clone(), data }).collect();
         Ok(Weights { tensors })
     }
 
     /// Copies the SGD momentum of every parameter to the host, named `velocity.<parameter>`.
     pub fn velocities(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
-        let data = self.store.read_each(gpu, &self.store.velocities)?;
+        let data = self.store.read_each(gpu, |c| &c.velocities)?;
         Ok(self.params.iter().zip(data).map(|(p, data)| NamedTensor { name: velocity_name(&p.name), shape: p.shape.clone(), data }).collect())
     }
 
@@ -430,7 +434,7 @@ impl Network {
             ensure!(t.shape == p.shape, "tensor {} has shape {:?}, the network {:?}", p.name, t.shape, p.shape);
             gpu.write(&p.w, &t.data);
         }
-        gpu.write(&self.store.velocities, &vec![0.0f32; self.store.velocities.len]);
+        self.store.fill(gpu, |c| &c.velocities, 0.0);
         for r in &self.running {
             let (name, c) = (&r.layer, r.channels);
             let mut stats = w.get(&format!("{name}.running_mean"))?.data.clone();
