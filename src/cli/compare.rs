@@ -42,14 +42,15 @@ fn load(dir: &Path) -> Result<serde_json::Value> {
 /// The run's baseline and accepted rounds as (params reduction, test change in points).
 fn curve(dir: &Path, r: &serde_json::Value) -> Curve {
     let base = r["baseline"]["test_accuracy"].as_f64().unwrap_or(f64::NAN);
-    let mut points = vec![(1.0, 0.0)];
+    let (mut points, mut rounds) = (vec![(1.0, 0.0)], vec![0]);
     for x in r["rounds"].as_array().into_iter().flatten().filter(|x| x["accepted"] == true) {
-        let (red, acc) = (x["params_reduction"].as_f64(), x["test_accuracy"].as_f64());
-        if let (Some(red), Some(acc)) = (red, acc) {
+        let (red, acc, n) = (x["params_reduction"].as_f64(), x["test_accuracy"].as_f64(), x["round"].as_u64());
+        if let (Some(red), Some(acc), Some(n)) = (red, acc, n) {
             points.push((red, 100.0 * (acc - base)));
+            rounds.push(n);
         }
     }
-    Curve { name: dir.display().to_string(), points }
+    Curve { name: dir.display().to_string(), points, rounds }
 }
 
 /// Every accepted round's test change beside the peer's at the same params reduction.
@@ -57,12 +58,12 @@ fn against_peer(curves: &[Curve], peer: &Peer) {
     println!("\n| run | round | params × | test change | {} at that × | difference |", peer.name);
     println!("|---|---|---|---|---|---|");
     for c in curves {
-        for (k, &(red, change)) in c.points.iter().enumerate().skip(1) {
+        for (&(red, change), round) in c.points.iter().zip(&c.rounds).skip(1) {
             let (theirs, diff) = match peer.at(red) {
                 Some(p) => (format!("{p:+.2}"), format!("{:+.2} ({})", change - p, if change >= p { "above" } else { "below" })),
                 None => ("beyond its last point".into(), "–".into()),
             };
-            println!("| {} | {k} | {red:.1} | {change:+.2} | {theirs} | {diff} |", c.name);
+            println!("| {} | {round} | {red:.1} | {change:+.2} | {theirs} | {diff} |", c.name);
         }
     }
 }

@@ -190,6 +190,8 @@ fn search_trajectory(path: &Path, state: &RunState) -> Result<()> {
 pub struct Curve {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// The round each point comes from (0: the baseline).
+    pub rounds: Vec<u64>,
 }
 
 /// `compare --plot`: every run's accepted rounds, and the peer's curve dashed in black.
