@@ -27,8 +27,6 @@ pub struct Param {
     pub mask: Tensor,
     /// Whether the mask holds this parameter's pruning (SGD keeps its zeros at zero).
     pub masked: bool,
-    /// Weight decay applies to weights, not biases.
-    pub decay: bool,
 }
 
 /// Training hyper-parameters that the loss and update passes read from the GPU every step.
@@ -134,7 +132,7 @@ impl Network {
         let params: Vec<Param> = tensors
             .iter()
             .zip(views)
-            .map(|((t, decay), v)| Param {
+            .map(|((t, _), v)| Param {
                 name: t.name.clone(),
                 shape: t.shape.clone(),
                 w: v.w,
@@ -142,7 +140,6 @@ impl Network {
                 velocity: v.velocity,
                 mask: v.mask,
                 masked: false,
-                decay: *decay,
             })
             .collect();
 
