@@ -159,6 +159,40 @@ fn a_rejected_round_is_followed_by_a_finer_one() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// A run that a rejected round ended goes on, under `--resume --retry-round-factor F`, from its
+/// last accepted model in rounds of F; the rejected round stays in its record.
+#[test]
+fn a_run_ended_by_a_rejection_resumes_with_a_finer_retry_factor() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let out = tmp("resume-retry");
+    // round 1 jumps to 20x with next to no retraining: rejected, and with no retry factor the
+    // run ends there
+    let run = small(&out).args(["--target", "params:20x", "--round-factor", "20", "--admm-updates", "1", "--retrain-epochs", "0", "--budget", "0.5", "--max-rounds", "2"]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let stop = report(&out)["stop_reason"].as_str().unwrap().to_string();
+    assert!(stop.contains("round 1 rejected"), "{stop}");
+    let resume = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["compress", "--resume", "--quiet"]).args(extra).arg("--out").arg(&out);
+        c
+    };
+    fails_with(&mut resume(&[]), &["finished run", "--retry-round-factor below 20"]);
+    fails_with(&mut resume(&["--retry-round-factor", "20"]), &["rejected at round factor 20", "below 20"]);
+    fails_with(&mut resume(&["--retry-round-factor", "1"]), &["--retry-round-factor", "above 1"]);
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(config.contains("\"retry_round_factor\": null"), "a refused resume left the run's config as it was: {config}");
+    let run = resume(&["--retry-round-factor", "1.3"]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let r = report(&out);
+    let rounds = r["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{}", r["stop_reason"]);
+    assert_eq!((rounds[0]["accepted"].as_bool(), rounds[0]["round_factor"].as_f64()), (Some(false), Some(20.0)), "the rejected round stays in the record");
+    assert_eq!((rounds[1]["round_factor"].as_f64(), rounds[1]["round_target"].as_f64()), (Some(1.3), Some(1.3)), "round 2 goes on from the baseline at 1.3x");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// The paired decision's per-image correctness counts what `evaluate` counts, image by image,
 /// over partial batches too.
 #[test]

@@ -5,7 +5,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use autocompress::compress::config::{parse_factor, parse_schemes};
-use autocompress::compress::state::RunDir;
+use autocompress::compress::state::{Extension, RunDir};
 use autocompress::compress::{self, CompressConfig, DataConfig};
 use autocompress::gpu::Gpu;
 use autocompress::train::{Distill, DEFAULT_DISTILL};
@@ -57,7 +57,8 @@ pub struct CompressArgs {
     #[arg(long)]
     late_after: Option<String>,
     /// After a rejected round, go on from the last accepted model with this smaller round
-    /// factor (every later round too); a round rejected at it ends the run.
+    /// factor (every later round too); a round rejected at it ends the run. With --resume, a
+    /// finer one lets a run that a rejected round ended go on.
     #[arg(long, allow_negative_numbers = true)]
     retry_round_factor: Option<f64>,
     /// Keep a round only if its validation drop, compared with the baseline image by image, is
@@ -244,7 +245,7 @@ pub fn run(a: CompressArgs, gpu: impl FnOnce() -> Result<Gpu>, progress: bool) -
     }
     // everything is checked before the run directory is touched
     let (dir, cfg, state, start) = if a.resume {
-        let (dir, cfg, state) = RunDir::resume(&a.out, a.model.as_deref(), a.dataset.as_deref(), a.max_rounds)?;
+        let (dir, cfg, state) = RunDir::resume(&a.out, a.model.as_deref(), a.dataset.as_deref(), Extension { max_rounds: a.max_rounds, retry_round_factor: a.retry_round_factor })?;
         let start = compress::prepare(&cfg)?;
         (dir, cfg, state, start)
     } else {

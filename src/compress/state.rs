@@ -102,6 +102,13 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
+/// What `--resume` may change in a run: the settings that let a stopped run go on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extension {
+    pub max_rounds: Option<usize>,
+    pub retry_round_factor: Option<f64>,
+}
+
 /// What the stop reason of a run that reached its round limit says.
 pub const MAX_ROUNDS_STOP: &str = "after the maximum of";
 
@@ -111,9 +118,10 @@ impl RunDir {
     }
 
     /// Reopens the unfinished run in `path`. `model` and `dataset`, when given, must be the run's.
-    /// `max_rounds` gives the run a new round limit: a run that stopped at its old limit (and for
-    /// no other reason) then continues.
-    pub fn resume(path: &Path, model: Option<&str>, dataset: Option<&str>, max_rounds: Option<usize>) -> Result<(RunDir, CompressConfig, RunState)> {
+    /// `more` may give the run a new round limit, under which a run that stopped at its old limit
+    /// continues, and a finer retry factor, with which a run that a rejected round ended goes on
+    /// from its last accepted model (the rejected rounds stay in its record).
+    pub fn resume(path: &Path, model: Option<&str>, dataset: Option<&str>, more: Extension) -> Result<(RunDir, CompressConfig, RunState)> {
         let dir = RunDir { path: path.to_path_buf() };
         let (cfg_path, state_path) = (dir.file("config.json"), dir.file("state.json"));
         if !cfg_path.exists() || !state_path.exists() {
@@ -126,23 +134,44 @@ impl RunDir {
             }
         }
         let mut state: RunState = read_json(&state_path)?;
-        let at_limit = state.rounds.len() >= stored.max_rounds && state.stop_reason.as_deref().is_some_and(|r| r.contains(MAX_ROUNDS_STOP));
-        if let Some(m) = max_rounds {
+        let finished = state.status == Status::Finished;
+        let at_limit = finished && state.rounds.len() >= stored.max_rounds && state.stop_reason.as_deref().is_some_and(|r| r.contains(MAX_ROUNDS_STOP));
+        // the factor of the round whose rejection ended the run
+        let rejected_at = state.rounds.last().filter(|r| finished && !at_limit && !r.accepted).map(|r| r.round_factor);
+        if let Some(m) = more.max_rounds {
             if m == 0 {
                 bail!("--max-rounds must be at least 1, found 0");
             }
-            if state.status == Status::Finished && at_limit && m > state.rounds.len() {
-                // only the round limit ended it: the run goes on from its last round
-                state.status = Status::Running;
-                state.stop_reason = None;
-            }
             stored.max_rounds = m;
         }
+        if let Some(f) = more.retry_round_factor {
+            if !(f.is_finite() && f > 1.0) {
+                bail!("--retry-round-factor must be above 1, found {f}");
+            }
+            if let Some(last) = rejected_at.filter(|&last| f >= last) {
+                bail!("--retry-round-factor {f}: the round that ended the run in {} was rejected at round factor {last}; going on needs a finer one (below {last})", path.display());
+            }
+            stored.retry_round_factor = Some(f);
+            stored.validate()?;
+        }
+        let room = state.rounds.len() < stored.max_rounds;
+        let reopen = room && ((at_limit && more.max_rounds.is_some()) || (rejected_at.is_some() && more.retry_round_factor.is_some()));
+        if reopen {
+            state.status = Status::Running;
+            state.stop_reason = None;
+        }
         if state.status == Status::Finished {
-            let hint = if at_limit { format!("; give a --max-rounds above {} to continue it, or use --force to start over", state.rounds.len()) } else { "; use --force to start over".into() };
+            let hint = if at_limit {
+                format!("; give a --max-rounds above {} to continue it, or use --force to start over", state.rounds.len())
+            } else if let Some(last) = rejected_at {
+                let limit = if room { String::new() } else { format!(" and a --max-rounds above {}", state.rounds.len()) };
+                format!("; give a --retry-round-factor below {last}{limit} to go on in finer rounds, or use --force to start over")
+            } else {
+                "; use --force to start over".into()
+            };
             bail!("{} holds a finished run ({}){hint}", path.display(), state.stop_reason.as_deref().unwrap_or("done"));
         }
-        if max_rounds.is_some() {
+        if more.max_rounds.is_some() || more.retry_round_factor.is_some() {
             io::write_json(&cfg_path, &stored)?;
             dir.save_state(&state)?;
         }
