@@ -38,6 +38,9 @@ fn malformed_targets_and_options_are_refused_before_writing() {
     refused(&["--budget-confidence", "95"], &["--budget-confidence", "95"]);
     refused(&["--recovery-margin", "0.1"], &["--recovery-margin needs recovery cycles", "--recovery-epochs"]);
     refused(&["--recovery-margin", "-0.1", "--recovery-epochs", "1"], &["--recovery-margin", "-0.1"]);
+    refused(&["--recovery-lr", "0.002"], &["--recovery-lr needs recovery cycles", "--recovery-epochs"]);
+    refused(&["--recovery-lr", "0", "--recovery-epochs", "1"], &["--recovery-lr must be a positive learning rate", "0"]);
+    refused(&["--recovery-lr", "NaN", "--recovery-epochs", "1"], &["--recovery-lr must be a positive learning rate", "NaN"]);
     assert!(!out.exists(), "a refused run must not create its directory");
 }
 
@@ -157,6 +160,42 @@ fn a_rejected_round_is_followed_by_a_finer_one() {
         assert!(stop.contains("round 2 rejected") && stop.contains("kept round 0's model"), "{stop}");
     }
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `--recovery-lr` sets the recovery cycles' learning rate: at 1e-9 a cycle leaves the model's
+/// validation accuracy where fine-tuning left it, at the fine-tuning's rate it moves it.
+#[test]
+fn recovery_cycles_train_at_the_recovery_learning_rate() {
+    if common::gpu().is_none() {
+        return;
+    }
+    // a recovery margin of 100 points runs the one recovery cycle in every round
+    let epochs = |name: &str, extra: &[&str]| -> Vec<(f64, f64)> {
+        let out = tmp(name);
+        let run = small(&out)
+            .args(["--target", "params:4x", "--finetune-epochs", "1", "--recovery-epochs", "1", "--recovery-margin", "100", "--max-rounds", "2"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        let val = |e: &serde_json::Value| e["val_accuracy"].as_f64().unwrap();
+        state["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let f = r["finetune"].as_array().unwrap();
+                assert_eq!(f.len(), 2, "round {}: one fine-tuning epoch and one recovery cycle", r["round"]);
+                (val(&f[0]), val(&f[1]))
+            })
+            .collect()
+    };
+    let still = epochs("recovery-lr-tiny", &["--recovery-lr", "1e-9"]);
+    assert!(still.iter().all(|(ft, rec)| ft == rec), "a cycle at lr 1e-9 moved validation accuracy: {still:?}");
+    let moved = epochs("recovery-lr-default", &[]);
+    assert!(moved.iter().any(|(ft, rec)| ft != rec), "a cycle at the fine-tuning's lr left every round as it was: {moved:?}");
 }
 
 /// A run that a rejected round ended goes on, under `--resume --retry-round-factor F`, from its

@@ -119,6 +119,9 @@ pub struct CompressArgs {
     /// Recovery cycles also run while a round is within this many points above the budget.
     #[arg(long, allow_negative_numbers = true)]
     recovery_margin: Option<f64>,
+    /// Peak learning rate of each recovery cycle (default: --lr, the fine-tuning's).
+    #[arg(long, allow_negative_numbers = true)]
+    recovery_lr: Option<f32>,
     #[arg(long)]
     rho0: Option<f32>,
     /// ρ's factor per Z-update.
@@ -217,6 +220,7 @@ fn config(a: &CompressArgs) -> Result<CompressConfig> {
     c.finetune_epochs = a.finetune_epochs.unwrap_or(c.finetune_epochs);
     c.recovery_epochs = a.recovery_epochs.unwrap_or(c.recovery_epochs);
     c.recovery_margin = a.recovery_margin.unwrap_or(c.recovery_margin);
+    c.recovery_lr = a.recovery_lr.or(c.recovery_lr);
     c.admm.rho0 = a.rho0.unwrap_or(c.admm.rho0);
     c.admm.rho_growth = a.rho_growth.unwrap_or(c.admm.rho_growth);
     c.prune_train.lr = a.lr.unwrap_or(c.prune_train.lr);

@@ -134,7 +134,7 @@ fn finetune(gpu: &Gpu, cfg: &CompressConfig, data: &Data, net: &Network, floor: 
             eprintln!("  validation {:.2}% is below the budget's {:.2}%: recovery cycle {}/{}", 100.0 * val, 100.0 * floor, cycle + 1, cfg.recovery_epochs);
         }
         // a fresh batch order per cycle
-        let c = TrainConfig { epochs: 1, seed: seed.wrapping_add(1 + cycle as u64), ..base.clone() };
+        let c = TrainConfig { epochs: 1, seed: seed.wrapping_add(1 + cycle as u64), lr: cfg.recovery_lr.unwrap_or(base.lr), ..base.clone() };
         let log = train::train(gpu, net, data, &c, progress, |_| Ok(()))?;
         val = log[0].val_accuracy;
         logs.extend(log);

@@ -39,7 +39,7 @@ pub fn write(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, state: &RunState, ar
         "target": cfg.target.to_string(), "targets": targets, "budget": cfg.budget,
         "budget_confidence": cfg.budget_confidence, "round_factor": cfg.round_factor,
         "late_round_factor": cfg.late_round_factor, "late_after": cfg.late_after,
-        "retry_round_factor": cfg.retry_round_factor, "recovery_margin": cfg.recovery_margin,
+        "retry_round_factor": cfg.retry_round_factor, "recovery_margin": cfg.recovery_margin, "recovery_lr": cfg.recovery_lr,
         "evaluations": state.rounds.iter().map(|r| r.evaluations).sum::<usize>(), "target_met": state.stop_reason.as_deref().is_some_and(|s| s.starts_with("target")),
         "stop_reason": state.stop_reason, "search": cfg.search.mode, "schemes": cfg.schemes, "purify": cfg.purify.is_some(),
         "baseline_seconds": base.wall_seconds,
@@ -88,6 +88,9 @@ fn markdown(cfg: &CompressConfig, state: &RunState, arch: &Architecture, pr: f64
     }
     if cfg.recovery_margin > 0.0 {
         options.push(format!("recovery fine-tuning also within {} points above the budget", cfg.recovery_margin));
+    }
+    if let Some(lr) = cfg.recovery_lr {
+        options.push(format!("recovery cycles at learning rate {lr}"));
     }
     if let Some(c) = cfg.budget_confidence {
         options.push(format!("a round is kept only if its paired validation drop is within the budget at {}% confidence", 100.0 * c));
