@@ -12,7 +12,7 @@
 # --train-steps 100), extra flags in TRAIN_FLAGS and
 # COMPRESS_FLAGS (word-split), AUTOCOMPRESS_ADAPTER to pick an adapter by name. compress keeps
 # vgg16's per-round schedules, sized for width 0.25 on a CPU (README); a GPU can afford longer
-# ones, e.g. COMPRESS_FLAGS="--admm-steps 200 --finetune-epochs 5 --quick-steps 50".
+# ones, e.g. COMPRESS_FLAGS="--admm-steps 400 --finetune-epochs 20 --quick-steps 50".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/gpu-cifar-$(date +%Y%m%d-%H%M%S)}
