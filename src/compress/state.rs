@@ -136,7 +136,8 @@ impl RunDir {
         let mut state: RunState = read_json(&state_path)?;
         let finished = state.status == Status::Finished;
         let at_limit = finished && state.rounds.len() >= stored.max_rounds && state.stop_reason.as_deref().is_some_and(|r| r.contains(MAX_ROUNDS_STOP));
-        // the factor of the round whose rejection ended the run
+        // the factor of the round whose rejection ended the run (0: a run of a version that did
+        // not record it, which any retry factor may continue)
         let rejected_at = state.rounds.last().filter(|r| finished && !at_limit && !r.accepted).map(|r| r.round_factor);
         if let Some(m) = more.max_rounds {
             if m == 0 {
@@ -148,7 +149,7 @@ impl RunDir {
             if !(f.is_finite() && f > 1.0) {
                 bail!("--retry-round-factor must be above 1, found {f}");
             }
-            if let Some(last) = rejected_at.filter(|&last| f >= last) {
+            if let Some(last) = rejected_at.filter(|&last| last > 0.0 && f >= last) {
                 bail!("--retry-round-factor {f}: the round that ended the run in {} was rejected at round factor {last}; going on needs a finer one (below {last})", path.display());
             }
             stored.retry_round_factor = Some(f);
@@ -165,7 +166,8 @@ impl RunDir {
                 format!("; give a --max-rounds above {} to continue it, or use --force to start over", state.rounds.len())
             } else if let Some(last) = rejected_at {
                 let limit = if room { String::new() } else { format!(" and a --max-rounds above {}", state.rounds.len()) };
-                format!("; give a --retry-round-factor below {last}{limit} to go on in finer rounds, or use --force to start over")
+                let below = if last > 0.0 { format!(" below {last}") } else { String::new() };
+                format!("; give a --retry-round-factor{below}{limit} to go on in finer rounds, or use --force to start over")
             } else {
                 "; use --force to start over".into()
             };
