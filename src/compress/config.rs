@@ -160,7 +160,7 @@ impl CompressConfig {
                 // defaults), 60 epochs for vgg16 (75.89% test at width 0.25, the anchor 75.8%;
                 // about 80 min on a quiet two-core CPU) and 40 for resnet18 (the anchor 77.4%).
                 // Then a 1-point budget (1,000 validation images move by 0.1 per image) and the
-                // schedule that took vgg16 at width 0.25 to 9.9x at −0.06 test points
+                // schedule that took vgg16 at width 0.25 to 10x at −0.11 test points
                 // (results/2026-12-01-cifar10-vgg16-compress): rounds of 2.3x; per round ADMM
                 // that converges, 4 periods of 150 steps with ρ 0.01 ×3 (smaller ρ left
                 // residuals of 0.5–1, and hard pruning then cost 13 points), 150 masked
