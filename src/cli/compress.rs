@@ -46,7 +46,7 @@ pub struct CompressArgs {
     /// 1.0 for digits-cnn, vgg16 and resnet18).
     #[arg(long, allow_negative_numbers = true)]
     budget: Option<f64>,
-    /// Each round aims at this many times the current reduction (default 2; 3.2 for vgg16 and
+    /// Each round aims at this many times the current reduction (default 2; 2.3 for vgg16 and
     /// resnet18).
     #[arg(long, allow_negative_numbers = true)]
     round_factor: Option<f64>,
