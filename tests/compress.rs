@@ -13,13 +13,14 @@ fn tmp(name: &str) -> PathBuf {
     scratch("compress", name)
 }
 
-/// A compress run small enough for a test: 2 rounds to 4× on digits, short schedules, with
-/// distillation from the baseline (whose logits a resumed run computes again).
+/// A compress run small enough for a test: 2 rounds to 4× on digits, short schedules, 2 epochs
+/// of fine-tuning per round, with distillation from the baseline (whose logits a resumed run
+/// computes again).
 fn small(out: &Path) -> Command {
     let mut c = bin();
     c.args([
         "compress", "--target", "params:4x", "--baseline-epochs", "4", "--max-iterations", "4", "--quick-steps", "10", "--quick-val-images", "200",
-        "--admm-updates", "2", "--admm-epochs-per-update", "1", "--retrain-epochs", "2", "--budget", "5", "--distill", "0.5", "--out",
+        "--admm-updates", "2", "--admm-epochs-per-update", "1", "--retrain-epochs", "2", "--finetune-epochs", "2", "--budget", "5", "--distill", "0.5", "--out",
     ]);
     c.arg(out);
     c
@@ -81,36 +82,39 @@ fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
     fails_with(bin().args(["compress", "--resume", "--out"]).arg(&whole), &["finished run"]);
     fails_with(bin().args(["compress", "--resume", "--model", "lenet5", "--out"]).arg(&whole), &["model 'digits-cnn'", "not 'lenet5'"]);
 
-    // SIGKILL mid baseline (once its first epoch is checkpointed), resume; SIGKILL again once
-    // round 1's checkpoint is written (mid round 2), resume to the end
+    // SIGKILL mid baseline (once its first epoch is checkpointed), then at each point where
+    // round 1 saves its progress (after the search, after ADMM and compaction, after a
+    // fine-tuning epoch), then once round 1 is recorded (mid round 2); each time resume
     let killed = tmp("killed");
-    let mut child = small(&killed).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let partial = killed.join("baseline-training.safetensors");
-    let t0 = Instant::now();
-    while !partial.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(300), "the baseline never checkpointed an epoch");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_written(small(&killed), &partial, 300);
     let state: serde_json::Value = serde_json::from_slice(&std::fs::read(killed.join("state.json")).unwrap()).unwrap();
     assert!(state["baseline"].is_null(), "killed after the baseline, not during it");
-    let resume = || bin().args(["compress", "--resume", "--out"]).arg(&killed).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let mut child = resume();
-    let t0 = Instant::now();
-    while !killed.join("round-1.safetensors").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(600), "round 1 never finished");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        std::thread::sleep(Duration::from_millis(50));
+    // not --quiet: what it says shows where it went on from
+    let resume = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_autocompress"));
+        c.env("AUTOCOMPRESS_TUNE", "off").args(["compress", "--resume", "--out"]).arg(&killed);
+        c
+    };
+    // each resumed process must go on from what the killed one saved, not start the round over
+    let stages = [
+        ("round-1-search.json", "training the dense baseline: 4 epochs, resuming after epoch"),
+        ("round-1-pruned.json", "round 1: resuming after its search"),
+        ("round-1-finetune.safetensors", "round 1: resuming after ADMM and compaction"),
+        ("round-1.safetensors", "fine-tuning the compacted model: 2 epochs, resuming after epoch"),
+    ];
+    for (stage, went_on) in stages {
+        let printed = kill_once_written(resume(), &killed.join(stage), 600);
+        assert!(printed.contains(went_on), "killed at {stage}: the resumed run did not say '{went_on}':\n{printed}");
     }
-    std::thread::sleep(Duration::from_millis(300));
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
     fails_with(&mut small(&killed), &["unfinished run", "--resume"]);
-    let out = bin().args(["compress", "--resume", "--out"]).arg(&killed).output().unwrap();
+    let out = resume().output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!partial.exists(), "the baseline's training checkpoint outlived the baseline");
+    for f in std::fs::read_dir(&killed).unwrap() {
+        let name = f.unwrap().file_name().into_string().unwrap();
+        assert!(!["-search.", "-pruned.", "-finetune."].iter().any(|p| name.contains(p)), "{name}: a round's partial file outlived the run");
+    }
     let state: serde_json::Value = serde_json::from_slice(&std::fs::read(killed.join("state.json")).unwrap()).unwrap();
     let epochs: Vec<u64> = state["baseline"]["epochs"].as_array().unwrap().iter().map(|e| e["epoch"].as_u64().unwrap()).collect();
     assert_eq!(epochs, [1, 2, 3, 4], "the resumed baseline's epochs");
@@ -134,6 +138,25 @@ fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
     for d in [whole, killed, limited] {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+/// Starts `cmd`, kills it with SIGKILL once `file` exists (waiting at most `secs`), and returns
+/// what it printed to stderr.
+fn kill_once_written(mut cmd: Command, file: &Path, secs: u64) -> String {
+    let log = file.with_extension("stderr");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let mut child = cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+    let t0 = Instant::now();
+    while !file.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(secs), "{} was never written", file.display());
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before {} was written", file.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let printed = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    printed
 }
 
 /// The same architecture and bit-identical tensors (the file's metadata order may differ).

@@ -145,7 +145,7 @@ pub struct CompressArgs {
     /// of other seeds start from one --model-file, so its validation images stay held out.
     #[arg(long)]
     split_seed: Option<u64>,
-    /// Continue the interrupted run in --out from its last complete round.
+    /// Continue the interrupted run in --out from the last stage it saved (a round saves three).
     #[arg(long)]
     resume: bool,
     /// Start over in an --out that already holds a run.

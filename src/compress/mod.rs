@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod decision;
+pub mod partial;
 pub mod peer;
 pub mod plots;
 pub mod round;
@@ -164,8 +165,15 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
         let floor = baseline.point.val_accuracy - cfg.budget / 100.0;
         // recovery fine-tuning runs below `floor`, or within the margin above it
         let recovery_floor = floor + cfg.recovery_margin / 100.0;
+        if r > 1 {
+            // a stop between recording round r - 1 and removing its partial files leaves them
+            partial::Partial::new(dir, r - 1).clear()?;
+        }
+        let t_round = Instant::now();
         let (mut rec, carch, cw) = round::run(gpu, dir, cfg, &data, &dense_arch, &arch, &weights, r, &round_target, recovery_floor, &state.rounds, progress)?;
         rec.round_factor = factor;
+        // the round's time in earlier processes counts too
+        wall0 += (rec.wall_seconds - t_round.elapsed().as_secs_f64()).max(0.0);
         let paired = {
             let net = Network::inference(gpu, &carch, &cw, cfg.prune_train.batch_size)?;
             decision::PairedDrop::of(&baseline_correct, &train::correctness(gpu, &net, &data.val)?)?
@@ -245,6 +253,7 @@ pub fn run(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, mut state: RunState, s
     plots::write_all(dir, &state)?;
     state.status = Status::Finished;
     dir.save_state(&state)?;
+    partial::Partial::new(dir, state.rounds.len()).clear()?;
     Ok(state)
 }
 

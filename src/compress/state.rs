@@ -1,6 +1,7 @@
 //! The run directory (DESIGN.md): config.json, state.json (what is complete), a checkpoint per
 //! round, search.csv. Everything is written atomically, checkpoint before state, so a run killed
-//! at any moment resumes from its last complete round.
+//! at any moment resumes from its last complete round, or from what
+//! the unfinished round saved (partial.rs).
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
