@@ -269,13 +269,8 @@ fn make_baseline(gpu: &Gpu, dir: &RunDir, cfg: &CompressConfig, data: &Data, arc
             let train_cfg = TrainConfig { seed: cfg.seed, ..cfg.baseline.clone() };
             let net = Network::new(gpu, &arch, &Weights::init(&arch, cfg.seed)?, train_cfg.batch_size, train_cfg.weight_decay)?;
             let path = dir.file(BASELINE_CHECKPOINT);
-            let mut done = Vec::new();
-            if path.exists() {
-                let c = Checkpoint::load(&path)?;
-                c.check_matches(&arch, &train_cfg)?;
-                c.restore(gpu, &net)?;
-                (earlier, done) = (c.seconds(), c.logs);
-            }
+            let done;
+            (done, earlier) = Checkpoint::continue_into(&path, gpu, &net, &train_cfg)?;
             if progress {
                 eprintln!("training the dense baseline: {} epochs{}", train_cfg.epochs, if done.is_empty() { String::new() } else { format!(", resuming after epoch {}", done.len()) });
             }

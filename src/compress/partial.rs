@@ -83,14 +83,24 @@ impl<'a> Partial<'a> {
         Ok(Some((c, arch, w)))
     }
 
+    pub fn forget_finetune(&self) -> Result<()> {
+        remove(&self.finetune_checkpoint())
+    }
+
     /// Removes every partial file of the round (the ones that exist).
     pub fn clear(&self) -> Result<()> {
-        let files = [self.file("search", "json"), self.file("pruned", "json"), self.file("pruned", "safetensors"), self.finetune_checkpoint()];
-        for f in files.iter().filter(|f| f.exists()) {
-            std::fs::remove_file(f).with_context(|| format!("cannot remove {}", f.display()))?;
+        for f in [self.file("search", "json"), self.file("pruned", "json"), self.file("pruned", "safetensors")] {
+            remove(&f)?;
         }
-        Ok(())
+        self.forget_finetune()
     }
+}
+
+fn remove(path: &std::path::Path) -> Result<()> {
+    if path.exists() {
+        std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn read<T: DeserializeOwned>(path: &std::path::Path) -> Result<Option<T>> {

@@ -1,7 +1,7 @@
 //! One round (SPEC.md §2 steps 1–4): search the action for the round target, ADMM-prune with it,
 //! retrain with masks, purify, compact, measure.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::time::Instant;
 
 use super::config::CompressConfig;
@@ -83,10 +83,8 @@ pub fn run(
             (c, carch, cw, cnet)
         }
         None => {
-            let finetuned = partial.finetune_checkpoint();
-            if finetuned.exists() {
-                std::fs::remove_file(&finetuned).with_context(|| format!("cannot remove {}", finetuned.display()))?;
-            }
+            // a fine-tuning checkpoint left here belongs to another compacted model
+            partial.forget_finetune()?;
             let net = Network::new(gpu, arch, w, train_cfg.batch_size, train_cfg.weight_decay)?;
             let Pruned { admm, before_purification: acc, before_purification_size: size, purification, arch: carch, weights: cw, net: cnet, compacted_vs_masked } =
                 pipeline::run(gpu, net, data, &outcome.best, &cfg.admm, &train_cfg, cfg.purify.as_ref(), progress)?;
@@ -185,13 +183,8 @@ fn finetune(gpu: &Gpu, cfg: &CompressConfig, data: &Data, net: &Network, floor: 
     if cfg.finetune_epochs > 0 {
         let cosine = TrainConfig { epochs: cfg.finetune_epochs, ..base.clone() };
         let path = partial.finetune_checkpoint();
-        let mut done = Vec::new();
-        if path.exists() {
-            let c = Checkpoint::load(&path)?;
-            c.check_matches(&net.arch, &cosine)?;
-            c.restore(gpu, net)?;
-            (earlier, done) = (c.seconds(), c.logs);
-        }
+        let done;
+        (done, earlier) = Checkpoint::continue_into(&path, gpu, net, &cosine)?;
         if progress {
             let resuming = if done.is_empty() { String::new() } else { format!(", resuming after epoch {}", done.len()) };
             eprintln!("  fine-tuning the compacted model: {} epochs{resuming}", cfg.finetune_epochs);

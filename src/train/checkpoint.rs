@@ -71,6 +71,20 @@ impl Checkpoint {
         net.set_velocities(gpu, &io::load_tensors(&self.path, &net.velocity_names())?)
     }
 
+    /// The run's own checkpoint at `path`, if there is one: checked against `net`'s architecture
+    /// and `cfg`, and loaded into `net`. Returns the epochs done and the seconds they took (in
+    /// earlier processes); none without a checkpoint.
+    pub fn continue_into(path: &Path, gpu: &Gpu, net: &Network, cfg: &TrainConfig) -> Result<(Vec<EpochLog>, f64)> {
+        if !path.exists() {
+            return Ok((Vec::new(), 0.0));
+        }
+        let c = Checkpoint::load(path)?;
+        c.check_matches(&net.arch, cfg)?;
+        c.restore(gpu, net)?;
+        let seconds = c.seconds();
+        Ok((c.logs, seconds))
+    }
+
     /// Seconds the epochs done took (in earlier processes).
     pub fn seconds(&self) -> f64 {
         self.logs.iter().map(|l| l.seconds).sum()
