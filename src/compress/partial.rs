@@ -111,3 +111,50 @@ fn read<T: DeserializeOwned>(path: &std::path::Path) -> Result<Option<T>> {
     let value = serde_json::from_str(&text).with_context(|| format!("{} is damaged or from another version: remove it to run the round from its start", path.display()))?;
     Ok(Some(value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prune::action::Action;
+    use crate::search::Metric;
+
+    fn run_dir(name: &str) -> RunDir {
+        let path = std::env::temp_dir().join(format!("autocompress-partial-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        RunDir { path }
+    }
+
+    fn goals(factor: f64) -> Vec<Goal> {
+        vec![Goal { metric: Metric::Params, factor }]
+    }
+
+    #[test]
+    fn a_saved_search_is_used_only_for_the_same_goals() {
+        let dir = run_dir("goals");
+        let p = Partial::new(&dir, 2);
+        assert!(p.searched(&goals(2.0)).unwrap().is_none(), "nothing saved yet");
+        let outcome = Outcome { best: Action { layers: vec![] }, best_quick_accuracy: 0.5, candidates: vec![], evaluations: 3, evaluations_to_best: 2 };
+        p.save_searched(&Searched { goals: goals(2.0), outcome, seconds: 7.0 }).unwrap();
+        assert!(dir.file("round-2-search.json").exists());
+        let s = p.searched(&goals(2.0)).unwrap().expect("the saved search");
+        assert_eq!((s.outcome.evaluations, s.outcome.evaluations_to_best, s.seconds), (3, 2, 7.0));
+        assert!(p.searched(&goals(1.5)).unwrap().is_none(), "a search for other goals must not be used");
+        p.clear().unwrap();
+        assert!(!dir.file("round-2-search.json").exists());
+        std::fs::remove_dir_all(&dir.path).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_partial_file_is_named_with_what_to_do() {
+        let dir = run_dir("damaged");
+        let p = Partial::new(&dir, 1);
+        std::fs::write(dir.file("round-1-search.json"), "{\"goals\": [").unwrap();
+        std::fs::write(dir.file("round-1-pruned.json"), "not json").unwrap();
+        for (file, err) in [("round-1-search.json", p.searched(&goals(2.0)).err()), ("round-1-pruned.json", p.compacted(&goals(2.0)).err())] {
+            let msg = format!("{:#}", err.unwrap_or_else(|| panic!("{file}: a damaged file was accepted")));
+            assert!(msg.contains(file) && msg.contains("damaged") && msg.contains("remove it"), "{file}: {msg}");
+        }
+        std::fs::remove_dir_all(&dir.path).unwrap();
+    }
+}

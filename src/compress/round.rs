@@ -67,7 +67,7 @@ pub fn run(
     };
     if progress {
         let a: Vec<String> = outcome.best.layers.iter().map(|l| format!("{} {} {:.3}", l.layer, l.scheme.name(), l.rate)).collect();
-        eprintln!("round {r}: best action {} (quick {:.2}%) — ADMM", a.join(", "), 100.0 * outcome.best_quick_accuracy);
+        eprintln!("round {r}: best action {} (quick {:.2}%)", a.join(", "), 100.0 * outcome.best_quick_accuracy);
     }
 
     // step 4: ADMM, hard pruning, masked retraining, purification, compaction
@@ -83,6 +83,9 @@ pub fn run(
             (c, carch, cw, cnet)
         }
         None => {
+            if progress {
+                eprintln!("round {r}: ADMM with that action");
+            }
             // a fine-tuning checkpoint left here belongs to another compacted model
             partial.forget_finetune()?;
             let net = Network::new(gpu, arch, w, train_cfg.batch_size, train_cfg.weight_decay)?;
