@@ -126,8 +126,11 @@ pub fn fits(slots: &[Slot], plan: &Plan, limits: &[Limit]) -> bool {
 /// (in proportion, each stopping at its cap), then raising each toward its cap — and bisects for the smallest
 /// step whose model keeps at most every limit (params, FLOPs or both: both only shrink along the
 /// path, so the step found is the larger of the two steps each alone needs). The bisection is
-/// bounded; a limit that even the caps cannot meet is an error that says how far they get.
+/// bounded. Where the plan's schemes cannot meet a limit even at the caps, layers first switch
+/// scheme (see `reachable`); a limit that no such switch makes reachable is an error that says
+/// how far the caps get.
 pub fn rescale(slots: &[Slot], plan: &Plan, limits: &[Limit]) -> Result<Plan> {
+    let plan = reachable(slots, plan, limits);
     let mut base: Plan = plan.iter().zip(slots).map(|(&(s, r), slot)| (s, r.clamp(0.0, slot.cap(s)))).collect();
     if base.iter().all(|&(_, r)| r == 0.0) {
         // nothing to scale: start from equal rates
@@ -152,7 +155,7 @@ pub fn rescale(slots: &[Slot], plan: &Plan, limits: &[Limit]) -> Result<Plan> {
         let most = metric_of(slots, &full, metric);
         if most > budget {
             bail!(
-                "cannot keep only {budget:.0} {}: pruning every layer as far as allowed (the first layer to {}, one filter or column left elsewhere) still keeps {most:.0}",
+                "cannot keep only {budget:.0} {}: pruning every layer as far as allowed (the first layer to {}, one filter or column left elsewhere, each layer under the scheme that gets furthest) still keeps {most:.0}",
                 metric.name(),
                 slots.first().map_or(0.0, |s| s.caps[0].max(s.caps[1]))
             );
@@ -171,6 +174,38 @@ pub fn rescale(slots: &[Slot], plan: &Plan, limits: &[Limit]) -> Result<Plan> {
         }
     }
     Ok(at(hi))
+}
+
+/// `plan`, or, when even every layer at its cap under the plan's schemes keeps more than a
+/// limit, the plan with layers switched to their other scheme, one at a time, each time the
+/// switch that brings the capped model closest to the limits, until it can meet them or no switch
+/// helps. Why: a coupled group pruned by columns keeps its other producers whole (they follow
+/// the group's filters), so on a residual network a round's target can need the group's filters.
+fn reachable(slots: &[Slot], plan: &Plan, limits: &[Limit]) -> Plan {
+    // how far the capped model is above the limits (sum of log ratios; 0 when it meets them)
+    let excess = |p: &Plan| -> f64 {
+        let capped: Plan = p.iter().zip(slots).map(|(&(s, _), slot)| (s, slot.cap(s))).collect();
+        limits.iter().map(|&(m, most)| (metric_of(slots, &capped, m) / most).ln().max(0.0)).sum()
+    };
+    let switched = |p: &Plan, i: usize| -> Plan {
+        let mut p = p.clone();
+        let to = if p[i].0 == Scheme::Filter { Scheme::Column } else { Scheme::Filter };
+        p[i] = (to, p[i].1.min(slots[i].cap(to)));
+        p
+    };
+    let mut plan = plan.clone();
+    let mut e = excess(&plan);
+    while e > 0.0 {
+        let best = (0..slots.len()).filter(|&i| slots[i].schemes.len() > 1).map(|i| (excess(&switched(&plan, i)), i)).min_by(|a, b| a.0.total_cmp(&b.0));
+        match best {
+            Some((after, i)) if after < e => {
+                plan = switched(&plan, i);
+                e = after;
+            }
+            _ => break,
+        }
+    }
+    plan
 }
 
 /// The plan as an action file names it (every slot listed, rate 0 included).
@@ -262,5 +297,29 @@ mod tests {
         assert!(binding.contains(&"params") && binding.contains(&"flops"), "each metric should bind once: {binding:?}");
         let err = rescale(&s, &plan, &[(Metric::Params, dp / 2.0), (Metric::Flops, df / 1e6)]).unwrap_err().to_string();
         assert!(err.contains("cannot keep only") && err.contains("flops"), "{err}");
+    }
+
+    #[test]
+    fn a_target_out_of_reach_of_column_pruned_groups_switches_them_to_filters() {
+        // resnet18's coupled groups pruned by columns keep their other producers whole
+        let arch = zoo::build_scaled("resnet18", 0.25, [3, 32, 32], 10).unwrap();
+        let s = slots(&arch, &arch, &[Scheme::Filter, Scheme::Column], 0.5).unwrap();
+        let columns: Plan = s.iter().map(|sl| (if sl.schemes.contains(&Scheme::Column) { Scheme::Column } else { Scheme::Filter }, 0.5f32.min(sl.cap(Scheme::Column)))).collect();
+        let capped: Plan = columns.iter().zip(&s).map(|(&(sc, _), sl)| (sc, sl.cap(sc))).collect();
+        let most_by_columns = metric_of(&s, &capped, Metric::Params);
+        let dense = metric_of(&s, &vec![(Scheme::Column, 0.0); s.len()], Metric::Params);
+        assert!(most_by_columns > dense / 10.0, "the premise: columns alone cannot reach 10x ({most_by_columns} of {dense})");
+        let limit = [(Metric::Params, dense / 10.0)];
+        let out = rescale(&s, &columns, &limit).unwrap();
+        assert!(fits(&s, &out, &limit));
+        assert!(metric_of(&s, &out, Metric::Params) >= 0.9 * dense / 10.0, "rescaled, not pruned to the caps");
+        let switched: Vec<&str> = s.iter().zip(columns.iter().zip(&out)).filter(|(_, (a, b))| a.0 != b.0).map(|(sl, _)| sl.name.as_str()).collect();
+        assert!(!switched.is_empty() && switched.len() < s.len() / 2, "a few layers switch, not all: {switched:?}");
+        // a reachable limit keeps the plan's schemes
+        let easy = rescale(&s, &columns, &[(Metric::Params, dense / 2.0)]).unwrap();
+        assert!(easy.iter().zip(&columns).all(|(a, b)| a.0 == b.0));
+        // and what no scheme reaches is still an error
+        let err = rescale(&s, &columns, &[(Metric::Params, 10.0)]).unwrap_err().to_string();
+        assert!(err.contains("cannot keep only 10 params") && err.contains("the scheme that gets furthest"), "{err}");
     }
 }
