@@ -150,7 +150,7 @@ pub fn rescale(slots: &[Slot], plan: &Plan, limits: &[Limit]) -> Result<Plan> {
             })
             .collect()
     };
-    let full = at(2.0);
+    let full = at_caps(slots, &base);
     for &(metric, budget) in limits {
         let most = metric_of(slots, &full, metric);
         if most > budget {
@@ -184,8 +184,8 @@ pub fn rescale(slots: &[Slot], plan: &Plan, limits: &[Limit]) -> Result<Plan> {
 fn reachable(slots: &[Slot], plan: &Plan, limits: &[Limit]) -> Plan {
     // how far the capped model is above the limits (sum of log ratios; 0 when it meets them)
     let excess = |p: &Plan| -> f64 {
-        let capped: Plan = p.iter().zip(slots).map(|(&(s, _), slot)| (s, slot.cap(s))).collect();
-        limits.iter().map(|&(m, most)| (metric_of(slots, &capped, m) / most).ln().max(0.0)).sum()
+        let (params, flops) = estimate(slots, &at_caps(slots, p));
+        limits.iter().map(|&(m, most)| (if m == Metric::Params { params } else { flops } / most).ln().max(0.0)).sum()
     };
     let switched = |p: &Plan, i: usize| -> Plan {
         let mut p = p.clone();
@@ -206,6 +206,11 @@ fn reachable(slots: &[Slot], plan: &Plan, limits: &[Limit]) -> Plan {
         }
     }
     plan
+}
+
+/// `plan`'s schemes with every rate at its cap: the most each scheme can prune.
+fn at_caps(slots: &[Slot], plan: &Plan) -> Plan {
+    plan.iter().zip(slots).map(|(&(s, _), slot)| (s, slot.cap(s))).collect()
 }
 
 /// The plan as an action file names it (every slot listed, rate 0 included).
@@ -305,8 +310,7 @@ mod tests {
         let arch = zoo::build_scaled("resnet18", 0.25, [3, 32, 32], 10).unwrap();
         let s = slots(&arch, &arch, &[Scheme::Filter, Scheme::Column], 0.5).unwrap();
         let columns: Plan = s.iter().map(|sl| (if sl.schemes.contains(&Scheme::Column) { Scheme::Column } else { Scheme::Filter }, 0.5f32.min(sl.cap(Scheme::Column)))).collect();
-        let capped: Plan = columns.iter().zip(&s).map(|(&(sc, _), sl)| (sc, sl.cap(sc))).collect();
-        let most_by_columns = metric_of(&s, &capped, Metric::Params);
+        let most_by_columns = metric_of(&s, &at_caps(&s, &columns), Metric::Params);
         let dense = metric_of(&s, &vec![(Scheme::Column, 0.0); s.len()], Metric::Params);
         assert!(most_by_columns > dense / 10.0, "the premise: columns alone cannot reach 10x ({most_by_columns} of {dense})");
         let limit = [(Metric::Params, dense / 10.0)];
