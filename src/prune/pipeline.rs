@@ -63,6 +63,10 @@ pub fn run(
         None => None,
     };
     let (carch, cw, _) = compact(&arch, &net.weights(gpu)?)?;
+    if progress && purification.is_some() {
+        let after = count(&carch)?.params;
+        eprintln!("purification: the compacted model keeps {after} params ({} before purification)", before_purification_size.params);
+    }
     let cnet = Network::new(gpu, &carch, &cw, cfg.batch_size, cfg.weight_decay)?;
     let compacted_vs_masked = compare_outputs(gpu, &net, &cnet, &data.test)?;
     Ok(Pruned { admm: admm_log, before_purification, before_purification_size, purification, arch: carch, weights: cw, net: cnet, compacted_vs_masked })
