@@ -15,7 +15,7 @@ fn main() -> Result<()> {
     // one image of the size the graph declares (its batch dimension is symbolic)
     let [c, h, w] = autocompress::io::load_model(std::path::Path::new(&path))?.0.input;
     let shape = [1, c, h, w];
-    let typed = model.with_input_fact(0, f32::fact(&shape).into())?.into_typed()?;
+    let typed = model.with_input_fact(0, f32::fact(shape).into())?.into_typed()?;
     let mut fma = 0i64;
     let mut per_op: std::collections::BTreeMap<String, i64> = Default::default();
     for node in typed.nodes() {

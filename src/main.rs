@@ -8,6 +8,7 @@ mod cli;
 use cli::{Cli, Cmd};
 
 fn main() {
+    end_quietly_when_stdout_closes();
     let Cli { adapter, quiet, cmd } = Cli::parse();
     let adapter = adapter.as_deref();
     let progress = !quiet;
@@ -26,4 +27,18 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// A reader that stops early (`autocompress bench --json | head -1`) closes our stdout. Rust
+/// ignores SIGPIPE, so the next `println!` panics with "failed printing to stdout: Broken pipe";
+/// end quietly instead, with the status a shell reports for a process that SIGPIPE ended.
+fn end_quietly_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>().map_or("", String::as_str);
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }

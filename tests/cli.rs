@@ -132,6 +132,12 @@ fn train_eval_inspect_and_nan_guard() {
     let inspect = bin().arg("inspect").arg(&model).output().unwrap();
     let table = String::from_utf8_lossy(&inspect.stdout);
     assert!(inspect.status.success() && table.contains("conv1") && table.contains("fc2"), "inspect output:\n{table}");
+    // a reader that has gone (`inspect … | head -0`): the same status as SIGPIPE, no panic
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let gone = bin().arg("inspect").arg(&model).stdout(writer).output().unwrap();
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert!(gone.status.code() == Some(141) && !err.contains("panicked"), "inspect into a closed pipe: {:?}\n{err}", gone.status);
 
     let eval = bin().args(["eval", "--model-file"]).arg(&model).output().unwrap();
     assert!(eval.status.success(), "eval failed: {}", String::from_utf8_lossy(&eval.stderr));

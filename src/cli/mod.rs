@@ -35,6 +35,8 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
+// Parsed once per process, so the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Train a dense model and save it with its report.

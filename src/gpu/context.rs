@@ -166,7 +166,7 @@ impl Gpu {
     }
 
     pub fn max_binding_bytes(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
     /// A zero-filled storage buffer of `len` 32-bit elements.
@@ -202,7 +202,7 @@ impl Gpu {
         if len == 0 || at + len > t.len {
             bail!("view of {len} elements at {at} does not fit a tensor of {}", t.len);
         }
-        if offset % self.view_alignment() != 0 {
+        if !offset.is_multiple_of(self.view_alignment()) {
             bail!(
                 "view at element {offset} is not aligned to this adapter's storage offset alignment of {} bytes",
                 self.limits.min_storage_buffer_offset_alignment

@@ -110,7 +110,7 @@ pub fn col2im(gpu: &Gpu, dcol: &Tensor, ctab: &Tensor, dx: &Tensor, g: &ConvGeom
 /// GEMM's B, [K][chunk·ohw] in blocks of one image, where its planes and channels need no
 /// padding to vec4s.
 pub fn dgrad_columns_packs(g: &ConvGeom) -> bool {
-    g.ohw() % 4 != 0 || g.k % 4 != 0
+    !g.ohw().is_multiple_of(4) || !g.k.is_multiple_of(4)
 }
 
 /// A column-pruned layer's data gradient, whose work shrinks with the columns kept: Wᵀ [kc][Kp]

@@ -31,7 +31,7 @@ impl Tile {
         // Rows a thread owns: the whole of a short GEMM, else about 16–25, split evenly so the last
         // row tile is not mostly idle (LeNet conv2: 50 = 3 × 17 ran 2× faster than 4 × 16, and
         // 2 × 25 faster again: 0.8× the time of 3 × 17).
-        let tm = if m % 16 == 0 {
+        let tm = if m.is_multiple_of(16) {
             16
         } else {
             let tiles = m.div_ceil(25);
@@ -190,11 +190,11 @@ pub(super) fn split_reduce(gpu: &Gpu, partial: &Tensor, c: &Tensor, m: usize, n:
 #[allow(clippy::too_many_arguments)]
 fn gemm_launch(gpu: &Gpu, kernel: Matmul, g: &Gemm, blocks: Option<Blocks>, bias: Bias, c: &Tensor, out: OutMap, splits: usize) -> Result<Dispatch> {
     // The kernel runs without bounds checks, so every range it touches is checked here.
-    ensure!(g.kp % 4 == 0 && g.np % 4 == 0 && g.a_off % 4 == 0 && g.b_off % 4 == 0, "gemm operands not vec4-aligned");
-    ensure!(out.n_inner % 4 == 0 || out.n_inner >= g.np, "gemm output blocks must be vec4-aligned");
+    ensure!(g.kp.is_multiple_of(4) && g.np.is_multiple_of(4) && g.a_off.is_multiple_of(4) && g.b_off.is_multiple_of(4), "gemm operands not vec4-aligned");
+    ensure!(out.n_inner.is_multiple_of(4) || out.n_inner >= g.np, "gemm output blocks must be vec4-aligned");
     ensure!(g.m > 0 && g.n > 0 && g.n <= g.np, "gemm shape {}x{} (np {}) is empty or inconsistent", g.m, g.n, g.np);
     let b = blocks.unwrap_or(Blocks { cols: g.np, stride: 0, row_stride: g.np });
-    ensure!(b.cols % 4 == 0 && b.stride % 4 == 0 && b.row_stride % 4 == 0 && b.cols > 0 && g.np % b.cols == 0, "gemm B blocks {b:?} not vec4-aligned or not whole for np {}", g.np);
+    ensure!(b.cols.is_multiple_of(4) && b.stride.is_multiple_of(4) && b.row_stride.is_multiple_of(4) && b.cols > 0 && g.np.is_multiple_of(b.cols), "gemm B blocks {b:?} not vec4-aligned or not whole for np {}", g.np);
     let b_last = g.b_off + (g.kp - 1) * b.row_stride + (g.np / b.cols - 1) * b.stride + b.cols - 1;
     ensure!(g.a_off + g.m * g.kp <= g.a.len && b_last < g.b.len, "gemm operand out of range");
     let last_n = g.n - 1;

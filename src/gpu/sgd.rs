@@ -17,6 +17,7 @@ wgsl_params! {
 /// One momentum SGD step over `w` (all of a network's parameters, or one tensor): the first
 /// `decayed` elements take `weight_decay`, the rest none; with `mask`, entries where it is 0
 /// stay exactly zero.
+#[allow(clippy::too_many_arguments)]
 pub fn sgd(gpu: &Gpu, grad: &Tensor, hyper: &Tensor, w: &Tensor, v: &Tensor, mask: Option<&Tensor>, weight_decay: f32, decayed: usize) -> Result<Dispatch> {
     let n = w.len;
     ensure!(grad.len >= n && v.len >= n && decayed <= n, "sgd buffers disagree");

@@ -267,7 +267,7 @@ impl Network {
     /// Uploads the teacher logits of the loaded batch ([rows][classes]), read by a step whose
     /// `Hyper::distill` is set.
     pub fn load_teacher(&self, gpu: &Gpu, logits: &[f32]) -> Result<()> {
-        ensure!(logits.len() <= self.teacher.len && logits.len() % self.arch.classes == 0, "teacher logits do not match the batch");
+        ensure!(logits.len() <= self.teacher.len && logits.len().is_multiple_of(self.arch.classes), "teacher logits do not match the batch");
         gpu.write(&self.teacher, logits);
         Ok(())
     }

@@ -74,7 +74,7 @@ impl SearchConfig {
         if !(self.cooling > 0.0 && self.cooling < 1.0) {
             bail!("--cooling must be in (0, 1), found {}", self.cooling);
         }
-        if !(0.0..=1.0).contains(&self.p_flip) || !(self.perturbation >= 0.0 && self.perturbation <= 1.0) {
+        if !(0.0..=1.0).contains(&self.p_flip) || !(0.0..=1.0).contains(&self.perturbation) {
             bail!("--p-flip and --perturbation must be in [0, 1]");
         }
         if self.quick_val_images == 0 {

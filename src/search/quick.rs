@@ -32,6 +32,7 @@ pub struct QuickEval<'a> {
 impl<'a> QuickEval<'a> {
     /// `val_images` of the validation part (the first ones: the subset is fixed) and `steps`
     /// retraining steps at `cfg`'s rate and batch, batches drawn from `seed`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(gpu: &'a Gpu, arch: &Architecture, weights: &Weights, data: &'a Data, cfg: &TrainConfig, steps: usize, val_images: usize, seed: u64) -> Result<QuickEval<'a>> {
         let net = Network::new(gpu, arch, weights, cfg.batch_size, cfg.weight_decay)?;
         let n = val_images.min(data.val.len());

@@ -2,6 +2,7 @@
 
 /// Batch norm over (n, c, p) in f64: (y, mean, biased variance) with batch statistics, or with
 /// `running` = (mean, variance) when given.
+#[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward(x: &[f32], gamma: &[f32], beta: &[f32], n: usize, c: usize, p: usize, eps: f32, running: Option<(&[f32], &[f32])>) -> (Vec<f32>, Vec<f64>, Vec<f64>) {
     let m = (n * p) as f64;
     let idx = |i: usize, ch: usize, q: usize| (i * c + ch) * p + q;

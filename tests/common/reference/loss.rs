@@ -38,6 +38,7 @@ pub fn softmax_xent(logits: &[f32], labels: &[u32], batch: usize, classes: usize
 /// (1 − alpha)·CE + alpha·T²·KL(softmax(t/T) ‖ softmax(s/T)), computed in f64 from the
 /// definition; `dlogits` is the analytic gradient of the mean over valid rows (the test checks
 /// it against finite differences of `loss`).
+#[allow(clippy::too_many_arguments)]
 pub fn distill_xent(logits: &[f32], labels: &[u32], teacher: &[f32], alpha: f64, t: f64, batch: usize, classes: usize, valid: usize) -> Xent {
     let hard = softmax_xent(logits, labels, batch, classes, valid);
     let mut out = Xent { loss: vec![0.0; batch], correct: hard.correct.clone(), dlogits: vec![0.0; batch * classes] };

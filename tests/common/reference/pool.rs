@@ -34,6 +34,7 @@ pub fn maxpool_forward(x: &[f32], planes: usize, h: usize, w: usize, k: usize, s
 }
 
 /// dx: each output's gradient routed to its window's (first) maximum, summed over windows.
+#[allow(clippy::too_many_arguments)]
 pub fn maxpool_backward(x: &[f32], dy: &[f32], planes: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> Vec<f32> {
     let (_, arg) = maxpool_forward(x, planes, h, w, k, stride, pad);
     let mut dx = vec![0.0f64; planes * h * w];
